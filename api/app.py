@@ -1,0 +1,55 @@
+"""The FastAPI application factory. Heavy pieces are built in `lifespan`, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CollectorRegistry
+
+from api.middleware import RequestContextMiddleware, RequestMetrics
+from api.problems import install_problem_handlers
+from api.routes import applications, clients, health, holder, keys, verify
+from app.config import Settings, load_settings
+from app.runtime import Runtime
+from app.warmup import warm_store
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings)
+        app.state.runtime = runtime
+        await warm_store(runtime)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Electronic social security card API",
+        version="0.1.0",
+        description="Signed rotating QR tokens, verification for venue scanners, card lifecycle.",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    metrics = RequestMetrics(CollectorRegistry())
+    app.state.metrics = metrics
+    app.state.settings = settings
+    app.add_middleware(
+        RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(keys.router)
+    app.include_router(applications.router)
+    app.include_router(holder.router)
+    app.include_router(clients.router)
+    app.include_router(verify.router)
+    logging.getLogger("ssc").setLevel(settings.log_level.upper())
+    return app

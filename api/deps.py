@@ -1,0 +1,33 @@
+"""Dependencies as `Annotated` aliases, so routes read as their signatures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.runtime import Runtime
+from app.store import Store
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_store(runtime: RuntimeDep) -> Store:
+    return runtime.store
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.database.session() as session:
+        yield session
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,120 @@
+"""RFC 9457 problem+json for every error the API can answer, mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.errors import DomainError
+from app.store import StoreUnavailable
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+logger = logging.getLogger("ssc.api")
+
+_HTTP_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "request-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id:
+            body["request_id"] = request_id
+    body.update(extensions)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+async def _domain_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return problem_response(
+        error.status, error.code, error.title, error.detail, request, headers, **error.extensions
+    )
+
+
+async def _store_unavailable(request: Request, error: Exception) -> Response:
+    logger.warning("store unavailable: %r", error)
+    return problem_response(
+        503,
+        "store-unavailable",
+        "Service temporarily unavailable",
+        "The fast store is unreachable; no verdict can be given. Retry shortly.",
+        request,
+        {"Retry-After": "1"},
+    )
+
+
+def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ())]
+        errors.append({"location": location, "message": item.get("msg", "invalid")})
+    return errors
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    errors = _validation_errors(error)
+    first = errors[0] if errors else {"location": [], "message": "invalid request"}
+    detail = f"{'.'.join(first['location'])}: {first['message']}"
+    return problem_response(
+        422, "validation-error", "The request is not valid", detail, request, errors=errors
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    code = _HTTP_CODES.get(error.status_code, f"http-{error.status_code}")
+    title = code.replace("-", " ").capitalize()
+    detail = error.detail if isinstance(error.detail, str) else title
+    return problem_response(
+        error.status_code, code, title, detail, request, dict(error.headers or {})
+    )
+
+
+async def _unexpected_error(request: Request, error: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500, "internal-error", "Internal error", "An unexpected error occurred.", request
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,7 @@
+"""Card applications (holder side) and their approval (administrator side)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["applications"])

@@ -1,0 +1,49 @@
+"""Liveness, readiness and metrics for the orchestrator and Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from api.deps import RuntimeDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="The database and the store are reachable",
+    responses={503: {"description": "A dependency is down", "content": {
+        "application/json": {"example": {"status": "unavailable", "database": "ok",
+                                         "store": "down"}}}}},
+)
+async def readyz(runtime: RuntimeDep) -> Response:
+    async def probe(check: Awaitable[None]) -> str:
+        try:
+            await asyncio.wait_for(check, timeout=2)
+        except Exception:
+            return "down"
+        return "ok"
+
+    database, store = await asyncio.gather(
+        probe(runtime.database.ping()), probe(runtime.store.ping())
+    )
+    ready = database == store == "ok"
+    body = {"status": "ok" if ready else "unavailable", "database": database, "store": store}
+    return ORJSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,43 @@
+"""Appending to the audit stream. Producers (lifecycle services, the verify Lua script) write
+entries with the fields of `audit_fields`; `app.audit.consumer` persists them to SQL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from app.store import Store
+
+AUDIT_STREAM = "audit"
+
+
+def audit_fields(
+    action: str, actor: str, subject: str = "", data: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The stream entry of one audit event; `eid` makes persisting it idempotent."""
+    return {
+        "eid": uuid.uuid4().hex,
+        "at": f"{time.time():.6f}",
+        "action": action,
+        "actor": actor,
+        "subject": subject,
+        "data": orjson.dumps(dict(data or {})).decode(),
+    }
+
+
+async def record(
+    store: Store,
+    action: str,
+    actor: str,
+    subject: str = "",
+    data: Mapping[str, Any] | None = None,
+) -> str:
+    """Appends one event; returns its `eid`."""
+    fields = audit_fields(action, actor, subject, data)
+    await store.stream_append(AUDIT_STREAM, fields)
+    return fields["eid"]

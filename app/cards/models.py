@@ -1,0 +1,124 @@
+"""Holders, their card applications, cards, e-card devices and holder sessions.
+
+Personal data (name, document number, phone) is stored only sealed (AES-GCM, `app.security.pii`)
+and found through keyed blind indexes; no column holds it in plaintext.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp_column(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class CardStatus(StrEnum):
+    active = "active"
+    lost = "lost"
+    suspended = "suspended"
+    cancelled = "cancelled"
+
+
+class ApplicationStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class DeviceStatus(StrEnum):
+    active = "active"
+    unbound = "unbound"
+
+
+class Person(SQLModel, table=True):
+    __tablename__ = "persons"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_type: str = Field(max_length=40)
+    document_index: str = Field(max_length=64, unique=True)
+    document_number_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    name_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    phone_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    phone_index: str = Field(max_length=64, index=True)
+    birth_date: date | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class CardApplication(SQLModel, table=True):
+    __tablename__ = "card_applications"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    person_id: uuid.UUID = Field(foreign_key="persons.id", index=True)
+    bank_code: str = Field(max_length=16)
+    region_code: str = Field(max_length=12)
+    status: str = Field(default=ApplicationStatus.pending, max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    decided_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    decided_by: str | None = Field(default=None, max_length=128)
+    reject_reason: str | None = Field(default=None, max_length=500)
+    card_id: uuid.UUID | None = Field(default=None, foreign_key="cards.id")
+
+
+class Card(SQLModel, table=True):
+    """One card identity; the physical card and every e-card device are its carriers."""
+
+    __tablename__ = "cards"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    person_id: uuid.UUID = Field(foreign_key="persons.id", unique=True)
+    card_number: str = Field(max_length=20, unique=True)
+    ssn_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ssn_index: str = Field(max_length=64, unique=True)
+    region_code: str = Field(max_length=12)
+    bank_code: str = Field(max_length=16)
+    handle: str = Field(max_length=32, unique=True)
+    status_index: int = Field(unique=True)
+    status: str = Field(default=CardStatus.active, max_length=16)
+    status_changed_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    pin_hash: str | None = Field(default=None, max_length=255)
+    pin_failures: int = 0
+    pin_locked_until: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class Device(SQLModel, table=True):
+    """A phone on which the e-card is activated."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("card_id", "device_id", name="uq_devices_card_device"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    card_id: uuid.UUID = Field(foreign_key="cards.id", index=True)
+    device_id: str = Field(max_length=128)
+    public_key: str | None = Field(default=None, max_length=512)
+    status: str = Field(default=DeviceStatus.active, max_length=16)
+    activated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    unbound_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class RefreshToken(SQLModel, table=True):
+    """Only the HMAC of a refresh token is stored; reuse of a spent one revokes its family."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    family_id: uuid.UUID = Field(index=True)
+    card_id: uuid.UUID = Field(foreign_key="cards.id", index=True)
+    device_id: uuid.UUID = Field(foreign_key="devices.id")
+    token_hash: str = Field(max_length=64, unique=True)
+    issued_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    expires_at: datetime = Field(sa_column=timestamp_column())
+    used_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

@@ -1,0 +1,93 @@
+"""`ssc`: the operator's command line (serve, migrate, keys)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app.config import Settings, SettingsError, load_settings
+from app.db import migrate as apply_migrations
+from app.runtime import open_keyring
+
+cli = typer.Typer(help="Electronic social security card backend.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default SSC_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SSC_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
+) -> None:
+    """Serve the API with uvicorn."""
+    settings = settings_or_exit()
+    if workers > 1 and not settings.redis_url:
+        typer.secho(
+            "several workers need a shared store: set SSC_REDIS_URL", fg=typer.colors.RED, err=True
+        )
+        raise typer.Exit(2)
+    open_keyring(settings)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        access_log=False,
+    )
+
+
+@cli.command()
+def migrate(revision: str = "head") -> None:
+    """Apply database migrations."""
+    settings = settings_or_exit()
+    asyncio.run(apply_migrations(settings.database_url, revision))
+    typer.echo(f"database at {settings.database_url.split('@')[-1]} migrated to {revision}")
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List published keys with their states."""
+    keyring = open_keyring(settings_or_exit())
+    for key in keyring.published():
+        kid = base64.urlsafe_b64encode(key.kid).rstrip(b"=").decode()
+        typer.echo(
+            f"{kid}  {key.state.value:8}  created {_when(key.created_at)}  "
+            f"activated {_when(key.activated_at)}  retired {_when(key.retired_at)}"
+        )
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Promote the next key to active, retire the active one, publish a new next key."""
+    keyring = open_keyring(settings_or_exit())
+    keyring.rotate()
+    keyring.prune()
+    kid = base64.urlsafe_b64encode(keyring.signing_key.kid).rstrip(b"=").decode()
+    typer.echo(f"rotated; active key is now {kid}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,54 @@
+"""Organisations (venues) and the API clients that act for them (scanners) or for us (admins)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from app.cards.models import timestamp_column, utcnow
+
+
+class ClientKind(StrEnum):
+    scanner = "scanner"
+    admin = "admin"
+    department = "department"
+
+
+class ClientStatus(StrEnum):
+    active = "active"
+    disabled = "disabled"
+
+
+class Organisation(SQLModel, table=True):
+    __tablename__ = "organisations"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    venue_type: str = Field(max_length=40)
+    region_code: str = Field(max_length=12)
+    scenes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class ApiClient(SQLModel, table=True):
+    """OAuth2 client-credentials client; only the HMAC of its secret is stored."""
+
+    __tablename__ = "api_clients"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: str = Field(max_length=64, unique=True)
+    secret_hash: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    organisation_id: uuid.UUID | None = Field(
+        default=None, foreign_key="organisations.id", index=True
+    )
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    scenes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=ClientStatus.active, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    disabled_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

@@ -1,0 +1,309 @@
+"""Organisations (venues), their scanner clients, admin clients and the client-credentials grant.
+
+A scanner's liveness is mirrored in the store under `principal_key(client_id)` (b"1" active,
+b"0" disabled), which the verify path checks inside its one round trip: disabling a scanner
+stops its already-issued access tokens at the next scan. SQL stays the source of truth; a
+missing key is refilled from it (`refill_scanner_principal`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit.log import record
+from app.catalog.scenes import UnknownSceneError, require_scenes
+from app.clients.errors import (
+    InvalidClient,
+    InvalidScope,
+    OAuthInvalidRequest,
+    OrganisationNotFound,
+    ScannerNotFound,
+    SceneNotOffered,
+    UnknownScene,
+    UnsupportedGrantType,
+)
+from app.clients.models import ApiClient, ClientKind, ClientStatus, Organisation
+from app.security.opaque import hash_opaque_secret, new_opaque_secret, opaque_secret_matches
+from app.security.principals import Scope
+from app.security.tokens import AccessTokenCodec, PrincipalKind
+from app.store import Store
+
+PRINCIPAL_ACTIVE = b"1"
+PRINCIPAL_DISABLED = b"0"
+PRINCIPAL_TTL = 24 * 3600
+"""The mirror expires daily and is refilled from SQL, so it cannot drift from it for long."""
+
+CLIENT_SECRET_PREFIX = "cs_"
+CLIENT_CREDENTIALS = "client_credentials"
+_CLIENT_ID_PREFIX = {ClientKind.scanner: "scn_", ClientKind.admin: "adm_"}
+_TOKEN_KIND = {ClientKind.scanner: PrincipalKind.scanner, ClientKind.admin: PrincipalKind.admin}
+# Compared against when the client id is unknown, so the answer takes as long as a wrong secret.
+_NO_SUCH_CLIENT_HASH = "0" * 64
+
+
+def principal_key(client_id: str) -> str:
+    return f"scanner:{client_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedClient:
+    """A new client and its secret, which exists in clear only in this object."""
+
+    client: ApiClient
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentialsRequest:
+    """An RFC 6749 section 4.4 token request, credentials already taken from Basic or the form."""
+
+    grant_type: str | None
+    client_id: str | None
+    client_secret: str | None
+    scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    access_token: str
+    expires_in: int
+    scopes: tuple[str, ...]
+
+
+def _scenes(codes: Sequence[str]) -> list[str]:
+    try:
+        return require_scenes(codes)
+    except UnknownSceneError as error:
+        raise UnknownScene(str(error), scenes=error.codes) from None
+
+
+def _new_client_id(kind: ClientKind) -> str:
+    return _CLIENT_ID_PREFIX[kind] + secrets.token_hex(10)
+
+
+async def create_organisation(
+    session: AsyncSession,
+    store: Store,
+    actor: str,
+    *,
+    name: str,
+    venue_type: str,
+    region_code: str,
+    scenes: Sequence[str],
+) -> Organisation:
+    """:raises UnknownScene: when a scene code is not in the catalog."""
+    organisation = Organisation(
+        name=name, venue_type=venue_type, region_code=region_code, scenes=_scenes(scenes)
+    )
+    session.add(organisation)
+    await session.flush()
+    await record(store, "organisation.create", actor, str(organisation.id), {"name": name})
+    return organisation
+
+
+async def list_organisations(session: AsyncSession) -> Sequence[Organisation]:
+    statement = select(Organisation).order_by(col(Organisation.created_at), col(Organisation.id))
+    return (await session.exec(statement)).all()
+
+
+async def get_organisation(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
+    organisation = await session.get(Organisation, organisation_id)
+    if organisation is None:
+        raise OrganisationNotFound(f"no organisation {organisation_id}")
+    return organisation
+
+
+async def create_scanner(
+    session: AsyncSession,
+    store: Store,
+    secret_hash_key: bytes,
+    actor: str,
+    organisation_id: uuid.UUID,
+    *,
+    name: str,
+    scenes: Sequence[str],
+) -> IssuedClient:
+    """A scanner bound to a subset of its organisation's scenes; active at once.
+
+    :raises OrganisationNotFound, UnknownScene, SceneNotOffered:
+    """
+    organisation = await get_organisation(session, organisation_id)
+    codes = _scenes(scenes)
+    not_offered = sorted(set(codes).difference(organisation.scenes))
+    if not_offered:
+        raise SceneNotOffered(
+            f"the organisation does not offer {', '.join(not_offered)}", scenes=not_offered
+        )
+    issued = _new_client(ClientKind.scanner, name, secret_hash_key, [Scope.scanner_verify.value])
+    issued.client.organisation_id = organisation.id
+    issued.client.scenes = codes
+    session.add(issued.client)
+    await session.flush()
+    await store.set(principal_key(issued.client.client_id), PRINCIPAL_ACTIVE, PRINCIPAL_TTL)
+    await record(
+        store,
+        "scanner.create",
+        actor,
+        issued.client.client_id,
+        {"org": str(organisation.id), "scenes": codes},
+    )
+    return issued
+
+
+async def create_admin_client(
+    session: AsyncSession, secret_hash_key: bytes, name: str
+) -> IssuedClient:
+    """An operator's client (scope admin); only the CLI creates them."""
+    issued = _new_client(ClientKind.admin, name, secret_hash_key, [Scope.admin.value])
+    session.add(issued.client)
+    await session.flush()
+    return issued
+
+
+def _new_client(
+    kind: ClientKind, name: str, secret_hash_key: bytes, scopes: list[str]
+) -> IssuedClient:
+    secret = new_opaque_secret(CLIENT_SECRET_PREFIX)
+    client = ApiClient(
+        client_id=_new_client_id(kind),
+        secret_hash=hash_opaque_secret(secret, secret_hash_key),
+        kind=kind.value,
+        name=name,
+        scopes=scopes,
+        status=ClientStatus.active.value,
+    )
+    return IssuedClient(client, secret)
+
+
+async def list_scanners(session: AsyncSession, organisation_id: uuid.UUID) -> Sequence[ApiClient]:
+    """:raises OrganisationNotFound:"""
+    await get_organisation(session, organisation_id)
+    statement = (
+        select(ApiClient)
+        .where(ApiClient.organisation_id == organisation_id)
+        .where(ApiClient.kind == ClientKind.scanner.value)
+        .order_by(col(ApiClient.created_at), col(ApiClient.client_id))
+    )
+    return (await session.exec(statement)).all()
+
+
+async def _scanner(session: AsyncSession, client_id: str) -> ApiClient | None:
+    statement = (
+        select(ApiClient)
+        .where(ApiClient.client_id == client_id)
+        .where(ApiClient.kind == ClientKind.scanner.value)
+    )
+    return (await session.exec(statement)).first()
+
+
+async def set_scanner_enabled(
+    session: AsyncSession, store: Store, actor: str, client_id: str, *, enabled: bool
+) -> ApiClient:
+    """Disables or re-enables a scanner; its issued tokens follow at their next scan.
+
+    The mirror is written explicitly (never deleted), so a concurrent refill that read the
+    old row cannot resurrect a disabled scanner (refills only fill an absent key).
+
+    :raises ScannerNotFound:
+    """
+    scanner = await _scanner(session, client_id)
+    if scanner is None:
+        raise ScannerNotFound(f"no scanner {client_id}")
+    if enabled:
+        scanner.status = ClientStatus.active.value
+        scanner.disabled_at = None
+    elif scanner.status != ClientStatus.disabled.value:
+        scanner.status = ClientStatus.disabled.value
+        scanner.disabled_at = datetime.now(UTC)
+    session.add(scanner)
+    await session.flush()
+    mirror = PRINCIPAL_ACTIVE if enabled else PRINCIPAL_DISABLED
+    await store.set(principal_key(client_id), mirror, PRINCIPAL_TTL)
+    await record(store, "scanner.enable" if enabled else "scanner.disable", actor, client_id)
+    return scanner
+
+
+async def refill_scanner_principal(session: AsyncSession, store: Store, client_id: str) -> None:
+    """Rebuilds a missing mirror from SQL; an unknown client is mirrored as disabled."""
+    scanner = await _scanner(session, client_id)
+    active = scanner is not None and scanner.status == ClientStatus.active.value
+    mirror = PRINCIPAL_ACTIVE if active else PRINCIPAL_DISABLED
+    await store.set_if_absent(principal_key(client_id), mirror, PRINCIPAL_TTL)
+
+
+async def warm_scanner_principals(session: AsyncSession, store: Store) -> int:
+    """Mirrors every active scanner at start; returns how many were written."""
+    statement = (
+        select(ApiClient.client_id)
+        .where(ApiClient.kind == ClientKind.scanner.value)
+        .where(ApiClient.status == ClientStatus.active.value)
+    )
+    written = 0
+    for client_id in (await session.exec(statement)).all():
+        written += await store.set_if_absent(
+            principal_key(client_id), PRINCIPAL_ACTIVE, PRINCIPAL_TTL
+        )
+    return written
+
+
+async def grant_client_credentials(
+    session: AsyncSession,
+    codec: AccessTokenCodec,
+    secret_hash_key: bytes,
+    request: ClientCredentialsRequest,
+    *,
+    scanner_ttl: int,
+    admin_ttl: int,
+) -> TokenGrant:
+    """RFC 6749 section 4.4: an access token for an authenticated, active client.
+
+    :raises OAuthInvalidRequest, UnsupportedGrantType, InvalidClient, InvalidScope:
+    """
+    if not request.grant_type:
+        raise OAuthInvalidRequest("grant_type is required")
+    if request.grant_type != CLIENT_CREDENTIALS:
+        raise UnsupportedGrantType("only the client_credentials grant is supported")
+    if not request.client_id or request.client_secret is None:
+        raise InvalidClient("client authentication is required")
+    client = await _authenticated(session, secret_hash_key, request.client_id, request.client_secret)
+    granted = tuple(sorted(client.scopes))
+    if request.scope is not None:
+        asked = tuple(sorted(set(request.scope.split())))
+        if not asked or not set(asked).issubset(granted):
+            raise InvalidScope(f"this client may only ask for: {' '.join(granted)}")
+        granted = asked
+    kind = ClientKind(client.kind)
+    extra: dict[str, str] = {}
+    ttl = admin_ttl
+    if kind is ClientKind.scanner:
+        extra = {"org": str(client.organisation_id), "scenes": ",".join(client.scenes)}
+        ttl = scanner_ttl
+    issued = codec.issue(_TOKEN_KIND[kind], client.client_id, granted, ttl, extra)
+    return TokenGrant(issued.token, ttl, granted)
+
+
+async def _authenticated(
+    session: AsyncSession, secret_hash_key: bytes, client_id: str, client_secret: str
+) -> ApiClient:
+    """One error for unknown client, wrong secret and disabled client: nothing to enumerate."""
+    client: ApiClient | None = None
+    if len(client_id) <= 64:
+        statement = select(ApiClient).where(ApiClient.client_id == client_id)
+        client = (await session.exec(statement)).first()
+    stored = client.secret_hash if client is not None else _NO_SUCH_CLIENT_HASH
+    matches = opaque_secret_matches(client_secret, secret_hash_key, stored)
+    if (
+        client is None
+        or not matches
+        or client.status != ClientStatus.active.value
+        or client.kind not in _TOKEN_KIND
+    ):
+        raise InvalidClient("client authentication failed")
+    return client

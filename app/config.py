@@ -1,0 +1,156 @@
+"""One settings object, read from `SSC_*` environment variables (and `.env`), validated at start.
+
+Secrets have no defaults outside development: a production start without them fails with a
+message naming the missing variable. In development the first start generates them into
+`<var_dir>/dev-secrets.json` so `make run` needs no set-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_NAMES = ("key_encryption_key", "data_key", "token_secret")
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class SettingsError(Exception):
+    """Settings are missing or invalid; the message says which and how to fix it."""
+
+
+def decode_secret(value: str, name: str) -> bytes:
+    """Secrets are 32 random bytes, base64url (padding optional)."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as error:
+        raise ValueError(f"{name} must be base64url") from error
+    if len(raw) != 32:
+        raise ValueError(f"{name} must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+def new_secret() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SSC_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.development
+    database_url: str = "sqlite+aiosqlite:///./var/ssc.db"
+    redis_url: str | None = Field(default=None, description="None: in-process memory store")
+    redis_namespace: str = Field(default="ssc", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    var_dir: Path = Path("var")
+    key_dir: Path = Path("var/keys")
+    key_encryption_key: SecretStr | None = None
+    data_key: SecretStr | None = None
+    token_secret: SecretStr | None = None
+    issuer: str = "360000"
+    token_lifetime: int = Field(default=60, ge=10, le=600)
+    qr_refresh_after: int = Field(default=30, ge=5, le=600)
+    clock_skew: float = Field(default=5.0, ge=0, le=120)
+    offline_window: int = Field(default=72 * 3600, ge=0, le=30 * 24 * 3600)
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "info"
+    auto_approve_applications: bool = False
+    access_token_ttl: int = Field(default=600, ge=60, le=3600)
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=3600)
+    scanner_token_ttl: int = Field(default=3600, ge=60, le=24 * 3600)
+    pin_max_failures: int = Field(default=5, ge=1, le=20)
+    pin_lockout_seconds: int = Field(default=15 * 60, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_code(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9A-Z]{2,12}", value):
+            raise ValueError("must be 2-12 characters of 0-9 and A-Z (a region code such as 360000)")
+        return value
+
+    @field_validator("key_encryption_key", "data_key", "token_secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        if value is not None:
+            decode_secret(value.get_secret_value(), f"SSC_{info.field_name.upper()}")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_present(self) -> Settings:
+        if self.environment is Environment.production:
+            missing = [f"SSC_{n.upper()}" for n in SECRET_NAMES if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    f"production needs {', '.join(missing)} (32 random bytes, base64url each)"
+                )
+        return self
+
+    def secret(self, name: str) -> bytes:
+        value = getattr(self, name)
+        if value is None:
+            raise SettingsError(f"SSC_{name.upper()} is not set")
+        return decode_secret(value.get_secret_value(), f"SSC_{name.upper()}")
+
+    def with_dev_secrets(self) -> Settings:
+        """Fills missing secrets from `<var_dir>/dev-secrets.json`, creating it once."""
+        missing = [n for n in SECRET_NAMES if getattr(self, n) is None]
+        if not missing or self.environment is Environment.production:
+            return self
+        path = self.var_dir / "dev-secrets.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if any(n not in stored for n in missing):
+            stored = {n: stored.get(n) or new_secret() for n in SECRET_NAMES}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(stored, indent=2))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        return self.model_copy(update={n: SecretStr(stored[n]) for n in missing})
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Reads and validates settings; a bad value raises SettingsError naming the variable."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            variable = f"SSC_{where.upper()}" if problem["loc"] else where
+            lines.append(f"{variable}: {problem['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    return settings.with_dev_secrets()

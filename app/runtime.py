@@ -1,0 +1,82 @@
+"""The process-wide pieces built once at start (never at import) and closed at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app.config import Environment, Settings
+from app.db import Database
+from app.security.pii import PiiCipher
+from app.security.pins import PinHasher
+from app.security.tokens import AccessTokenCodec
+from app.store import Store
+from app.store.memory import MemoryStore
+from app.store.redis import RedisStore
+from token_service import KeyRing
+
+logger = logging.getLogger("ssc.runtime")
+
+
+def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
+    """One secret per setting, one derived key per purpose, so no key serves two jobs."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()
+    ).derive(secret)
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.redis_url:
+        return RedisStore.from_url(settings.redis_url, namespace=settings.redis_namespace)
+    return MemoryStore()
+
+
+def open_keyring(settings: Settings) -> KeyRing:
+    return KeyRing.load_or_create(
+        settings.key_dir,
+        settings.secret("key_encryption_key"),
+        retire_grace=settings.token_lifetime + settings.offline_window,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    store: Store
+    keyring: KeyRing
+    access_tokens: AccessTokenCodec
+    pii: PiiCipher
+    pins: PinHasher
+    card_handle_key: bytes
+    secret_hash_key: bytes
+    pseudonym_key: bytes
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        token_secret = settings.secret("token_secret")
+        return cls(
+            settings=settings,
+            database=Database(settings.database_url),
+            store=build_store(settings),
+            keyring=open_keyring(settings),
+            access_tokens=AccessTokenCodec(token_secret, f"ssc:{settings.issuer}"),
+            pii=PiiCipher.from_master_key(settings.secret("data_key")),
+            pins=PinHasher(pepper=derive_key(token_secret, "ssc/pin-pepper/v1")),
+            card_handle_key=derive_key(
+                settings.secret("key_encryption_key"), "ssc/card-handle/v1", 16
+            ),
+            secret_hash_key=derive_key(token_secret, "ssc/opaque-secrets/v1"),
+            pseudonym_key=derive_key(settings.secret("data_key"), "ssc/pairwise-pseudonym/v1"),
+        )
+
+    @property
+    def is_test(self) -> bool:
+        return self.settings.environment is Environment.test
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.database.dispose()

@@ -1,0 +1,57 @@
+"""Who is calling: one typed principal per kind (DESIGN.md section 6), built from a verified
+access token. Scopes name what a route needs; deny by default.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from app.security.tokens import AccessClaims
+
+
+class Scope(StrEnum):
+    holder_card = "card"  # own card, QR tokens, lifecycle of own card
+    scanner_verify = "verify"
+    admin = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class HolderPrincipal:
+    card_id: uuid.UUID
+    device_pk: uuid.UUID
+    scopes: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: AccessClaims) -> HolderPrincipal:
+        """:raises ValueError: when the claims lack the holder's card or device."""
+        return cls(uuid.UUID(claims.subject), uuid.UUID(claims.extra["device"]), claims.scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerPrincipal:
+    client_id: str
+    organisation_id: uuid.UUID
+    scenes: frozenset[str]
+    scopes: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: AccessClaims) -> ScannerPrincipal:
+        scenes = claims.extra.get("scenes", "")
+        return cls(
+            claims.subject,
+            uuid.UUID(claims.extra["org"]),
+            frozenset(scene for scene in scenes.split(",") if scene),
+            claims.scopes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPrincipal:
+    client_id: str
+    scopes: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: AccessClaims) -> AdminPrincipal:
+        return cls(claims.subject, claims.scopes)

@@ -1,0 +1,127 @@
+"""The fast store: replay keys, status cache, counters, pub/sub, the audit stream.
+
+`MemoryStore` (embedded, one process) and `RedisStore` (production) implement this
+protocol and pass one contract test suite (tests/app/store/test_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+DEFAULT_STREAM_MAXLEN = 1_000_000
+
+# The `outcome` a claim writes into its audit entry; `outcome` and `status` are set by the store.
+AUDIT_OUTCOME_FIRST = "first"
+AUDIT_OUTCOME_AGAIN = "again"
+AUDIT_OUTCOME_PRINCIPAL_REJECTED = "principal_rejected"
+RESERVED_AUDIT_FIELDS = frozenset({"outcome", "status"})
+
+
+class StoreError(Exception):
+    """Base class of store failures."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or timed out; callers must fail closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanClaim:
+    """One presentation of a QR token, claimed in a single round trip on the verify path.
+
+    The store atomically: reads `principal_key`; if its value is not `principal_ok`,
+    stops there (a disabled scanner consumes nothing). Otherwise reads `replay_key`;
+    if absent, stores `claim + b"|" + <card status or b"">` there with `ttl` seconds;
+    reads `status_key`; appends `audit_fields` plus `outcome` and `status` to
+    `audit_stream`.
+    """
+
+    replay_key: str
+    claim: bytes
+    ttl: int
+    status_key: str
+    principal_key: str
+    audit_stream: str
+    audit_fields: Mapping[str, str] = field(default_factory=dict)
+    principal_ok: bytes = b"1"
+
+
+def check_scan_claim(claim: ScanClaim) -> None:
+    """Refuses claims that no store could run faithfully, before anything is written."""
+    if claim.ttl <= 0:
+        raise ValueError(f"claim ttl must be positive, got {claim.ttl}")
+    reserved = RESERVED_AUDIT_FIELDS.intersection(claim.audit_fields)
+    if reserved:
+        raise ValueError(f"audit fields {sorted(reserved)} are set by the store")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanClaimResult:
+    """What the store saw when the claim ran.
+
+    `principal` is the value read at `principal_key` (None when absent).
+    `first` is True when this call stored the claim. When False, `existing` is the
+    value stored by the first presentation (claim + b"|" + status at that time).
+    `status` is the card status read now (None when the card is not in the store).
+    When the principal was not ok, `first` is False and `existing` is None.
+    """
+
+    principal: bytes | None
+    first: bool
+    existing: bytes | None
+    status: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    entry_id: str
+    fields: dict[str, str]
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    async def ping(self) -> None:
+        """:raises StoreUnavailable: when the store does not answer."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
+        """Atomically store `value` unless `key` exists; True when stored."""
+
+    async def delete(self, key: str) -> None: ...
+
+    async def incr(self, key: str, ttl: float | None = None) -> int:
+        """Increment a counter; `ttl` is applied when the counter is created."""
+
+    async def publish(self, channel: str, message: bytes) -> None: ...
+
+    async def subscribe(self, channel: str) -> Subscription:
+        """Returns once the subscription is active, so no later publish is missed."""
+
+    async def stream_append(self, stream: str, fields: Mapping[str, str]) -> str: ...
+
+    async def stream_read(
+        self, stream: str, group: str, consumer: str, count: int, block_ms: int
+    ) -> list[StreamEntry]:
+        """Entries delivered to `consumer` but not yet acknowledged come first, then new ones.
+
+        Creates the group (from the start of the stream) when missing. `block_ms <= 0`
+        returns at once (unlike Redis' BLOCK 0, which waits forever).
+        """
+
+    async def stream_ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None: ...
+
+    async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
+        """Runs every claim in one round trip, in order, each atomically."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,13 @@
+"""Refills the fast store from the database at start.
+
+Redis normally keeps its data, but the memory store starts empty and a Redis may have been
+flushed; the verify path must never mistake "not in the store" for "no such card".
+"""
+
+from __future__ import annotations
+
+from app.runtime import Runtime
+
+
+async def warm_store(runtime: Runtime) -> None:
+    """Writes every card snapshot and scanner principal the verify path reads."""

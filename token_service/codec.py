@@ -1,0 +1,337 @@
+"""The `SSC1` QR token: `"SSC1:" + base45(COSE_Sign1)` carrying a CWT claims map.
+
+Layout (RFC 9052 / RFC 8392), deterministic CBOR:
+
+    18([ << {1: -7, 4: kid} >>, {}, << claims >>, r || s ])
+
+Claims: 1 iss (text), 4 exp, 5 nbf (optional), 6 iat, 7 cti (8 random bytes), and two
+claims of this profile:
+
+- `CLAIM_SEALED_HANDLE` (-65001): the 16-byte card handle encrypted with AES-CTR under the
+  issuer's handle key, initial counter block `cti || 0^8`; unlinkable without that key, and
+  integrity-protected by the signature.
+- `CLAIM_STATUS_INDEX` (-65002, optional): the card's index in the issuer's status list.
+
+The private-use range of the CWT claims registry (below -65536) costs 5 bytes per key and
+would push a prefetched token (with `nbf`) to 221 characters, past the 220-character budget;
+-65001/-65002 lie in the "Specification Required" range and cost 3 bytes, to be registered
+with the national e-card specification.
+
+Decoding is strict: it accepts only this layout (tag 18, this exact protected header, an
+empty unprotected map, preferred serialization, no unknown or duplicate claims, no trailing
+bytes) and refuses strings longer than `MAX_TOKEN_CHARS` before decoding anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from token_service import _cbor
+from token_service._base45 import Base45Error, b45decode, b45encode
+from token_service.errors import MalformedTokenError, TokenBudgetError
+from token_service.keys import KID_LENGTH
+
+PREFIX = "SSC1:"
+MAX_TOKEN_CHARS = 512
+"""Longer strings are refused before any decoding (denial of service)."""
+BUDGET_CHARS = 220
+"""Longest token that still renders as QR version 8 at error correction M."""
+
+CTI_LENGTH = 8
+HANDLE_LENGTH = 16
+HANDLE_KEY_LENGTHS = (16, 32)
+SIGNATURE_LENGTH = 64
+MAX_ISSUER_BYTES = 64
+
+ALG_ES256 = -7
+CLAIM_ISS = 1
+CLAIM_EXP = 4
+CLAIM_NBF = 5
+CLAIM_IAT = 6
+CLAIM_CTI = 7
+CLAIM_SEALED_HANDLE = -65001
+CLAIM_STATUS_INDEX = -65002
+
+_COSE_SIGN1_TAG = 18
+_HEADER_ALG = 1
+_HEADER_KID = 4
+# Protected header {1: -7, 4: h'<8 bytes>'} up to the kid, and its byte-string head.
+_PROTECTED_PREFIX = bytes((0xA2, _HEADER_ALG, 0x26, _HEADER_KID, 0x40 | KID_LENGTH))
+_PROTECTED_LENGTH = len(_PROTECTED_PREFIX) + KID_LENGTH
+_TOKEN_START = bytes((0xC0 | _COSE_SIGN1_TAG, 0x84))
+_EMPTY_MAP = 0xA0
+_SIG_STRUCTURE_START = (
+    bytes((0x84,)) + _cbor.encode("Signature1") + _cbor.head(_cbor.BYTES, _PROTECTED_LENGTH)
+)
+_EMPTY_BSTR = b"\x40"
+_SIGNATURE_HEAD = _cbor.head(_cbor.BYTES, SIGNATURE_LENGTH)
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """The claims of one token. Times are unix seconds."""
+
+    issuer: str
+    issued_at: int
+    expires_at: int
+    cti: bytes
+    sealed_handle: bytes
+    not_before: int | None = None
+    status_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedToken:
+    """A structurally valid token whose signature has NOT been checked yet."""
+
+    kid: bytes
+    protected: bytes
+    payload: bytes
+    signature: bytes
+    claims: Claims
+
+    def signed_bytes(self) -> bytes:
+        """The COSE Sig_structure ["Signature1", protected, h'', payload] the signature covers."""
+        return sig_structure(self.protected, self.payload)
+
+    def der_signature(self) -> bytes:
+        """The raw r || s signature as the DER ECDSA-Sig-Value `cryptography` verifies."""
+        return encode_dss_signature(
+            int.from_bytes(self.signature[:32], "big"), int.from_bytes(self.signature[32:], "big")
+        )
+
+
+class HandleCipher:
+    """Seals and opens card handles: AES-CTR with the counter block `cti || 0^8`.
+
+    A 16-byte handle needs exactly one keystream block, AES-ECB(key, cti || 0^8), so one ECB
+    context is kept per key and reused, instead of building a CTR Cipher per token.
+    """
+
+    __slots__ = ("_block",)
+
+    def __init__(self, handle_key: bytes) -> None:
+        """:raises ValueError: unless the key is 16 or 32 bytes (AES-128 or AES-256)."""
+        if len(handle_key) not in HANDLE_KEY_LENGTHS:
+            raise ValueError("a handle key is 16 or 32 bytes")
+        self._block = Cipher(algorithms.AES(handle_key), modes.ECB()).encryptor()  # noqa: S305
+
+    def seal(self, handle: bytes, cti: bytes) -> bytes:
+        """Encrypts a 16-byte card handle; `cti` (8 bytes, unique per token) is the nonce.
+
+        :raises ValueError: on a wrong handle or cti length.
+        """
+        if len(handle) != HANDLE_LENGTH or len(cti) != CTI_LENGTH:
+            raise ValueError("a card handle is 16 bytes and a cti 8 bytes")
+        return self._apply(handle, cti)
+
+    def open(self, sealed: bytes, cti: bytes) -> bytes:
+        """Decrypts a sealed handle (lengths are guaranteed by the decoder)."""
+        return self._apply(sealed, cti)
+
+    def _apply(self, data: bytes, cti: bytes) -> bytes:
+        keystream = self._block.update(cti + bytes(8))
+        return (int.from_bytes(data, "big") ^ int.from_bytes(keystream, "big")).to_bytes(
+            HANDLE_LENGTH, "big"
+        )
+
+
+def protected_header(kid: bytes) -> bytes:
+    """The serialized protected header {1: ES256, 4: kid}."""
+    if len(kid) != KID_LENGTH:
+        raise ValueError("a kid is 8 bytes")
+    return _PROTECTED_PREFIX + kid
+
+
+def sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """The COSE Sig_structure for a COSE_Sign1 with no external AAD (RFC 9052 section 4.4)."""
+    if len(protected) != _PROTECTED_LENGTH:
+        return _cbor.encode(["Signature1", protected, b"", payload])
+    return (
+        _SIG_STRUCTURE_START
+        + protected
+        + _EMPTY_BSTR
+        + _cbor.head(_cbor.BYTES, len(payload))
+        + payload
+    )
+
+
+def encode_claims(claims: Claims) -> bytes:
+    """The deterministic CBOR claims map (keys sorted by their encoding)."""
+    if len(claims.cti) != CTI_LENGTH or len(claims.sealed_handle) != HANDLE_LENGTH:
+        raise ValueError("a cti is 8 bytes and a sealed handle 16 bytes")
+    if not claims.issuer or len(claims.issuer.encode("utf-8")) > MAX_ISSUER_BYTES:
+        raise ValueError(f"an issuer code is 1 to {MAX_ISSUER_BYTES} bytes of UTF-8")
+    entries: dict[int, _cbor.CborValue] = {
+        CLAIM_ISS: claims.issuer,
+        CLAIM_IAT: claims.issued_at,
+        CLAIM_EXP: claims.expires_at,
+        CLAIM_CTI: claims.cti,
+        CLAIM_SEALED_HANDLE: claims.sealed_handle,
+    }
+    if claims.not_before is not None:
+        entries[CLAIM_NBF] = claims.not_before
+    if claims.status_index is not None:
+        entries[CLAIM_STATUS_INDEX] = claims.status_index
+    for name in ("issued_at", "expires_at", "not_before", "status_index"):
+        value = getattr(claims, name)
+        if value is not None and not 0 <= value < 1 << 64:
+            raise ValueError(f"{name} must be an unsigned 64-bit integer")
+    return _cbor.encode(entries)
+
+
+def sign_token(claims: Claims, kid: bytes, private_key: ec.EllipticCurvePrivateKey) -> str:
+    """Signs the claims with ES256 and returns the `SSC1:` token string.
+
+    :raises TokenBudgetError: if the token would exceed `BUDGET_CHARS` characters.
+    :raises ValueError: on claims outside the token format (lengths, ranges).
+    """
+    protected = protected_header(kid)
+    payload = encode_claims(claims)
+    r, s = decode_dss_signature(private_key.sign(sig_structure(protected, payload), _ECDSA_SHA256))
+    message = b"".join(
+        (
+            _TOKEN_START,
+            _cbor.head(_cbor.BYTES, len(protected)),
+            protected,
+            bytes((_EMPTY_MAP,)),
+            _cbor.head(_cbor.BYTES, len(payload)),
+            payload,
+            _SIGNATURE_HEAD,
+            r.to_bytes(32, "big"),
+            s.to_bytes(32, "big"),
+        )
+    )
+    token = PREFIX + b45encode(message)
+    if len(token) > BUDGET_CHARS:
+        raise TokenBudgetError(
+            f"token of {len(token)} characters exceeds the budget of {BUDGET_CHARS}"
+        )
+    return token
+
+
+def decode_token(token: str) -> DecodedToken:
+    """Parses a token string without checking its signature or times.
+
+    :raises MalformedTokenError: on anything but a well-formed `SSC1` token.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise MalformedTokenError("not a string of at most 512 characters")
+    if not token.startswith(PREFIX):
+        raise MalformedTokenError("missing the SSC1: prefix")
+    try:
+        return _parse_message(b45decode(token[len(PREFIX) :]))
+    except (Base45Error, _cbor.CborError) as error:
+        raise MalformedTokenError(str(error)) from None
+
+
+def _parse_message(data: bytes) -> DecodedToken:
+    if data[:2] != _TOKEN_START:
+        raise _cbor.CborError("not a tagged COSE_Sign1 array of four")
+    protected, position = _cbor.read_bytes(data, 2)
+    if len(protected) != _PROTECTED_LENGTH or protected[: len(_PROTECTED_PREFIX)] != (
+        _PROTECTED_PREFIX
+    ):
+        raise _cbor.CborError("protected header is not {alg: ES256, kid: 8 bytes}")
+    if data[position : position + 1] != bytes((_EMPTY_MAP,)):
+        raise _cbor.CborError("unprotected header must be an empty map")
+    payload, position = _cbor.read_bytes(data, position + 1)
+    signature, position = _cbor.read_bytes(data, position)
+    if len(signature) != SIGNATURE_LENGTH:
+        raise _cbor.CborError("signature must be 64 bytes (r || s)")
+    if position != len(data):
+        raise _cbor.CborError("trailing bytes")
+    return DecodedToken(
+        kid=protected[len(_PROTECTED_PREFIX) :],
+        protected=protected,
+        payload=payload,
+        signature=signature,
+        claims=_parse_claims(payload),
+    )
+
+
+def _parse_claims(payload: bytes) -> Claims:
+    # Hot path: claim keys are read inline (one byte for 0..23, 0x39 + 2 bytes for ours);
+    # any other key form cannot be a known claim.
+    major, count, position = _cbor.read_head(payload, 0)
+    if major != _cbor.MAP or count > 7:
+        raise _cbor.CborError("claims must be a map of at most seven entries")
+    size = len(payload)
+    issuer: str | None = None
+    issued_at: int | None = None
+    expires_at: int | None = None
+    not_before: int | None = None
+    status_index: int | None = None
+    cti: bytes | None = None
+    sealed_handle: bytes | None = None
+    for _ in range(count):
+        if position >= size:
+            raise _cbor.CborError("truncated")
+        first = payload[position]
+        if first < 24:
+            key = first
+            position += 1
+        elif first == 0x39 and position + 3 <= size:
+            key = -1 - int.from_bytes(payload[position + 1 : position + 3], "big")
+            position += 3
+        else:
+            raise _cbor.CborError("unknown claim")
+        major, value, position = _cbor.read_head(payload, position)
+        if major == _cbor.UINT:
+            if key == CLAIM_IAT and issued_at is None:
+                issued_at = value
+            elif key == CLAIM_EXP and expires_at is None:
+                expires_at = value
+            elif key == CLAIM_NBF and not_before is None:
+                not_before = value
+            elif key == CLAIM_STATUS_INDEX and status_index is None:
+                status_index = value
+            else:
+                raise _cbor.CborError(f"unexpected, duplicate or mistyped claim {key}")
+            continue
+        end = position + value
+        if end > size:
+            raise _cbor.CborError("truncated")
+        if major == _cbor.BYTES:
+            if key == CLAIM_CTI and cti is None:
+                cti = payload[position:end]
+            elif key == CLAIM_SEALED_HANDLE and sealed_handle is None:
+                sealed_handle = payload[position:end]
+            else:
+                raise _cbor.CborError(f"unexpected, duplicate or mistyped claim {key}")
+        elif major == _cbor.TEXT and key == CLAIM_ISS and issuer is None:
+            try:
+                issuer = payload[position:end].decode("utf-8")
+            except UnicodeDecodeError:
+                raise _cbor.CborError("issuer is not UTF-8") from None
+        else:
+            raise _cbor.CborError(f"unexpected, duplicate or mistyped claim {key}")
+        position = end
+    if position != size:
+        raise _cbor.CborError("trailing bytes after the claims")
+    if issuer is None or issued_at is None or expires_at is None:
+        raise _cbor.CborError("iss, iat and exp are required")
+    if cti is None or len(cti) != CTI_LENGTH:
+        raise _cbor.CborError("cti must be 8 bytes")
+    if sealed_handle is None or len(sealed_handle) != HANDLE_LENGTH:
+        raise _cbor.CborError("the sealed card handle must be 16 bytes")
+    if not issuer or len(issuer) > MAX_ISSUER_BYTES:
+        raise _cbor.CborError("issuer code of unexpected length")
+    return Claims(
+        issuer=issuer,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        cti=cti,
+        sealed_handle=sealed_handle,
+        not_before=not_before,
+        status_index=status_index,
+    )

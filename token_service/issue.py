@@ -1,0 +1,95 @@
+"""Issuing `SSC1` tokens for a card handle."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from token_service.codec import CTI_LENGTH, Claims, HandleCipher, sign_token
+from token_service.keys import Clock, KeyRing
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A signed token and what the issuer needs to remember about it (unix seconds)."""
+
+    token: str
+    cti: bytes
+    kid: bytes
+    issued_at: int
+    not_before: int
+    expires_at: int
+
+
+class TokenIssuer:
+    """Signs tokens with the active key of one issuer's key ring."""
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        issuer: str,
+        handle_key: bytes,
+        lifetime: int = 60,
+        clock: Clock = time.time,
+    ) -> None:
+        """:param issuer: the short issuer code put in `iss`, e.g. a region code "360000".
+        :param handle_key: 16 or 32 bytes; encrypts card handles so tokens are unlinkable.
+        :param lifetime: seconds from the start of validity to `exp`.
+        :raises ValueError: on an empty issuer, a wrong key length or a non-positive lifetime.
+        """
+        if not issuer:
+            raise ValueError("an issuer code is required")
+        if lifetime <= 0:
+            raise ValueError("lifetime must be positive")
+        self._keyring = keyring
+        self._issuer = issuer
+        self._handles = HandleCipher(handle_key)
+        self._lifetime = lifetime
+        self._clock = clock
+
+    @property
+    def issuer(self) -> str:
+        """The issuer code of every token this issuer signs."""
+        return self._issuer
+
+    def issue(
+        self,
+        card_handle: bytes,
+        *,
+        not_before: int | None = None,
+        status_index: int | None = None,
+    ) -> IssuedToken:
+        """Signs a fresh token for a card.
+
+        A `not_before` in the future (a prefetched token) sets `nbf` and starts the lifetime
+        there; a `not_before` now or in the past is the same as none (no `nbf` claim).
+
+        :param card_handle: the card's 16-byte opaque handle (never personal data).
+        :param status_index: the card's index in the issuer's status list, if any.
+        :raises ValueError: on a handle that is not 16 bytes or a negative status index.
+        :raises TokenBudgetError: if the claims would make the token too long for the QR budget.
+        """
+        if status_index is not None and status_index < 0:
+            raise ValueError("a status index is not negative")
+        issued_at = int(self._clock())
+        starts = issued_at if not_before is None else max(issued_at, not_before)
+        cti = secrets.token_bytes(CTI_LENGTH)
+        signing = self._keyring.signing_key
+        claims = Claims(
+            issuer=self._issuer,
+            issued_at=issued_at,
+            expires_at=starts + self._lifetime,
+            cti=cti,
+            sealed_handle=self._handles.seal(card_handle, cti),
+            not_before=starts if starts > issued_at else None,
+            status_index=status_index,
+        )
+        return IssuedToken(
+            token=sign_token(claims, signing.kid, signing.private_key),
+            cti=cti,
+            kid=signing.kid,
+            issued_at=issued_at,
+            not_before=starts,
+            expires_at=claims.expires_at,
+        )

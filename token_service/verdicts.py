@@ -1,0 +1,22 @@
+"""Stable verdict codes of a scan (DESIGN.md section 4); their string values are the API."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    """Outcome of presenting a token. The codec yields the first seven; the service the rest."""
+
+    VALID = "valid"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    ISSUER_UNTRUSTED = "issuer_untrusted"
+    MALFORMED = "malformed"
+    REPLAYED = "replayed"
+    CARD_LOST = "card_lost"
+    CARD_CANCELLED = "card_cancelled"
+    CARD_SUSPENDED = "card_suspended"
+    SCENE_NOT_ALLOWED = "scene_not_allowed"
