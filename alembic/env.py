@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from alembic import context
+from app.config import load_settings
+from app.db import create_engine
 
 target_metadata = SQLModel.metadata
 
@@ -28,8 +30,6 @@ def run_online() -> None:
     if connection is not None:
         run_on(connection)
         return
-    from app.config import load_settings
-    from app.db import create_engine
 
     async def run() -> None:
         engine = create_engine(load_settings().database_url)

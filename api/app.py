@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.problems import install_problem_handlers
 from api.routes import applications, clients, health, holder, keys, verify
+from app.audit.consumer import audit_consumer
 from app.config import Settings, load_settings
 from app.runtime import Runtime
 from app.warmup import warm_store
@@ -27,7 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         await warm_store(runtime)
         try:
-            yield
+            async with audit_consumer(runtime):
+                yield
         finally:
             await runtime.close()
 

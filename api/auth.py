@@ -53,9 +53,7 @@ CurrentHolder = Annotated[
 ]
 CurrentScanner = Annotated[
     ScannerPrincipal,
-    Depends(
-        _principal(PrincipalKind.scanner, Scope.scanner_verify, ScannerPrincipal.from_claims)
-    ),
+    Depends(_principal(PrincipalKind.scanner, Scope.scanner_verify, ScannerPrincipal.from_claims)),
 ]
 CurrentAdmin = Annotated[
     AdminPrincipal,

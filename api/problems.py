@@ -37,6 +37,7 @@ def problem_response(
     title: str,
     detail: str,
     request: Request | None = None,
+    *,
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response:
@@ -61,7 +62,13 @@ async def _domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return problem_response(
-        error.status, error.code, error.title, error.detail, request, headers, **error.extensions
+        error.status,
+        error.code,
+        error.title,
+        error.detail,
+        request,
+        headers=headers,
+        **error.extensions,
     )
 
 
@@ -73,7 +80,7 @@ async def _store_unavailable(request: Request, error: Exception) -> Response:
         "Service temporarily unavailable",
         "The fast store is unreachable; no verdict can be given. Retry shortly.",
         request,
-        {"Retry-After": "1"},
+        headers={"Retry-After": "1"},
     )
 
 
@@ -101,7 +108,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
     title = code.replace("-", " ").capitalize()
     detail = error.detail if isinstance(error.detail, str) else title
     return problem_response(
-        error.status_code, code, title, detail, request, dict(error.headers or {})
+        error.status_code, code, title, detail, request, headers=dict(error.headers or {})
     )
 
 

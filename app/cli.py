@@ -1,4 +1,4 @@
-"""`ssc`: the operator's command line (serve, migrate, keys)."""
+"""`ssc`: the operator's command line (serve, migrate, keys, audit)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from app.audit.service import verify_stored_chain
+from app.clients.service import IssuedClient, create_admin_client
 from app.config import Settings, SettingsError, load_settings
 from app.db import migrate as apply_migrations
-from app.runtime import open_keyring
+from app.runtime import Runtime, open_keyring
 
 cli = typer.Typer(help="Electronic social security card backend.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+audit_cli = typer.Typer(help="Check the audit log.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+clients_cli = typer.Typer(help="Manage API clients.", no_args_is_help=True)
+cli.add_typer(clients_cli, name="clients")
 
 
 def settings_or_exit() -> Settings:
@@ -87,6 +93,40 @@ def keys_rotate() -> None:
     keyring.prune()
     kid = base64.urlsafe_b64encode(keyring.signing_key.kid).rstrip(b"=").decode()
     typer.echo(f"rotated; active key is now {kid}")
+
+
+@clients_cli.command("create-admin")
+def clients_create_admin(
+    name: Annotated[str, typer.Option(help="Who or what the admin client is for")],
+) -> None:
+    """Create an admin client; its secret is printed once and cannot be shown again."""
+
+    async def create() -> IssuedClient:
+        runtime = await Runtime.start(settings_or_exit())
+        try:
+            async with runtime.database.session() as session:
+                return await create_admin_client(session, runtime.secret_hash_key, name)
+        finally:
+            await runtime.close()
+
+    issued = asyncio.run(create())
+    typer.echo(f"client_id:     {issued.client.client_id}")
+    typer.echo(f"client_secret: {issued.client_secret}")
+    typer.echo("store the secret now: only its hash is kept")
+
+
+@audit_cli.command("verify-chain")
+def audit_verify_chain() -> None:
+    """Recompute the audit hash chain; exit 1 naming the first edited, deleted or moved row."""
+    report = asyncio.run(verify_stored_chain(settings_or_exit().database_url))
+    if not report.intact:
+        typer.secho(
+            f"audit chain broken at row {report.first_broken_id}: {report.reason}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"audit chain intact: {report.rows} rows")
 
 
 def main() -> None:

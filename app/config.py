@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     @classmethod
     def _issuer_code(cls, value: str) -> str:
         if not re.fullmatch(r"[0-9A-Z]{2,12}", value):
-            raise ValueError("must be 2-12 characters of 0-9 and A-Z (a region code such as 360000)")
+            raise ValueError("must be 2-12 characters of 0-9 and A-Z (a region code, e.g. 360000)")
         return value
 
     @field_validator("key_encryption_key", "data_key", "token_secret")

@@ -16,7 +16,7 @@ from app.security.tokens import AccessTokenCodec
 from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
-from token_service import KeyRing
+from token_service import KeyDirectory, KeyRing, TokenIssuer, TokenVerifier
 
 logger = logging.getLogger("ssc.runtime")
 
@@ -54,23 +54,36 @@ class Runtime:
     card_handle_key: bytes
     secret_hash_key: bytes
     pseudonym_key: bytes
+    token_verifier: TokenVerifier
+    token_issuer: TokenIssuer
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         token_secret = settings.secret("token_secret")
+        keyring = open_keyring(settings)
+        card_handle_key = derive_key(
+            settings.secret("key_encryption_key"), "ssc/card-handle/v1", 16
+        )
         return cls(
             settings=settings,
             database=Database(settings.database_url),
             store=build_store(settings),
-            keyring=open_keyring(settings),
+            keyring=keyring,
             access_tokens=AccessTokenCodec(token_secret, f"ssc:{settings.issuer}"),
             pii=PiiCipher.from_master_key(settings.secret("data_key")),
             pins=PinHasher(pepper=derive_key(token_secret, "ssc/pin-pepper/v1")),
-            card_handle_key=derive_key(
-                settings.secret("key_encryption_key"), "ssc/card-handle/v1", 16
-            ),
+            card_handle_key=card_handle_key,
             secret_hash_key=derive_key(token_secret, "ssc/opaque-secrets/v1"),
             pseudonym_key=derive_key(settings.secret("data_key"), "ssc/pairwise-pseudonym/v1"),
+            token_verifier=TokenVerifier(
+                KeyDirectory({settings.issuer: keyring}),
+                trusted_issuers={settings.issuer},
+                handle_keys={settings.issuer: card_handle_key},
+                clock_skew=settings.clock_skew,
+            ),
+            token_issuer=TokenIssuer(
+                keyring, settings.issuer, card_handle_key, lifetime=settings.token_lifetime
+            ),
         )
 
     @property

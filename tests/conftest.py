@@ -17,13 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
+from api.app import create_app
 from app.config import Settings, load_settings, new_secret
 from app.db import migrate
 from app.store import Store
+from app.store.memory import MemoryStore
+from app.store.redis import RedisStore
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REDIS_URL = os.environ.get("SSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -52,8 +58,6 @@ def server_missing(what: str, error: BaseException | str) -> None:
 
 @pytest.fixture(scope="session")
 def redis_available() -> BaseException | None:
-    import redis.asyncio as aioredis
-
     async def ping() -> BaseException | None:
         client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
         try:
@@ -83,15 +87,11 @@ def redis_namespace() -> str:
 async def store(request: pytest.FixtureRequest, redis_namespace: str) -> AsyncIterator[Store]:
     """A fresh store; the Redis variant lives in its own key namespace."""
     if request.param == "memory":
-        from app.store.memory import MemoryStore
-
         memory = MemoryStore()
         yield memory
         await memory.close()
         return
     url = request.getfixturevalue("redis_url")
-    from app.store.redis import RedisStore
-
     redis_store = RedisStore.from_url(url, namespace=redis_namespace)
     yield redis_store
     await redis_store.drop_namespace()
@@ -110,14 +110,9 @@ class PostgresServer:
     created: list[str] = field(default_factory=list)
 
     def _url(self, name: str) -> str:
-        from sqlalchemy.engine import make_url
-
         return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
 
     async def _admin(self, sql: str) -> None:
-        import asyncpg
-        from sqlalchemy.engine import make_url
-
         base = make_url(self.base_url)
         conn = await asyncpg.connect(
             host=base.host,
@@ -210,7 +205,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["embedded", "servers"])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path, redis_namespace: str) -> Settings:
+async def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_namespace: str
+) -> Settings:
     """Settings of a fresh service: embedded (SQLite + memory store) or servers (PostgreSQL +
     Redis), each with its own database, key directory and secrets."""
     overrides: dict[str, object] = {
@@ -235,14 +232,10 @@ async def settings(request: pytest.FixtureRequest, tmp_path: Path, redis_namespa
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """The application with its lifespan running (database, store and keys open)."""
-    from api.app import create_app
-
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
     if settings.redis_url:
-        from app.store.redis import RedisStore
-
         cleanup = RedisStore.from_url(settings.redis_url, namespace=settings.redis_namespace)
         await cleanup.drop_namespace()
         await cleanup.close()

@@ -4,18 +4,23 @@ Layout (RFC 9052 / RFC 8392), deterministic CBOR:
 
     18([ << {1: -7, 4: kid} >>, {}, << claims >>, r || s ])
 
-Claims: 1 iss (text), 4 exp, 5 nbf (optional), 6 iat, 7 cti (8 random bytes), and two
-claims of this profile:
+Claims: 1 iss (text), 4 exp, 6 iat, 7 cti (8 random bytes), and two claims of this profile:
 
 - `CLAIM_SEALED_HANDLE` (-65001): the 16-byte card handle encrypted with AES-CTR under the
   issuer's handle key, initial counter block `cti || 0^8`; unlinkable without that key, and
   integrity-protected by the signature.
 - `CLAIM_STATUS_INDEX` (-65002, optional): the card's index in the issuer's status list.
 
-The private-use range of the CWT claims registry (below -65536) costs 5 bytes per key and
-would push a prefetched token (with `nbf`) to 221 characters, past the 220-character budget;
--65001/-65002 lie in the "Specification Required" range and cost 3 bytes, to be registered
-with the national e-card specification.
+Budget: QR version 8 at error correction M holds 221 alphanumeric characters. A plain token
+is 209 characters and one with a 32-bit status index 221: exactly full. Hence two choices:
+
+- `iat` is the start of validity. The issuer writes no `nbf` (5 more bytes, 8 more characters:
+  version 9): a prefetched token simply carries a future `iat`, which every verifier already
+  refuses until it arrives (`not_yet_valid`). An `nbf` claim (5) is still decoded, for tokens
+  of older issuers, and the later of `iat` and `nbf` starts validity.
+- The private-use range of the CWT claims registry (below -65536) costs 5 bytes per key;
+  -65001/-65002 lie in the "Specification Required" range and cost 3 bytes, to be registered
+  with the national e-card specification.
 
 Decoding is strict: it accepts only this layout (tag 18, this exact protected header, an
 empty unprotected map, preferred serialization, no unknown or duplicate claims, no trailing
@@ -42,8 +47,11 @@ from token_service.keys import KID_LENGTH
 PREFIX = "SSC1:"
 MAX_TOKEN_CHARS = 512
 """Longer strings are refused before any decoding (denial of service)."""
-BUDGET_CHARS = 220
-"""Longest token that still renders as QR version 8 at error correction M."""
+BUDGET_CHARS = 221
+"""Longest token that still renders as QR version 8 at error correction M (alphanumeric mode).
+
+Without a status index tokens stay at 220 or less; a 32-bit status index uses the last one.
+"""
 
 CTI_LENGTH = 8
 HANDLE_LENGTH = 16
@@ -64,7 +72,12 @@ _COSE_SIGN1_TAG = 18
 _HEADER_ALG = 1
 _HEADER_KID = 4
 # Protected header {1: -7, 4: h'<8 bytes>'} up to the kid, and its byte-string head.
-_PROTECTED_PREFIX = bytes((0xA2, _HEADER_ALG, 0x26, _HEADER_KID, 0x40 | KID_LENGTH))
+_PROTECTED_PREFIX = (
+    bytes((0xA2, _HEADER_ALG))
+    + _cbor.encode(ALG_ES256)
+    + bytes((_HEADER_KID,))
+    + _cbor.head(_cbor.BYTES, KID_LENGTH)
+)
 _PROTECTED_LENGTH = len(_PROTECTED_PREFIX) + KID_LENGTH
 _TOKEN_START = bytes((0xC0 | _COSE_SIGN1_TAG, 0x84))
 _EMPTY_MAP = 0xA0
@@ -74,6 +87,13 @@ _SIG_STRUCTURE_START = (
 _EMPTY_BSTR = b"\x40"
 _SIGNATURE_HEAD = _cbor.head(_cbor.BYTES, SIGNATURE_LENGTH)
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_OUTER_PREFIX = _TOKEN_START + _cbor.head(_cbor.BYTES, _PROTECTED_LENGTH) + _PROTECTED_PREFIX
+_OUTER_PREFIX_LENGTH = len(_OUTER_PREFIX)
+_PROTECTED_AT = len(_TOKEN_START) + 1
+_KID_AT = _OUTER_PREFIX_LENGTH
+_UNPROTECTED_AT = _KID_AT + KID_LENGTH
+_PAYLOAD_AT = _UNPROTECTED_AT + 1
+_MINIMUM_MESSAGE = _PAYLOAD_AT + 1 + len(_SIGNATURE_HEAD) + SIGNATURE_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,10 @@ class Claims:
     sealed_handle: bytes
     not_before: int | None = None
     status_index: int | None = None
+
+
+ClaimValues = tuple[str, int, int, bytes, bytes, int | None, int | None]
+"""The fields of `Claims` in order, as the verifier's hot path takes them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +128,13 @@ class DecodedToken:
         return sig_structure(self.protected, self.payload)
 
     def der_signature(self) -> bytes:
-        """The raw r || s signature as the DER ECDSA-Sig-Value `cryptography` verifies."""
-        return encode_dss_signature(
-            int.from_bytes(self.signature[:32], "big"), int.from_bytes(self.signature[32:], "big")
-        )
+        """The signature as the DER ECDSA-Sig-Value `cryptography` verifies."""
+        return der_signature(self.signature)
+
+
+def der_signature(raw: bytes) -> bytes:
+    """Converts a COSE r || s signature (64 bytes) to a DER ECDSA-Sig-Value."""
+    return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
 
 
 class HandleCipher:
@@ -224,42 +251,55 @@ def decode_token(token: str) -> DecodedToken:
 
     :raises MalformedTokenError: on anything but a well-formed `SSC1` token.
     """
+    kid, protected, payload, signature, claims = split_token(token)
+    return DecodedToken(kid, protected, payload, signature, Claims(*claims))
+
+
+def split_token(token: str) -> tuple[bytes, bytes, bytes, bytes, ClaimValues]:
+    """`decode_token` as plain tuples (kid, protected, payload, signature, claim values): the
+    verifier's hot path, which skips building dataclasses it does not return.
+
+    :raises MalformedTokenError: on anything but a well-formed `SSC1` token.
+    """
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
         raise MalformedTokenError("not a string of at most 512 characters")
     if not token.startswith(PREFIX):
         raise MalformedTokenError("missing the SSC1: prefix")
     try:
-        return _parse_message(b45decode(token[len(PREFIX) :]))
+        return _split_message(b45decode(token[len(PREFIX) :]))
     except (Base45Error, _cbor.CborError) as error:
         raise MalformedTokenError(str(error)) from None
 
 
-def _parse_message(data: bytes) -> DecodedToken:
-    if data[:2] != _TOKEN_START:
-        raise _cbor.CborError("not a tagged COSE_Sign1 array of four")
-    protected, position = _cbor.read_bytes(data, 2)
-    if len(protected) != _PROTECTED_LENGTH or protected[: len(_PROTECTED_PREFIX)] != (
-        _PROTECTED_PREFIX
-    ):
-        raise _cbor.CborError("protected header is not {alg: ES256, kid: 8 bytes}")
-    if data[position : position + 1] != bytes((_EMPTY_MAP,)):
+def _split_message(data: bytes) -> tuple[bytes, bytes, bytes, bytes, ClaimValues]:
+    # Fixed layout, checked byte by byte: tag 18, array of 4, the 13-byte protected header
+    # {1: -7, 4: h'kid'}, an empty unprotected map, the payload (shorter than 256 bytes, as
+    # MAX_TOKEN_CHARS implies), and a 64-byte signature ending the input.
+    if data[:_OUTER_PREFIX_LENGTH] != _OUTER_PREFIX or len(data) < _MINIMUM_MESSAGE:
+        raise _cbor.CborError("not a COSE_Sign1 with protected header {alg: ES256, kid: 8 bytes}")
+    if data[_UNPROTECTED_AT] != _EMPTY_MAP:
         raise _cbor.CborError("unprotected header must be an empty map")
-    payload, position = _cbor.read_bytes(data, position + 1)
-    signature, position = _cbor.read_bytes(data, position)
-    if len(signature) != SIGNATURE_LENGTH:
-        raise _cbor.CborError("signature must be 64 bytes (r || s)")
-    if position != len(data):
-        raise _cbor.CborError("trailing bytes")
-    return DecodedToken(
-        kid=protected[len(_PROTECTED_PREFIX) :],
-        protected=protected,
-        payload=payload,
-        signature=signature,
-        claims=_parse_claims(payload),
+    payload_head = data[_PAYLOAD_AT]
+    if 0x40 <= payload_head < 0x58:
+        start, length = _PAYLOAD_AT + 1, payload_head - 0x40
+    elif payload_head == 0x58 and data[_PAYLOAD_AT + 1] >= 24:
+        start, length = _PAYLOAD_AT + 2, data[_PAYLOAD_AT + 1]
+    else:
+        raise _cbor.CborError("payload must be a byte string shorter than 256 bytes")
+    end = start + length
+    if data[end : end + 2] != _SIGNATURE_HEAD or end + 2 + SIGNATURE_LENGTH != len(data):
+        raise _cbor.CborError("a 64-byte signature must end the message")
+    payload = data[start:end]
+    return (
+        data[_KID_AT:_UNPROTECTED_AT],
+        data[_PROTECTED_AT:_UNPROTECTED_AT],
+        payload,
+        data[end + 2 :],
+        _parse_claims(payload),
     )
 
 
-def _parse_claims(payload: bytes) -> Claims:
+def _parse_claims(payload: bytes) -> ClaimValues:
     # Hot path: claim keys are read inline (one byte for 0..23, 0x39 + 2 bytes for ours);
     # any other key form cannot be a known claim.
     major, count, position = _cbor.read_head(payload, 0)
@@ -285,7 +325,14 @@ def _parse_claims(payload: bytes) -> Claims:
             position += 3
         else:
             raise _cbor.CborError("unknown claim")
-        major, value, position = _cbor.read_head(payload, position)
+        if position >= size:
+            raise _cbor.CborError("truncated")
+        first = payload[position]
+        if first & 0x1F < 24:
+            major, value = first >> 5, first & 0x1F
+            position += 1
+        else:
+            major, value, position = _cbor.read_head(payload, position)
         if major == _cbor.UINT:
             if key == CLAIM_IAT and issued_at is None:
                 issued_at = value
@@ -309,6 +356,8 @@ def _parse_claims(payload: bytes) -> Claims:
             else:
                 raise _cbor.CborError(f"unexpected, duplicate or mistyped claim {key}")
         elif major == _cbor.TEXT and key == CLAIM_ISS and issuer is None:
+            if not 0 < value <= MAX_ISSUER_BYTES:
+                raise _cbor.CborError("issuer code of unexpected length")
             try:
                 issuer = payload[position:end].decode("utf-8")
             except UnicodeDecodeError:
@@ -324,14 +373,4 @@ def _parse_claims(payload: bytes) -> Claims:
         raise _cbor.CborError("cti must be 8 bytes")
     if sealed_handle is None or len(sealed_handle) != HANDLE_LENGTH:
         raise _cbor.CborError("the sealed card handle must be 16 bytes")
-    if not issuer or len(issuer) > MAX_ISSUER_BYTES:
-        raise _cbor.CborError("issuer code of unexpected length")
-    return Claims(
-        issuer=issuer,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        cti=cti,
-        sealed_handle=sealed_handle,
-        not_before=not_before,
-        status_index=status_index,
-    )
+    return issuer, issued_at, expires_at, cti, sealed_handle, not_before, status_index

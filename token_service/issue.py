@@ -12,7 +12,12 @@ from token_service.keys import Clock, KeyRing
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
-    """A signed token and what the issuer needs to remember about it (unix seconds)."""
+    """A signed token and what the issuer needs to remember about it (unix seconds).
+
+    `issued_at` is the token's `iat` claim, which is also its start of validity: equal to
+    `not_before` (kept as a separate field for callers written when prefetched tokens
+    carried `nbf`).
+    """
 
     token: str
     cti: bytes
@@ -62,8 +67,12 @@ class TokenIssuer:
     ) -> IssuedToken:
         """Signs a fresh token for a card.
 
-        A `not_before` in the future (a prefetched token) sets `nbf` and starts the lifetime
-        there; a `not_before` now or in the past is the same as none (no `nbf` claim).
+        A `not_before` in the future (a prefetched token) becomes the token's `iat`, and the
+        lifetime starts there; a `not_before` now or in the past is the same as none. No `nbf`
+        claim is written: its 2 to 6 bytes would push a prefetched token that carries a 32-bit
+        status index past the QR budget (230 characters, version 9), while verifiers already
+        refuse a token whose `iat` lies ahead of their clock (`not_yet_valid`). So `iat` means
+        "valid from", not "signed at"; the signing time is not disclosed.
 
         :param card_handle: the card's 16-byte opaque handle (never personal data).
         :param status_index: the card's index in the issuer's status list, if any.
@@ -72,24 +81,23 @@ class TokenIssuer:
         """
         if status_index is not None and status_index < 0:
             raise ValueError("a status index is not negative")
-        issued_at = int(self._clock())
-        starts = issued_at if not_before is None else max(issued_at, not_before)
+        now = int(self._clock())
+        starts = now if not_before is None else max(now, not_before)
         cti = secrets.token_bytes(CTI_LENGTH)
         signing = self._keyring.signing_key
         claims = Claims(
             issuer=self._issuer,
-            issued_at=issued_at,
+            issued_at=starts,
             expires_at=starts + self._lifetime,
             cti=cti,
             sealed_handle=self._handles.seal(card_handle, cti),
-            not_before=starts if starts > issued_at else None,
             status_index=status_index,
         )
         return IssuedToken(
             token=sign_token(claims, signing.kid, signing.private_key),
             cti=cti,
             kid=signing.kid,
-            issued_at=issued_at,
+            issued_at=starts,
             not_before=starts,
             expires_at=claims.expires_at,
         )

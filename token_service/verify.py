@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from token_service.codec import HandleCipher, decode_token
+from token_service.codec import HandleCipher, der_signature, sig_structure, split_token
 from token_service.errors import MalformedTokenError
 from token_service.keys import Clock, KeyRing, KeyState
 from token_service.verdicts import Verdict
@@ -154,10 +154,9 @@ class TokenVerifier:
     def verify(self, token: str) -> TokenCheck:
         """Checks a scanned token string. Never raises on hostile input."""
         try:
-            decoded = decode_token(token)
+            kid, protected, payload, signature, claims = split_token(token)
         except MalformedTokenError:
             return _MALFORMED
-        kid = decoded.kid
         key = self._keys.resolve(kid)
         if key is None:
             return TokenCheck(Verdict.UNKNOWN_KEY, kid=kid)
@@ -165,33 +164,34 @@ class TokenVerifier:
         if issuer not in self._trusted:
             return TokenCheck(Verdict.ISSUER_UNTRUSTED, kid=kid, issuer=issuer)
         try:
-            key.public_key.verify(decoded.der_signature(), decoded.signed_bytes(), _ECDSA_SHA256)
+            key.public_key.verify(
+                der_signature(signature),
+                sig_structure(protected, payload),
+                _ECDSA_SHA256,
+            )
         except InvalidSignature:
             return TokenCheck(Verdict.BAD_SIGNATURE, kid=kid, issuer=issuer)
-        claims = decoded.claims
-        if claims.issuer != issuer:
+        claimed_issuer, issued_at, expires_at, cti, sealed, not_before, status_index = claims
+        if claimed_issuer != issuer:
             return TokenCheck(Verdict.ISSUER_UNTRUSTED, kid=kid, issuer=issuer)
         now = self._clock()
-        issued_at = claims.issued_at
-        not_before = claims.not_before
         starts = issued_at if not_before is None or not_before < issued_at else not_before
-        if claims.expires_at + self._skew < now:
+        if expires_at + self._skew < now:
             verdict = Verdict.EXPIRED
         elif starts - self._skew > now:
             verdict = Verdict.NOT_YET_VALID
         else:
             verdict = Verdict.VALID
         handles = self._handles.get(issuer)
-        sealed = claims.sealed_handle
-        return TokenCheck(
+        return TokenCheck(  # positional: measurably cheaper on this hot path
             verdict,
-            kid=kid,
-            issuer=issuer,
-            cti=claims.cti,
-            issued_at=issued_at,
-            not_before=starts,
-            expires_at=claims.expires_at,
-            card_handle=None if handles is None else handles.open(sealed, claims.cti),
-            sealed_handle=sealed,
-            status_index=claims.status_index,
+            kid,
+            issuer,
+            cti,
+            issued_at,
+            starts,
+            expires_at,
+            None if handles is None else handles.open(sealed, cti),
+            sealed,
+            status_index,
         )

@@ -8,8 +8,8 @@ Create Date: 2026-11-26
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 
 revision: str = "0003_scanner_scenes"
 down_revision: str | None = "0002"

@@ -2,6 +2,182 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from api.auth import CurrentAdmin
+from api.deps import RuntimeDep, SessionDep
+from api.schemas.clients import (
+    TOKEN_REQUEST_BODY,
+    OrganisationCreate,
+    OrganisationOut,
+    ScannerCreate,
+    ScannerCreated,
+    ScannerOut,
+    TokenResponse,
+    token_request,
+)
+from app.clients import service
+from app.clients.models import ApiClient
 
 router = APIRouter(tags=["clients"])
+
+_PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
+_ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"description": "No or invalid admin token", **_PROBLEM},
+    403: {"description": "Token lacks the admin scope", **_PROBLEM},
+}
+
+
+def _scanner_out(client: ApiClient) -> ScannerOut:
+    return ScannerOut.model_validate(client, from_attributes=True)
+
+
+@router.post(
+    "/v1/oauth/token",
+    summary="OAuth2 client credentials grant (RFC 6749 section 4.4)",
+    response_model=TokenResponse,
+    response_class=Response,
+    openapi_extra={"requestBody": TOKEN_REQUEST_BODY},
+    responses={
+        400: {"description": "invalid_request, unsupported_grant_type, invalid_scope", **_PROBLEM},
+        401: {"description": "invalid_client", **_PROBLEM},
+    },
+)
+async def oauth_token(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
+    """Errors are problem+json that also carry RFC 6749's `error` and `error_description`."""
+    credentials = token_request(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get("authorization"),
+    )
+    grant = await service.grant_client_credentials(
+        session,
+        runtime.access_tokens,
+        runtime.secret_hash_key,
+        credentials,
+        scanner_ttl=runtime.settings.scanner_token_ttl,
+        admin_ttl=runtime.settings.access_token_ttl,
+    )
+    body = TokenResponse(
+        access_token=grant.access_token, expires_in=grant.expires_in, scope=" ".join(grant.scopes)
+    )
+    return Response(
+        orjson.dumps(body.model_dump()),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@router.post(
+    "/v1/admin/organisations",
+    status_code=201,
+    response_model=OrganisationOut,
+    responses={**_ADMIN_ERRORS, 422: {"description": "Invalid body or unknown scene", **_PROBLEM}},
+)
+async def create_organisation(
+    body: OrganisationCreate, admin: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> OrganisationOut:
+    organisation = await service.create_organisation(
+        session,
+        runtime.store,
+        admin.client_id,
+        name=body.name,
+        venue_type=body.venue_type,
+        region_code=body.region_code,
+        scenes=body.scenes,
+    )
+    return OrganisationOut.model_validate(organisation, from_attributes=True)
+
+
+@router.get(
+    "/v1/admin/organisations", response_model=list[OrganisationOut], responses=_ADMIN_ERRORS
+)
+async def list_organisations(admin: CurrentAdmin, session: SessionDep) -> list[OrganisationOut]:
+    return [
+        OrganisationOut.model_validate(organisation, from_attributes=True)
+        for organisation in await service.list_organisations(session)
+    ]
+
+
+@router.post(
+    "/v1/admin/organisations/{organisation_id}/scanners",
+    status_code=201,
+    response_model=ScannerCreated,
+    responses={
+        **_ADMIN_ERRORS,
+        404: {"description": "No such organisation", **_PROBLEM},
+        422: {"description": "Invalid body, or a scene the organisation lacks", **_PROBLEM},
+    },
+)
+async def create_scanner(
+    organisation_id: uuid.UUID,
+    body: ScannerCreate,
+    admin: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ScannerCreated:
+    """The client secret is in this answer only."""
+    issued = await service.create_scanner(
+        session,
+        runtime.store,
+        runtime.secret_hash_key,
+        admin.client_id,
+        organisation_id,
+        name=body.name,
+        scenes=body.scenes,
+    )
+    return ScannerCreated(
+        **_scanner_out(issued.client).model_dump(), client_secret=issued.client_secret
+    )
+
+
+@router.get(
+    "/v1/admin/organisations/{organisation_id}/scanners",
+    response_model=list[ScannerOut],
+    responses={**_ADMIN_ERRORS, 404: {"description": "No such organisation", **_PROBLEM}},
+)
+async def list_scanners(
+    organisation_id: uuid.UUID, admin: CurrentAdmin, session: SessionDep
+) -> list[ScannerOut]:
+    return [
+        _scanner_out(client) for client in await service.list_scanners(session, organisation_id)
+    ]
+
+
+_SCANNER_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ADMIN_ERRORS,
+    404: {"description": "No such scanner", **_PROBLEM},
+}
+
+
+@router.post(
+    "/v1/admin/scanners/{client_id}/disable",
+    response_model=ScannerOut,
+    responses=_SCANNER_ERRORS,
+)
+async def disable_scanner(
+    client_id: str, admin: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> ScannerOut:
+    """Takes effect at the scanner's next scan, even with an access token already issued."""
+    scanner = await service.set_scanner_enabled(
+        session, runtime.store, admin.client_id, client_id, enabled=False
+    )
+    return _scanner_out(scanner)
+
+
+@router.post(
+    "/v1/admin/scanners/{client_id}/enable",
+    response_model=ScannerOut,
+    responses=_SCANNER_ERRORS,
+)
+async def enable_scanner(
+    client_id: str, admin: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> ScannerOut:
+    scanner = await service.set_scanner_enabled(
+        session, runtime.store, admin.client_id, client_id, enabled=True
+    )
+    return _scanner_out(scanner)

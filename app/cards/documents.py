@@ -121,7 +121,10 @@ def validate_document(
             "a document number is at most 18 characters", reason=DocumentProblem.wrong_length
         )
     normal = "".join(unicodedata.normalize("NFKC", number).split()).upper()
-    today = today or (datetime.now(UTC) + _CHINA_STANDARD_TIME).date()
+    if today is None:
+        today = (datetime.now(UTC) + _CHINA_STANDARD_TIME).date()
+    elif isinstance(today, datetime):
+        today = today.date()
     if kind is DocumentType.resident_id:
         return _resident_id(normal, today)
     if kind is DocumentType.hk_macau_tw_residence_permit:

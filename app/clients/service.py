@@ -40,7 +40,7 @@ PRINCIPAL_DISABLED = b"0"
 PRINCIPAL_TTL = 24 * 3600
 """The mirror expires daily and is refilled from SQL, so it cannot drift from it for long."""
 
-CLIENT_SECRET_PREFIX = "cs_"
+CLIENT_SECRET_PREFIX = "cs_"  # noqa: S105 - the visible prefix of a secret, not a secret
 CLIENT_CREDENTIALS = "client_credentials"
 _CLIENT_ID_PREFIX = {ClientKind.scanner: "scn_", ClientKind.admin: "adm_"}
 _TOKEN_KIND = {ClientKind.scanner: PrincipalKind.scanner, ClientKind.admin: PrincipalKind.admin}
@@ -272,7 +272,9 @@ async def grant_client_credentials(
         raise UnsupportedGrantType("only the client_credentials grant is supported")
     if not request.client_id or request.client_secret is None:
         raise InvalidClient("client authentication is required")
-    client = await _authenticated(session, secret_hash_key, request.client_id, request.client_secret)
+    client = await _authenticated(
+        session, secret_hash_key, request.client_id, request.client_secret
+    )
     granted = tuple(sorted(client.scopes))
     if request.scope is not None:
         asked = tuple(sorted(set(request.scope.split())))

@@ -90,7 +90,11 @@ class PiiCipher:
             raise PiiError(f"sealed {field!r} value is not text") from None
 
     def blind_index(self, field: str, value: str) -> str:
-        """Hex HMAC-SHA256 of the normalised value; equal inputs give equal indexes per field."""
+        """Hex HMAC-SHA256 of the normalised value; equal inputs give equal indexes per field.
+
+        Index document numbers in the form `validate_document` returns (no inner spaces): the
+        normalisation here only collapses inner whitespace, it does not remove it.
+        """
         encoded_field = _field_bytes(field)
         message = (
             _INDEX_DOMAIN

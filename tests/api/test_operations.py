@@ -7,6 +7,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.db import Database
+
 PROBLEM = "application/problem+json"
 
 
@@ -24,8 +26,6 @@ class TestHealth:
     async def test_readyz_is_503_when_the_database_is_gone(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
-        from app.db import Database
-
         healthy = app.state.runtime.database
         app.state.runtime.database = Database("postgresql+asyncpg://postgres@127.0.0.1:1/closed")
         response = await client.get("/readyz")

@@ -45,6 +45,8 @@ class TestDevelopmentSecrets:
 
     def test_explicit_secrets_win(self, tmp_path: Path) -> None:
         secret = new_secret()
-        settings = load_settings(environment=Environment.development, var_dir=tmp_path, data_key=secret)
+        settings = load_settings(
+            environment=Environment.development, var_dir=tmp_path, data_key=secret
+        )
         assert settings.data_key is not None
         assert settings.data_key.get_secret_value() == secret

@@ -6,7 +6,7 @@ Valid samples are built here with ISO 7064 MOD 11-2 computed from its definition
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
@@ -101,6 +101,12 @@ class TestResidentId:
     def test_refuses_the_1880_example_of_the_standard_as_before_1900(self) -> None:
         error = rejection(DocumentType.resident_id, "440524188001010014")
         assert error.reason is DocumentProblem.bad_birth_date
+
+    def test_today_may_be_given_as_a_datetime(self) -> None:
+        number = with_check("31010120240601001")
+        moment = datetime(2024, 6, 1, 9, 30, tzinfo=UTC)
+        document = validate_document(DocumentType.resident_id, number, today=moment)
+        assert document.birth_date == TODAY
 
     def test_refuses_a_date_in_the_future_with_the_default_clock(self) -> None:
         with pytest.raises(InvalidDocument, match="future"):

@@ -119,6 +119,10 @@ class TestIssueAndDecode:
         issued = codec.issue(PrincipalKind.admin, "op-1", [], 60)
         assert issued.expires_at == datetime.fromtimestamp(NOW + 60, UTC)
 
+    def test_a_token_without_scopes_decodes_with_none(self, codec: AccessTokenCodec) -> None:
+        token = codec.issue(PrincipalKind.department, "dept-1", [], 60).token
+        assert codec.decode(token, PrincipalKind.department).scopes == frozenset()
+
     def test_each_token_has_a_fresh_jti(self, codec: AccessTokenCodec) -> None:
         first = codec.issue(PrincipalKind.holder, "card-1", [], 60)
         second = codec.issue(PrincipalKind.holder, "card-1", [], 60)

@@ -1,0 +1,284 @@
+"""Persists the audit stream to SQL, at least once and idempotently.
+
+Each cycle reads a batch from the stream's consumer group, writes it in one transaction
+(rows keyed by the entry's `eid`, so a redelivered entry is skipped) and acknowledges it only
+after the commit. A crash between commit and acknowledgement redelivers the batch to the
+same consumer name, which skips what is already stored: nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from app.audit.chain import AuditRecord, append_records, canonical_data
+from app.audit.log import AUDIT_STREAM
+from app.audit.models import AuditEvent
+from app.db import Database
+from app.runtime import Runtime
+from app.store import Store, StoreUnavailable, StreamEntry
+
+logger = logging.getLogger("ssc.audit")
+
+DEFAULT_GROUP = "sql-writer"
+UNPARSEABLE_ACTION = "audit.unparseable"
+CONSUMER_ACTOR = "system:audit-consumer"
+IDLE_POLL_SECONDS = 0.1
+"""How long `run` pauses after an empty read when reads do not block (`block_ms=0`)."""
+
+_EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_CORE_FIELDS = frozenset({"eid", "at", "action", "actor", "subject", "data"})
+
+
+def _width(column: str) -> int:
+    """The column's width, so parsing refuses what PostgreSQL would refuse for the batch."""
+    column_type = AuditEvent.__table__.columns[column].type  # type: ignore[attr-defined]
+    length = getattr(column_type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"audit_events.{column} has no width")
+    return length
+
+
+_WIDTHS = {name: _width(name) for name in ("action", "actor", "subject")}
+
+
+class UnparseableEntry(ValueError):
+    """A stream entry that does not make an audit row; it is stored raw instead."""
+
+
+def default_consumer_name() -> str:
+    """The host name: a restarted API on the same host reads back what its predecessor was
+    delivered but never acknowledged. Workers on one host share it safely, since writes
+    are idempotent."""
+    return socket.gethostname()[:64] or "audit"
+
+
+def parse_entry(entry: StreamEntry) -> AuditRecord:
+    """The audit record of a stream entry written with `app.audit.log.audit_fields`.
+
+    Fields beyond those (the verify script's `outcome` and `status`) are folded into `data`;
+    they are set by the store, so they win over a producer's key of the same name.
+
+    :raises UnparseableEntry: when a field is missing, malformed or too long for its column.
+    """
+    fields = entry.fields
+    event_id = _required(fields, "eid")
+    if not _EVENT_ID.fullmatch(event_id):
+        raise UnparseableEntry("eid is not 1-64 characters of [A-Za-z0-9._:-]")
+    occurred_at = _timestamp(_required(fields, "at"))
+    action = _text(fields, "action", required=True)
+    actor = _text(fields, "actor", required=True)
+    subject = _text(fields, "subject", required=False)
+    try:
+        data: Any = orjson.loads(fields.get("data", "{}"))
+    except orjson.JSONDecodeError as error:
+        raise UnparseableEntry(f"data is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise UnparseableEntry("data is not a JSON object")
+    data.update({name: value for name, value in fields.items() if name not in _CORE_FIELDS})
+    try:
+        stored = canonical_data(data)
+    except TypeError as error:  # e.g. a lone surrogate in an extra field
+        raise UnparseableEntry(f"data cannot be stored: {error}") from None
+    return AuditRecord(event_id, occurred_at, action, actor, subject, stored)
+
+
+def unparseable_record(entry: StreamEntry, reason: str, now: datetime) -> AuditRecord:
+    """Keeps a broken entry as evidence (raw fields, escaped) rather than blocking the stream.
+
+    Keyed by its `eid` when that is usable, so a redelivery is still skipped; otherwise by
+    the stream entry id, which is stable across redeliveries.
+    """
+    eid = entry.fields.get("eid", "")
+    event_id = eid if _EVENT_ID.fullmatch(eid) else f"entry:{entry.entry_id}"[:64]
+    raw = {_escaped(name): _escaped(value) for name, value in entry.fields.items()}
+    data = {"reason": reason, "entry_id": _escaped(entry.entry_id), "fields": raw}
+    return AuditRecord(
+        event_id=event_id,
+        occurred_at=now,
+        action=UNPARSEABLE_ACTION,
+        actor=CONSUMER_ACTOR,
+        subject="",
+        data=canonical_data(data),
+    )
+
+
+def entry_record(entry: StreamEntry, now: datetime) -> AuditRecord:
+    try:
+        return parse_entry(entry)
+    except UnparseableEntry as error:
+        logger.warning("audit entry %s is unparseable: %s", entry.entry_id, error)
+        return unparseable_record(entry, str(error), now)
+
+
+def _required(fields: Mapping[str, str], name: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        raise UnparseableEntry(f"{name} is missing")
+    return value
+
+
+def _text(fields: Mapping[str, str], name: str, *, required: bool) -> str:
+    """Refuses what the column or a driver would reject (overlong text, NUL, surrogates),
+    since one failing row would fail its whole batch again on every redelivery."""
+    value = _required(fields, name) if required else fields.get(name, "")
+    if required and not value:
+        raise UnparseableEntry(f"{name} is empty")
+    if len(value) > _WIDTHS[name]:
+        raise UnparseableEntry(f"{name} is longer than {_WIDTHS[name]} characters")
+    if "\x00" in value:
+        raise UnparseableEntry(f"{name} contains NUL")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise UnparseableEntry(f"{name} is not valid Unicode text") from None
+    return value
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(value)
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise UnparseableEntry("at is not a Unix time in seconds") from None
+
+
+def _escaped(value: str) -> str:
+    """Text any database stores: lone surrogates and NUL become visible escapes."""
+    return value.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+
+
+class AuditConsumer:
+    """Moves audit events from the stream to the hash-chained `audit_events` table."""
+
+    def __init__(
+        self,
+        store: Store,
+        database: Database,
+        *,
+        stream: str = AUDIT_STREAM,
+        group: str = DEFAULT_GROUP,
+        consumer: str | None = None,
+        batch: int = 500,
+        block_ms: int = 1000,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("batch must be positive")
+        if block_ms < 0:
+            raise ValueError("block_ms must not be negative")
+        self.store = store
+        self.database = database
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer or default_consumer_name()
+        self.batch = batch
+        self.block_ms = block_ms
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self._clock = clock
+
+    async def drain_once(self, *, block_ms: int | None = None) -> int:
+        """One read, write and acknowledgement; returns the entries acknowledged (0: none
+        waiting). Acknowledges only after the commit, so a failure redelivers the batch.
+
+        :raises StoreUnavailable: when the store cannot be reached.
+        :raises sqlalchemy.exc.SQLAlchemyError: when the batch cannot be written.
+        """
+        entries = await self.store.stream_read(
+            self.stream,
+            self.group,
+            self.consumer,
+            self.batch,
+            self.block_ms if block_ms is None else block_ms,
+        )
+        if not entries:
+            return 0
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        records = [entry_record(entry, now) for entry in entries]
+        async with self.database.session() as session:
+            written = await append_records(session, records)
+        await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
+        if written < len(entries):
+            logger.info("audit: %d redelivered entries were already stored", len(entries) - written)
+        return len(entries)
+
+    async def run(self) -> None:
+        """Drains until cancelled. Store and database failures are logged and retried with
+        exponential backoff: audit events wait in the stream, they are never dropped."""
+        delay = self.retry_initial
+        while True:
+            try:
+                handled = await self.drain_once()
+            except StoreUnavailable as error:
+                logger.warning("audit stream unavailable, retry in %.1f s: %s", delay, error)
+            except Exception:
+                logger.exception("writing audit events failed, retry in %.1f s", delay)
+            else:
+                delay = self.retry_initial
+                if not handled and self.block_ms == 0:
+                    await asyncio.sleep(IDLE_POLL_SECONDS)
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+
+    async def flush(self, *, max_seconds: float) -> int:
+        """Writes what is waiting now, without blocking for more; returns the entries handled.
+
+        Used at shutdown, since the memory store forgets its stream when the process exits.
+        Never raises: failures are logged and the entries stay in the stream.
+        """
+        handled = 0
+        try:
+            async with asyncio.timeout(max_seconds):
+                while count := await self.drain_once(block_ms=0):
+                    handled += count
+        except TimeoutError:
+            logger.warning(
+                "audit flush stopped after %.1f s; the rest stays in the stream", max_seconds
+            )
+        except Exception:
+            logger.exception("audit flush failed; the rest stays in the stream")
+        return handled
+
+    @asynccontextmanager
+    async def running(self, *, flush_timeout: float = 5.0) -> AsyncIterator[None]:
+        """Runs the consumer in the background; on exit stops it and flushes the stream.
+
+        Cancelling mid-batch is safe: an uncommitted batch rolls back, a committed but
+        unacknowledged one is redelivered and skipped.
+        """
+        task = asyncio.create_task(self.run(), name=f"audit-consumer:{self.consumer}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
+            await self.flush(max_seconds=flush_timeout)
+
+
+@asynccontextmanager
+async def audit_consumer(runtime: Runtime) -> AsyncIterator[AuditConsumer]:
+    """The API's consumer, with an engine of its own: its chain-lock transactions never take a
+    connection from the request pool, and its statements never mix with a request's."""
+    database = Database(runtime.settings.database_url)
+    consumer = AuditConsumer(runtime.store, database)
+    try:
+        async with consumer.running():
+            yield consumer
+    finally:
+        await database.dispose()

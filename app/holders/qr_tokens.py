@@ -1,0 +1,88 @@
+"""The phone's QR tokens: only an active card on a bound device gets one.
+
+A phone refreshes its code every `qr_refresh_after` seconds; prefetched tokens start when the
+one before them is due to be replaced, so a phone that loses signal keeps showing a valid
+code for a few more periods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.cards.models import CardStatus
+from app.holders.errors import card_not_active
+from app.holders.service import holder_card_and_device
+from app.runtime import Runtime
+from app.security.principals import HolderPrincipal
+from qr import ImageFormat, render
+from token_service import IssuedToken
+
+MAX_PREFETCH = 5
+
+
+@dataclass(frozen=True, slots=True)
+class QrToken:
+    token: str
+    kid: str
+    not_before: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, issued: IssuedToken) -> QrToken:
+        return cls(
+            token=issued.token,
+            kid=issued.kid.hex(),
+            not_before=datetime.fromtimestamp(issued.not_before, UTC),
+            expires_at=datetime.fromtimestamp(issued.expires_at, UTC),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QrTokens:
+    current: QrToken
+    refresh_after: int
+    upcoming: tuple[QrToken, ...]
+
+
+async def issue_qr_tokens(
+    session: AsyncSession, runtime: Runtime, holder: HolderPrincipal, prefetch: int = 0
+) -> QrTokens:
+    """The token to show now and `prefetch` (0..5) later ones with staggered validity.
+
+    :raises CardNotActive: (a subclass naming the state) when the card is not active (409).
+    :raises DeviceUnbound: when the session's device was unbound (403).
+    :raises ValueError: for `prefetch` outside 0..5 (the API validates it first).
+    """
+    if not 0 <= prefetch <= MAX_PREFETCH:
+        raise ValueError(f"prefetch must be 0 to {MAX_PREFETCH}")
+    card, _ = await holder_card_and_device(session, holder)
+    status = CardStatus(card.status)
+    if status is not CardStatus.active:
+        raise card_not_active(status)
+    issuer = runtime.token_issuer
+    handle = bytes.fromhex(card.handle)
+    step = runtime.settings.qr_refresh_after
+    current = issuer.issue(handle, status_index=card.status_index)
+    # Prefetched tokens carry `nbf`; with a status index too they would exceed the QR
+    # budget (224 > 220 characters), and online verification does not need the index.
+    upcoming = tuple(
+        QrToken.of(issuer.issue(handle, not_before=current.issued_at + k * step))
+        for k in range(1, prefetch + 1)
+    )
+    return QrTokens(QrToken.of(current), step, upcoming)
+
+
+async def render_qr_image(
+    session: AsyncSession,
+    runtime: Runtime,
+    holder: HolderPrincipal,
+    fmt: ImageFormat,
+    *,
+    large: bool = False,
+) -> bytes:
+    """A fresh token as a QR image; `large` is the high-contrast variant for poor eyesight."""
+    tokens = await issue_qr_tokens(session, runtime, holder)
+    return render(tokens.current.token, fmt, large_high_contrast=large)

@@ -1,0 +1,280 @@
+"""The verify hot path (DESIGN.md section 4): verdicts for scanned QR tokens, without SQL.
+
+Per scan: the token is checked in process (signature, key, issuer, times); a scan that fails
+there, or asks for a scene the scanner is not bound to, gets its verdict without consuming
+the token. The remaining scans of a request are claimed in ONE store round trip
+(`Store.claim_scans`): scanner still enabled, token not seen before (replay key), the card's
+snapshot, the audit event. The functions take a list so the batch endpoint reuses them.
+
+SQL is touched only on rare paths: a scanner or card missing from the store (flushed store,
+cold memory store), after which the store is refilled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import select
+
+from app.audit.log import AUDIT_STREAM, audit_fields
+from app.cards.models import Card, CardStatus, Person
+from app.cards.service import card_snapshot
+from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
+from app.catalog.scenes import BASE_ATTRIBUTES, SCENES, Attribute
+from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_principal
+from app.runtime import Runtime
+from app.security.principals import ScannerPrincipal
+from app.store import ScanClaim, ScanClaimResult
+from app.verification.errors import ScannerDisabled
+from token_service import TokenCheck, Verdict
+
+PSEUDONYM_CHARS = 22
+_CARD_VERDICTS: Mapping[CardStatus, Verdict] = {
+    CardStatus.active: Verdict.VALID,
+    CardStatus.lost: Verdict.CARD_LOST,
+    CardStatus.cancelled: Verdict.CARD_CANCELLED,
+    CardStatus.suspended: Verdict.CARD_SUSPENDED,
+}
+UNKNOWN_CARD_VERDICT = Verdict.CARD_CANCELLED
+"""A genuine token whose card no longer exists anywhere: treated as a cancelled card."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One presentation: the scanned string, the scene scanned for, the scanner's scan id."""
+
+    token: str
+    scene: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    verdict: Verdict
+    checked_at: str
+    kid: str | None
+    issuer: str | None
+    scene: str | None
+    holder: Mapping[str, str] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        answer: dict[str, object] = {
+            "verdict": self.verdict.value,
+            "checked_at": self.checked_at,
+            "kid": self.kid,
+            "iss": self.issuer,
+            "scene": self.scene,
+        }
+        if self.holder is not None:
+            answer["holder"] = self.holder
+        return answer
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A scan that passed the in-process checks and awaits its claim."""
+
+    index: int
+    scan: Scan
+    check: TokenCheck
+    handle: str
+    kid: str
+    claim: ScanClaim
+
+
+def pairwise_pseudonym(key: bytes, organisation_id: uuid.UUID, card_id: uuid.UUID) -> str:
+    """Stable for one organisation and card; unlinkable across organisations without the key."""
+    digest = hmac.new(key, organisation_id.bytes + card_id.bytes, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest)[:PSEUDONYM_CHARS].decode("ascii")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _iso(now: float) -> str:
+    return (
+        datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+async def verify_scans(
+    runtime: Runtime, scanner: ScannerPrincipal, scans: Sequence[Scan]
+) -> list[ScanResult]:
+    """A verdict per scan, in order.
+
+    :raises ScannerDisabled: when the scanner was disabled after its token was issued.
+    :raises StoreUnavailable: when the store cannot be reached (never a `valid` then).
+    """
+    now = time.time()
+    checked_at = _iso(now)
+    store = runtime.store
+    org = str(scanner.organisation_id)
+    results: list[ScanResult | None] = [None] * len(scans)
+    pending: list[_Pending] = []
+    for index, scan in enumerate(scans):
+        check = runtime.token_verifier.verify(scan.token)
+        kid = None if check.kid is None else _b64(check.kid)
+        verdict = check.verdict
+        if verdict is Verdict.VALID and check.card_handle is None:
+            verdict = Verdict.ISSUER_UNTRUSTED  # we cannot tell which card: no status to check
+        if verdict is Verdict.VALID and scan.scene is not None and scan.scene not in scanner.scenes:
+            verdict = Verdict.SCENE_NOT_ALLOWED
+        if verdict is not Verdict.VALID:
+            results[index] = ScanResult(verdict, checked_at, kid, check.issuer, scan.scene)
+            await store.stream_append(
+                AUDIT_STREAM,
+                audit_fields(
+                    "verify",
+                    scanner.client_id,
+                    "",
+                    {"kid": kid, "scene": scan.scene, "org": org, "verdict": verdict.value},
+                ),
+            )
+            continue
+        pending.append(
+            _pending(runtime, scanner, scan, check, index=index, kid=kid, now=now, org=org)
+        )
+    if pending:
+        claimed = await _claim(runtime, scanner, [item.claim for item in pending])
+        for item, result in zip(pending, claimed, strict=True):
+            results[item.index] = await _decide(runtime, scanner, item, result, checked_at)
+    return [result for result in results if result is not None]
+
+
+def _pending(
+    runtime: Runtime,
+    scanner: ScannerPrincipal,
+    scan: Scan,
+    check: TokenCheck,
+    *,
+    index: int,
+    kid: str | None,
+    now: float,
+    org: str,
+) -> _Pending:
+    assert check.card_handle is not None and check.cti is not None
+    assert check.expires_at is not None and kid is not None
+    handle = check.card_handle.hex()
+    cti = check.cti.hex()
+    scan_id = scan.idempotency_key or "~" + secrets.token_hex(8)
+    # The replay key must outlive every moment at which the token could still verify.
+    ttl = max(1, math.ceil(check.expires_at + runtime.settings.clock_skew - now) + 1)
+    claim = ScanClaim(
+        replay_key=f"cti:{cti}",
+        claim=f"{scanner.client_id}|{scan_id}".encode(),
+        ttl=ttl,
+        status_key=card_key(handle),
+        principal_key=principal_key(scanner.client_id),
+        audit_stream=AUDIT_STREAM,
+        audit_fields=audit_fields(
+            "verify",
+            scanner.client_id,
+            "",
+            {"kid": kid, "cti": cti, "scene": scan.scene, "org": org},
+        ),
+    )
+    return _Pending(index, scan, check, handle, kid, claim)
+
+
+async def _claim(
+    runtime: Runtime, scanner: ScannerPrincipal, claims: list[ScanClaim]
+) -> list[ScanClaimResult]:
+    """One round trip; a second one only after refilling a scanner missing from the store."""
+    results = await runtime.store.claim_scans(claims)
+    principal = results[0].principal
+    if principal is None:
+        async with runtime.database.session() as session:
+            await refill_scanner_principal(session, runtime.store, scanner.client_id)
+        results = await runtime.store.claim_scans(claims)
+        principal = results[0].principal
+    if principal != PRINCIPAL_ACTIVE:
+        raise ScannerDisabled("this scanner has been disabled")
+    return results
+
+
+async def _decide(
+    runtime: Runtime,
+    scanner: ScannerPrincipal,
+    item: _Pending,
+    result: ScanClaimResult,
+    checked_at: str,
+) -> ScanResult:
+    if result.first:
+        snapshot = _snapshot(result.status)
+        if snapshot is None:
+            snapshot = await _load_snapshot(runtime, item.handle)
+            if snapshot is not None:
+                await runtime.store.set(
+                    item.claim.replay_key,
+                    item.claim.claim + b"|" + snapshot.encode(),
+                    item.claim.ttl,
+                )
+    else:
+        retry_of = f"{scanner.client_id}|{item.scan.idempotency_key}|".encode()
+        existing = result.existing or b""
+        if item.scan.idempotency_key is None or not existing.startswith(retry_of):
+            return ScanResult(
+                Verdict.REPLAYED, checked_at, item.kid, item.check.issuer, item.scan.scene
+            )
+        # The first verdict again, from the card as it was then, even if it changed since.
+        snapshot = _snapshot(existing[len(retry_of) :]) or _snapshot(result.status)
+        if snapshot is None:
+            snapshot = await _load_snapshot(runtime, item.handle)
+    return _verdict(runtime, scanner, item, snapshot, checked_at)
+
+
+def _snapshot(raw: bytes | None) -> CardSnapshot | None:
+    if not raw:
+        return None
+    try:
+        return CardSnapshot.decode(raw)
+    except ValueError:
+        return None
+
+
+def _verdict(
+    runtime: Runtime,
+    scanner: ScannerPrincipal,
+    item: _Pending,
+    snapshot: CardSnapshot | None,
+    checked_at: str,
+) -> ScanResult:
+    scene = item.scan.scene
+    verdict = UNKNOWN_CARD_VERDICT if snapshot is None else _CARD_VERDICTS[snapshot.status]
+    if snapshot is None or verdict is not Verdict.VALID:
+        return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene)
+    catalogued = None if scene is None else SCENES.get(scene)
+    allowed = BASE_ATTRIBUTES if catalogued is None else catalogued.attributes
+    holder: dict[str, str] = {}
+    if Attribute.masked_name in allowed:
+        holder["masked_name"] = snapshot.masked_name
+    if Attribute.pseudonym in allowed:
+        holder["pseudonym"] = pairwise_pseudonym(
+            runtime.pseudonym_key, scanner.organisation_id, snapshot.card_id
+        )
+    return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene, holder)
+
+
+async def _load_snapshot(runtime: Runtime, handle: str) -> CardSnapshot | None:
+    """Rare path: the card is not in the store. Read it from SQL and publish its snapshot."""
+    async with runtime.database.session() as session:
+        statement = (
+            select(Card, Person).where(Card.handle == handle).where(Card.person_id == Person.id)
+        )
+        row = (await session.exec(statement)).first()
+    if row is None:
+        return None
+    card, person = row
+    snapshot = card_snapshot(runtime.pii, card, person)
+    await publish_card_snapshot(runtime.store, handle, snapshot)
+    return snapshot
