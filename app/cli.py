@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 from typing import Annotated
 
+import orjson
 import typer
 import uvicorn
 
@@ -14,6 +15,7 @@ from app.audit.service import verify_stored_chain
 from app.clients.service import IssuedClient, create_admin_client
 from app.config import Settings, SettingsError, load_settings
 from app.db import migrate as apply_migrations
+from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
 from app.runtime import Runtime, open_keyring
 
 cli = typer.Typer(help="Electronic social security card backend.", no_args_is_help=True)
@@ -127,6 +129,31 @@ def audit_verify_chain() -> None:
         )
         raise typer.Exit(1)
     typer.echo(f"audit chain intact: {report.rows} rows")
+
+
+@cli.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    base_url: Annotated[str | None, typer.Option(help="Where the API listens")] = None,
+) -> None:
+    """Seed a demo holder, venue and scanner and print how to try the QR journey."""
+    settings = settings_or_exit()
+    url = base_url or f"http://{settings.host}:{settings.port}"
+
+    async def seed() -> DemoSeed:
+        await apply_migrations(settings.database_url)
+        runtime = await Runtime.start(settings)
+        try:
+            return await seed_demo(runtime)
+        finally:
+            await runtime.close()
+
+    seeded = asyncio.run(seed())
+    if as_json:
+        typer.echo(orjson.dumps(demo_json(seeded, url), option=orjson.OPT_INDENT_2).decode())
+        return
+    png = settings.var_dir.resolve() / "demo-qr.png"
+    typer.echo(demo_instructions(seeded, url, str(png)))
 
 
 def main() -> None:

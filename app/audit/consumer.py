@@ -191,6 +191,8 @@ class AuditConsumer:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self._clock = clock
+        self._writing = False
+        self._stopping = False
 
     async def drain_once(self, *, block_ms: int | None = None) -> int:
         """One read, write and acknowledgement; returns the entries acknowledged (0: none
@@ -210,18 +212,24 @@ class AuditConsumer:
             return 0
         now = datetime.fromtimestamp(self._clock(), UTC)
         records = [entry_record(entry, now) for entry in entries]
-        async with self.database.session() as session:
-            written = await append_records(session, records)
-        await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
+        self._writing = True
+        try:
+            async with self.database.session() as session:
+                written = await append_records(session, records)
+            await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
+        finally:
+            self._writing = False
         if written < len(entries):
             logger.info("audit: %d redelivered entries were already stored", len(entries) - written)
         return len(entries)
 
     async def run(self) -> None:
-        """Drains until cancelled. Store and database failures are logged and retried with
-        exponential backoff: audit events wait in the stream, they are never dropped."""
+        """Drains until stopped or cancelled. Store and database failures are logged and
+        retried with exponential backoff: audit events wait in the stream, never dropped."""
+        self._stopping = False
         delay = self.retry_initial
-        while True:
+        while not self._stopping:
+            _raise_if_cancelled()
             try:
                 handled = await self.drain_once()
             except StoreUnavailable as error:
@@ -247,6 +255,7 @@ class AuditConsumer:
             async with asyncio.timeout(max_seconds):
                 while count := await self.drain_once(block_ms=0):
                     handled += count
+                    _raise_if_cancelled()
         except TimeoutError:
             logger.warning(
                 "audit flush stopped after %.1f s; the rest stays in the stream", max_seconds
@@ -256,19 +265,33 @@ class AuditConsumer:
         return handled
 
     @asynccontextmanager
-    async def running(self, *, flush_timeout: float = 5.0) -> AsyncIterator[None]:
+    async def running(self, *, stop_timeout: float = 5.0) -> AsyncIterator[None]:
         """Runs the consumer in the background; on exit stops it and flushes the stream.
 
-        Cancelling mid-batch is safe: an uncommitted batch rolls back, a committed but
-        unacknowledged one is redelivered and skipped.
+        A batch being written is let finish (bounded by `stop_timeout`): cancelling inside a
+        transaction can leave a SQLite connection holding the write lock. A read or a backoff
+        pause is cancelled at once.
         """
         task = asyncio.create_task(self.run(), name=f"audit-consumer:{self.consumer}")
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.wait([task])
-            await self.flush(max_seconds=flush_timeout)
+            self._stopping = True
+            if not self._writing:
+                task.cancel()
+            _, pending = await asyncio.wait([task], timeout=stop_timeout)
+            if pending:
+                task.cancel()
+                await asyncio.wait([task])
+            await self.flush(max_seconds=stop_timeout)
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raises a cancellation that a library swallowed: on Python 3.11, `asyncio.wait_for`
+    (used inside redis-py) can return normally although its task was cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @asynccontextmanager

@@ -106,6 +106,24 @@ class UnavailableAtFirst(KilledAfterCommit):
         return await super().stream_read(stream, group, consumer, count, block_ms)
 
 
+class SwallowsCancellation(KilledAfterCommit):
+    """A store client that, like `asyncio.wait_for` on Python 3.11, can lose a cancellation."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, acks_before_kill=-1)
+        self.reading = asyncio.Event()
+
+    async def stream_read(
+        self, stream: str, group: str, consumer: str, count: int, block_ms: int
+    ) -> list[StreamEntry]:
+        self.reading.set()
+        try:
+            await asyncio.sleep(WAIT)
+        except asyncio.CancelledError:
+            return []
+        return []
+
+
 class DatabaseDownAtFirst(Database):
     def __init__(self, url: str, *, failures: int) -> None:
         super().__init__(url)
@@ -196,6 +214,16 @@ class TestResilience:
             await flaky.dispose()
         await assert_stored_once(database, event_ids)
         assert await consumer_of(store, database).drain_once() == 0
+
+    async def test_stops_even_when_a_library_swallowed_the_cancellation(
+        self, store: Store, database: Database
+    ) -> None:
+        swallowing = SwallowsCancellation(store)
+        task = asyncio.create_task(consumer_of(swallowing, database).run())
+        await swallowing.reading.wait()
+        async with asyncio.timeout(WAIT / 2):
+            await stop(task)
+        assert task.cancelled()
 
     async def test_stopping_flushes_what_is_waiting(self, store: Store, database: Database) -> None:
         consumer = AuditConsumer(store, database, consumer=CONSUMER, block_ms=50)
