@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CollectorRegistry
 
 from api.middleware import RequestContextMiddleware, RequestMetrics
@@ -37,7 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Electronic social security card API",
         version="0.1.0",
         description="Signed rotating QR tokens, verification for venue scanners, card lifecycle.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     metrics = RequestMetrics(CollectorRegistry())

@@ -10,9 +10,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 
-def cacheable_response(
-    request: Request, body: bytes, media_type: str, *, max_age: int
-) -> Response:
+def cacheable_response(request: Request, body: bytes, media_type: str, *, max_age: int) -> Response:
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
     candidates = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}

@@ -23,9 +23,8 @@ logger = logging.getLogger("ssc.runtime")
 
 def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
     """One secret per setting, one derived key per purpose, so no key serves two jobs."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()
-    ).derive(secret)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode())
+    return hkdf.derive(secret)
 
 
 def build_store(settings: Settings) -> Store:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-PUBLIC_KEY = open(os.environ["LOAD_BASELINE_KEY"]).read()  # noqa: SIM115, PTH123
+PUBLIC_KEY = open(os.environ["LOAD_BASELINE_KEY"]).read()  # noqa: SIM115
 REDIS_URL = os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/0")
 redis_client = aioredis.Redis.from_url(REDIS_URL)
 

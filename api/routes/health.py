@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
@@ -23,9 +23,16 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="The database and the store are reachable",
-    responses={503: {"description": "A dependency is down", "content": {
-        "application/json": {"example": {"status": "unavailable", "database": "ok",
-                                         "store": "down"}}}}},
+    responses={
+        503: {
+            "description": "A dependency is down",
+            "content": {
+                "application/json": {
+                    "example": {"status": "unavailable", "database": "ok", "store": "down"}
+                }
+            },
+        }
+    },
 )
 async def readyz(runtime: RuntimeDep) -> Response:
     async def probe(check: Awaitable[None]) -> str:
@@ -40,7 +47,9 @@ async def readyz(runtime: RuntimeDep) -> Response:
     )
     ready = database == store == "ok"
     body = {"status": "ok" if ready else "unavailable", "database": database, "store": store}
-    return ORJSONResponse(body, status_code=200 if ready else 503)
+    return Response(
+        orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
