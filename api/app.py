@@ -11,10 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.problems import install_problem_handlers
-from api.routes import applications, clients, health, holder, keys, verify
+from api.routes import applications, clients, health, holder, keys, lifecycle, misuse, trust, verify
 from app.audit.consumer import audit_consumer
 from app.config import Settings, load_settings
+from app.misuse.watch import MisuseWatch
 from app.runtime import Runtime
+from app.trust.background import trust_sync
 from app.warmup import warm_store
 
 
@@ -27,7 +29,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         await warm_store(runtime)
         try:
-            async with audit_consumer(runtime):
+            async with (
+                audit_consumer(runtime, on_persisted=MisuseWatch(runtime).on_persisted),
+                trust_sync(runtime),
+            ):
                 yield
         finally:
             await runtime.close()
@@ -51,5 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(holder.router)
     app.include_router(clients.router)
     app.include_router(verify.router)
+    app.include_router(lifecycle.router)
+    app.include_router(misuse.router)
+    app.include_router(trust.router)
     logging.getLogger("ssc").setLevel(settings.log_level.upper())
     return app

@@ -1,10 +1,11 @@
-"""`ssc`: the operator's command line (serve, migrate, keys, audit)."""
+"""`ssc`: the operator's command line (serve, migrate, keys, audit, verify-offline)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import datetime as dt
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -17,6 +18,7 @@ from app.config import Settings, SettingsError, load_settings
 from app.db import migrate as apply_migrations
 from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
 from app.runtime import Runtime, open_keyring
+from app.trust.offline import OfflineScan, scan_offline
 
 cli = typer.Typer(help="Electronic social security card backend.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
@@ -154,6 +156,49 @@ def demo(
         return
     png = settings.var_dir.resolve() / "demo-qr.png"
     typer.echo(demo_instructions(seeded, url, str(png)))
+
+
+@cli.command("verify-offline")
+def verify_offline(
+    *,
+    bundle: Annotated[
+        Path, typer.Option(help="The verifier bundle from GET /v1/scanner/bundle", dir_okay=False)
+    ],
+    token: Annotated[str | None, typer.Argument(help="The scanned SSC1 string")] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="A photo or PNG of the QR code instead", dir_okay=False)
+    ] = None,
+    anchor: Annotated[
+        Path | None,
+        typer.Option(help="JWK set that signs bundles (default: this deployment's key ring)"),
+    ] = None,
+    scene: Annotated[str | None, typer.Option(help="The scene scanned for")] = None,
+    replay_cache: Annotated[
+        Path | None, typer.Option(help="Replay cache file (default: next to the bundle)")
+    ] = None,
+) -> None:
+    """Verify a token without a network; exit 0 only when the holder is admitted."""
+    if (token is None) == (image is None):
+        typer.secho("give a TOKEN or --image, not both", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    outcome = scan_offline(
+        OfflineScan(
+            bundle=bundle,
+            token=token,
+            image=image,
+            anchor=anchor,
+            scene=scene,
+            replay_cache=replay_cache,
+        ),
+        settings_or_exit() if anchor is None else None,
+    )
+    if outcome.error is not None:
+        typer.secho(outcome.error, fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    for line in outcome.lines():
+        typer.echo(line)
+    if not outcome.accepted:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     scanner_token_ttl: int = Field(default=3600, ge=60, le=24 * 3600)
     pin_max_failures: int = Field(default=5, ge=1, le=20)
     pin_lockout_seconds: int = Field(default=15 * 60, ge=1)
+    misuse_max_speed_kmh: float = Field(default=300.0, gt=0, le=2000)
+    misuse_max_scans_per_minute: int = Field(default=10, ge=1, le=10_000)
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+[^\s]*$")
+    status_list_ttl: int = Field(default=300, ge=10, le=24 * 3600)
+    status_list_size: int = Field(default=1 << 20, ge=1024, le=1 << 27)
+    bundle_max_age: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+    key_rotation_days: float = Field(default=90, ge=0, le=3650)
+    key_publish_ahead: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    key_sync_interval: int = Field(default=60, ge=1, le=3600)
 
     @field_validator("database_url")
     @classmethod

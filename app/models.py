@@ -1,16 +1,31 @@
 """Every table model, imported once so SQLModel.metadata is complete (Alembic, tests)."""
 
 from app.audit.models import AuditEvent
-from app.cards.models import Card, CardApplication, Device, Person, RefreshToken
+from app.cards.models import (
+    Card,
+    CardApplication,
+    CardEvent,
+    Device,
+    Person,
+    RefreshToken,
+    RetiredCardNumber,
+)
 from app.clients.models import ApiClient, Organisation
+from app.misuse.models import CreditRecord, MisuseAlert
+from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
     "ApiClient",
     "AuditEvent",
     "Card",
     "CardApplication",
+    "CardEvent",
+    "CreditRecord",
     "Device",
+    "MisuseAlert",
     "Organisation",
     "Person",
     "RefreshToken",
+    "RetiredCardNumber",
+    "TrustedIssuerRecord",
 ]

@@ -16,6 +16,7 @@ from app.security.tokens import AccessTokenCodec
 from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
+from app.trust.verifier import build_token_verifier
 from token_service import KeyDirectory, KeyRing, TokenIssuer, TokenVerifier
 
 logger = logging.getLogger("ssc.runtime")
@@ -53,7 +54,9 @@ class Runtime:
     card_handle_key: bytes
     secret_hash_key: bytes
     pseudonym_key: bytes
+    key_directory: KeyDirectory
     token_verifier: TokenVerifier
+    """Replaced (never mutated) when the trust list changes: see `app.trust.verifier`."""
     token_issuer: TokenIssuer
 
     @classmethod
@@ -63,6 +66,7 @@ class Runtime:
         card_handle_key = derive_key(
             settings.secret("key_encryption_key"), "ssc/card-handle/v1", 16
         )
+        own_keys = KeyDirectory({settings.issuer: keyring})
         return cls(
             settings=settings,
             database=Database(settings.database_url),
@@ -74,10 +78,11 @@ class Runtime:
             card_handle_key=card_handle_key,
             secret_hash_key=derive_key(token_secret, "ssc/opaque-secrets/v1"),
             pseudonym_key=derive_key(settings.secret("data_key"), "ssc/pairwise-pseudonym/v1"),
-            token_verifier=TokenVerifier(
-                KeyDirectory({settings.issuer: keyring}),
-                trusted_issuers={settings.issuer},
-                handle_keys={settings.issuer: card_handle_key},
+            key_directory=own_keys,
+            token_verifier=build_token_verifier(
+                issuer=settings.issuer,
+                own_keys=own_keys,
+                card_handle_key=card_handle_key,
                 clock_skew=settings.clock_skew,
             ),
             token_issuer=TokenIssuer(

@@ -271,6 +271,24 @@ def split_token(token: str) -> tuple[bytes, bytes, bytes, bytes, ClaimValues]:
         raise MalformedTokenError(str(error)) from None
 
 
+MAX_MESSAGE_BYTES = 320
+"""The longest binary COSE_Sign1 `split_message` reads: what `MAX_TOKEN_CHARS` of base45 hold."""
+
+
+def split_message(data: bytes) -> tuple[bytes, bytes, bytes, bytes, ClaimValues]:
+    """`split_token` for the binary COSE_Sign1 itself (gateways that forward the scanned bytes),
+    with the same strict layout checks.
+
+    :raises MalformedTokenError: on anything but a well-formed `SSC1` COSE_Sign1.
+    """
+    if not isinstance(data, bytes) or len(data) > MAX_MESSAGE_BYTES:
+        raise MalformedTokenError(f"not bytes of at most {MAX_MESSAGE_BYTES}")
+    try:
+        return _split_message(data)
+    except (IndexError, _cbor.CborError) as error:
+        raise MalformedTokenError(str(error) or "truncated message") from None
+
+
 def _split_message(data: bytes) -> tuple[bytes, bytes, bytes, bytes, ClaimValues]:
     # Fixed layout, checked byte by byte: tag 18, array of 4, the 13-byte protected header
     # {1: -7, 4: h'kid'}, an empty unprotected map, the payload (shorter than 256 bytes, as

@@ -89,6 +89,8 @@ async def create_organisation(
         venue_type=body.venue_type,
         region_code=body.region_code,
         scenes=body.scenes,
+        latitude=body.latitude,
+        longitude=body.longitude,
     )
     return OrganisationOut.model_validate(organisation, from_attributes=True)
 

@@ -6,10 +6,10 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from urllib.parse import parse_qsl, unquote_plus
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.clients.errors import InvalidClient, OAuthInvalidRequest
 from app.clients.service import ClientCredentialsRequest
@@ -28,6 +28,8 @@ class OrganisationCreate(BaseModel):
                     "venue_type": "hospital",
                     "region_code": "360100",
                     "scenes": ["hospital"],
+                    "latitude": 28.6829,
+                    "longitude": 115.8579,
                 }
             ]
         },
@@ -37,6 +39,18 @@ class OrganisationCreate(BaseModel):
     venue_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
     region_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
     scenes: list[SceneCode] = Field(min_length=1, max_length=32, description="Catalog scene codes")
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90, description="Venue location (WGS 84 degrees)"
+    )
+    longitude: float | None = Field(
+        default=None, ge=-180, le=180, description="Venue location (WGS 84 degrees)"
+    )
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
 
 
 class OrganisationOut(BaseModel):
@@ -45,6 +59,8 @@ class OrganisationOut(BaseModel):
     venue_type: str
     region_code: str
     scenes: list[str]
+    latitude: float | None = None
+    longitude: float | None = None
     created_at: datetime
 
 

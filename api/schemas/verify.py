@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from dataclasses import dataclass
 from typing import Annotated
 
+import orjson
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from token_service import Verdict
 
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+SCENE_PATTERN = r"^[a-z_]{1,32}$"
 
 
 class VerifyRequest(BaseModel):
@@ -18,7 +25,7 @@ class VerifyRequest(BaseModel):
     )
 
     token: str = Field(description="The scanned string; anything unreadable is `malformed`")
-    scene: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] | None = Field(
+    scene: Annotated[str, StringConstraints(pattern=SCENE_PATTERN)] | None = Field(
         default=None, description="Catalog scene code scanned for; decides the attributes"
     )
 
@@ -60,3 +67,167 @@ class VerifyResponse(BaseModel):
     iss: str | None
     scene: str | None
     holder: Holder | None = Field(default=None, description="Only with verdict `valid`")
+
+
+MAX_BATCH_SCANS = 100
+MAX_COSE_CHARS = 440  # base64url of the longest COSE_Sign1 the codec reads (320 bytes)
+
+
+class BatchScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(default=None, description="The scanned string (or give `cose`)")
+    cose: str | None = Field(
+        default=None,
+        description="base64url of the binary COSE_Sign1 inside the token, for gateways",
+        max_length=MAX_COSE_CHARS,
+    )
+    scene: Annotated[str, StringConstraints(pattern=SCENE_PATTERN)] | None = None
+    scan_id: Annotated[str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN)] | None = Field(
+        default=None,
+        description="Scanner-chosen id: a retry with the same id gets the first verdict",
+    )
+
+
+class BatchVerifyRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "scans": [
+                        {
+                            "token": "SSC1:6BFOXN*TS0BI$ZDFRH...",
+                            "scene": "metro",
+                            "scan_id": "g1-1",
+                        },
+                        {"cose": "0oRNogEmBEj...", "scene": "metro", "scan_id": "g1-2"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    scans: list[BatchScan] = Field(min_length=1, max_length=MAX_BATCH_SCANS)
+
+
+class BatchVerdict(VerifyResponse):
+    scan_id: str | None = Field(default=None, description="The scan's `scan_id`, if it had one")
+
+
+class BatchVerifyResponse(BaseModel):
+    results: list[BatchVerdict] = Field(description="One verdict per scan, in request order")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedScan:
+    token: str | bytes
+    scene: str | None
+    scan_id: str | None
+
+
+# The hot path parses its small bodies by hand with orjson: pydantic costs more per request
+# than the rest of the route outside the signature check. The models above document the same
+# rules (and the OpenAPI schema); tests hold the two to the same verdicts.
+_SCENE = re.compile(SCENE_PATTERN)
+_SCAN_ID = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_VERIFY_FIELDS = frozenset({"token", "scene"})
+_SCAN_FIELDS = frozenset({"token", "cose", "scene", "scan_id"})
+
+
+def invalid(location: tuple[str | int, ...], message: str) -> RequestValidationError:
+    """A 422 problem+json, in the shape pydantic's own errors take."""
+    return RequestValidationError([{"loc": location, "msg": message, "type": "value_error"}])
+
+
+def parse_verify(raw: bytes) -> tuple[str, str | None]:
+    """(token, scene) of a `POST /v1/verify` body.
+
+    :raises RequestValidationError: on anything `VerifyRequest` would refuse.
+    """
+    body = _json_object(raw)
+    _only(body, _VERIFY_FIELDS, ("body",))
+    token = body.get("token")
+    if not isinstance(token, str):
+        raise invalid(("body", "token"), "a string is required")
+    return token, _scene(body, ("body",))
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    """:raises RequestValidationError: unless absent or matching `IDEMPOTENCY_KEY_PATTERN`."""
+    if value is not None and not _SCAN_ID.fullmatch(value):
+        raise invalid(("header", "idempotency-key"), f"must match {IDEMPOTENCY_KEY_PATTERN}")
+    return value
+
+
+def parse_batch(raw: bytes) -> list[ParsedScan]:
+    """The scans of a `POST /v1/verify/batch` body, binary COSE already decoded.
+
+    :raises RequestValidationError: on anything `BatchVerifyRequest` would refuse.
+    """
+    body = _json_object(raw)
+    _only(body, frozenset({"scans"}), ("body",))
+    scans = body.get("scans")
+    if not isinstance(scans, list) or not 1 <= len(scans) <= MAX_BATCH_SCANS:
+        raise invalid(("body", "scans"), f"a list of 1 to {MAX_BATCH_SCANS} scans is required")
+    return [_scan(item, ("body", "scans", index)) for index, item in enumerate(scans)]
+
+
+def _scan(item: object, location: tuple[str | int, ...]) -> ParsedScan:
+    if not isinstance(item, dict):
+        raise invalid(location, "an object is required")
+    _only(item, _SCAN_FIELDS, location)
+    token = item.get("token")
+    cose = item.get("cose")
+    if (token is None) == (cose is None):
+        raise invalid(location, "exactly one of token and cose is required")
+    scanned: str | bytes
+    if token is not None:
+        if not isinstance(token, str):
+            raise invalid((*location, "token"), "a string is required")
+        scanned = token
+    else:
+        scanned = _base64url(cose, (*location, "cose"))
+    scan_id = item.get("scan_id")
+    if scan_id is not None and not (isinstance(scan_id, str) and _SCAN_ID.fullmatch(scan_id)):
+        raise invalid((*location, "scan_id"), f"must match {IDEMPOTENCY_KEY_PATTERN}")
+    return ParsedScan(scanned, _scene(item, location), scan_id)
+
+
+def _json_object(raw: bytes) -> dict[str, object]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise invalid(("body",), "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise invalid(("body",), "a JSON object is required")
+    return body
+
+
+def _only(
+    body: dict[str, object], allowed: frozenset[str], location: tuple[str | int, ...]
+) -> None:
+    for name in body:
+        if name not in allowed:
+            raise invalid((*location, name), "unknown field")
+
+
+def _scene(body: dict[str, object], location: tuple[str | int, ...]) -> str | None:
+    scene = body.get("scene")
+    if scene is None:
+        return None
+    if not isinstance(scene, str) or not _SCENE.fullmatch(scene):
+        raise invalid((*location, "scene"), f"must match {SCENE_PATTERN}")
+    return scene
+
+
+def _base64url(value: object, location: tuple[str | int, ...]) -> bytes:
+    if not isinstance(value, str) or len(value) > MAX_COSE_CHARS or not _BASE64URL.fullmatch(value):
+        raise invalid(location, f"base64url of at most {MAX_COSE_CHARS} characters is required")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except binascii.Error:
+        raise invalid(location, "not valid base64url") from None
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")

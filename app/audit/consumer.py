@@ -14,7 +14,7 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,10 @@ IDLE_POLL_SECONDS = 0.1
 
 _EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _CORE_FIELDS = frozenset({"eid", "at", "action", "actor", "subject", "data"})
+
+PersistedHook = Callable[[Sequence[AuditRecord]], Awaitable[None]]
+"""Called with each batch once it is stored (e.g. the misuse watch); may see a redelivered
+event again, and its failures never hold up the stream."""
 
 
 def _width(column: str) -> int:
@@ -176,6 +180,7 @@ class AuditConsumer:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         clock: Callable[[], float] = time.time,
+        on_persisted: PersistedHook | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be positive")
@@ -191,6 +196,7 @@ class AuditConsumer:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self._clock = clock
+        self.on_persisted = on_persisted
         self._writing = False
         self._stopping = False
 
@@ -221,12 +227,16 @@ class AuditConsumer:
             self._writing = False
         if written < len(entries):
             logger.info("audit: %d redelivered entries were already stored", len(entries) - written)
+        if self.on_persisted is not None:
+            try:
+                await self.on_persisted(records)
+            except Exception:
+                logger.exception("audit: the on_persisted hook failed; the events are stored")
         return len(entries)
 
     async def run(self) -> None:
         """Drains until stopped or cancelled. Store and database failures are logged and
         retried with exponential backoff: audit events wait in the stream, never dropped."""
-        self._stopping = False
         delay = self.retry_initial
         while not self._stopping:
             _raise_if_cancelled()
@@ -272,6 +282,7 @@ class AuditConsumer:
         transaction can leave a SQLite connection holding the write lock. A read or a backoff
         pause is cancelled at once.
         """
+        self._stopping = False
         task = asyncio.create_task(self.run(), name=f"audit-consumer:{self.consumer}")
         try:
             yield
@@ -295,11 +306,13 @@ def _raise_if_cancelled() -> None:
 
 
 @asynccontextmanager
-async def audit_consumer(runtime: Runtime) -> AsyncIterator[AuditConsumer]:
+async def audit_consumer(
+    runtime: Runtime, *, on_persisted: PersistedHook | None = None
+) -> AsyncIterator[AuditConsumer]:
     """The API's consumer, with an engine of its own: its chain-lock transactions never take a
     connection from the request pool, and its statements never mix with a request's."""
     database = Database(runtime.settings.database_url)
-    consumer = AuditConsumer(runtime.store, database)
+    consumer = AuditConsumer(runtime.store, database, on_persisted=on_persisted)
     try:
         async with consumer.running():
             yield consumer

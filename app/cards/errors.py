@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import Conflict, InvalidRequest, NotFound
+from app.errors import Conflict, DomainError, Forbidden, InvalidRequest, NotFound
 
 
 class InvalidApplication(InvalidRequest):
@@ -40,3 +40,46 @@ class ApplicationDecided(Conflict):
 
     code = "application-decided"
     title = "The application was already decided"
+
+
+class TransitionNotAllowed(Conflict):
+    """A lifecycle action that the card's current state does not allow."""
+
+    code = "card-transition-not-allowed"
+    title = "The card's current state does not allow this"
+
+    def __init__(self, current: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action.replace('_', ' ')}: the card is {current}",
+            card_status=current,
+            action=action,
+        )
+        self.current = current
+        self.action = action
+
+
+class ChannelNotAllowed(InvalidRequest):
+    """A lifecycle action asked for through a channel that may not do it."""
+
+    code = "channel-not-allowed"
+    title = "This action cannot be done through this channel"
+
+
+class CardNotFound(NotFound):
+    code = "card-not-found"
+    title = "No such card"
+
+
+class CardNumberRetired(DomainError):
+    """The number of a physical card that was replaced; it never identifies a card again."""
+
+    code = "card-number-retired"
+    title = "This card number was replaced"
+    status = 410
+
+
+class HolderNotVerified(Forbidden):
+    """An operator acting for a holder gave a document number that is not the holder's."""
+
+    code = "holder-not-verified"
+    title = "The holder's identity could not be confirmed"

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -122,3 +122,30 @@ class RefreshToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=timestamp_column())
     used_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class CardEvent(SQLModel, table=True):
+    """One lifecycle transition of a card: who, when, through which channel, why."""
+
+    __tablename__ = "card_events"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    card_id: uuid.UUID = Field(foreign_key="cards.id", index=True)
+    action: str = Field(max_length=24)
+    from_status: str = Field(max_length=16)
+    to_status: str = Field(max_length=16)
+    actor: str = Field(max_length=128)
+    channel: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=500)
+    details: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class RetiredCardNumber(SQLModel, table=True):
+    """A physical card number replaced by a new one; it never identifies a card again."""
+
+    __tablename__ = "retired_card_numbers"
+
+    card_number: str = Field(max_length=20, primary_key=True)
+    card_id: uuid.UUID = Field(foreign_key="cards.id")
+    retired_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

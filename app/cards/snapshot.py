@@ -15,6 +15,8 @@ from app.cards.models import CardStatus
 from app.store import Store
 
 CARD_CHANGES = "card-changes"
+CARDS_VERSION = "cards:version"
+"""A counter bumped on every card change: a cached status list older than it is rebuilt."""
 
 
 def card_key(handle: str) -> str:
@@ -39,5 +41,7 @@ class CardSnapshot:
 
 
 async def publish_card_snapshot(store: Store, handle: str, snapshot: CardSnapshot) -> None:
+    """Every card state change goes through here, so here the status list learns of it too."""
     await store.set(card_key(handle), snapshot.encode())
+    await store.incr(CARDS_VERSION)
     await store.publish(CARD_CHANGES, handle.encode())

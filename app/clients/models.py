@@ -31,6 +31,8 @@ class Organisation(SQLModel, table=True):
     venue_type: str = Field(max_length=40)
     region_code: str = Field(max_length=12)
     scenes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    latitude: float | None = None
+    longitude: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 

@@ -97,10 +97,20 @@ async def create_organisation(
     venue_type: str,
     region_code: str,
     scenes: Sequence[str],
+    latitude: float | None = None,
+    longitude: float | None = None,
 ) -> Organisation:
-    """:raises UnknownScene: when a scene code is not in the catalog."""
+    """The venue's location (degrees, WGS 84) lets the misuse watch spot impossible travel.
+
+    :raises UnknownScene: when a scene code is not in the catalog.
+    """
     organisation = Organisation(
-        name=name, venue_type=venue_type, region_code=region_code, scenes=_scenes(scenes)
+        name=name,
+        venue_type=venue_type,
+        region_code=region_code,
+        scenes=_scenes(scenes),
+        latitude=latitude,
+        longitude=longitude,
     )
     session.add(organisation)
     await session.flush()

@@ -66,10 +66,14 @@ async def issue_qr_tokens(
     handle = bytes.fromhex(card.handle)
     step = runtime.settings.qr_refresh_after
     current = issuer.issue(handle, status_index=card.status_index)
-    # Prefetched tokens carry `nbf`; with a status index too they would exceed the QR
-    # budget (224 > 220 characters), and online verification does not need the index.
+    # Prefetched tokens carry the index too (no `nbf` claim, so it fits the QR budget):
+    # an offline verifier refuses a token without one.
     upcoming = tuple(
-        QrToken.of(issuer.issue(handle, not_before=current.issued_at + k * step))
+        QrToken.of(
+            issuer.issue(
+                handle, not_before=current.issued_at + k * step, status_index=card.status_index
+            )
+        )
         for k in range(1, prefetch + 1)
     )
     return QrTokens(QrToken.of(current), step, upcoming)

@@ -396,3 +396,17 @@ async def holder_card(
         bank_name=COOPERATING_BANKS.get(card.bank_code, card.bank_code),
         masked_name=mask_name(runtime.pii.open(NAME_FIELD, person.name_sealed)),
     )
+
+
+async def check_holder_pin(
+    session: AsyncSession, runtime: Runtime, card: Card, pin: str, attempt: str
+) -> DomainError | None:
+    """The PIN check with lockout, for other domains that ask the holder for the PIN (the card
+    lifecycle). None when right; otherwise the error to raise once the session has committed
+    the failure count."""
+    return await _check_pin(session, runtime, card, pin, attempt)
+
+
+def holder_document_matches(runtime: Runtime, person: Person, document_number: str) -> bool:
+    """True when `document_number` is the person's own (an operator's identity check)."""
+    return _matches_document(runtime, person, document_number)

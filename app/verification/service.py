@@ -12,6 +12,7 @@ cold memory store), after which the store is refilled.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -50,9 +51,10 @@ UNKNOWN_CARD_VERDICT = Verdict.CARD_CANCELLED
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    """One presentation: the scanned string, the scene scanned for, the scanner's scan id."""
+    """One presentation: the scanned string (or the binary COSE_Sign1 it carries, as gateways
+    may forward it), the scene scanned for, the scanner's scan id."""
 
-    token: str
+    token: str | bytes
     scene: str | None = None
     idempotency_key: str | None = None
 
@@ -119,10 +121,13 @@ async def verify_scans(
     checked_at = _iso(now)
     store = runtime.store
     org = str(scanner.organisation_id)
+    verifier = runtime.token_verifier
     results: list[ScanResult | None] = [None] * len(scans)
     pending: list[_Pending] = []
+    refused: list[Mapping[str, str]] = []
     for index, scan in enumerate(scans):
-        check = runtime.token_verifier.verify(scan.token)
+        token = scan.token
+        check = verifier.verify(token) if isinstance(token, str) else verifier.verify_cose(token)
         kid = None if check.kid is None else _b64(check.kid)
         verdict = check.verdict
         if verdict is Verdict.VALID and check.card_handle is None:
@@ -131,23 +136,33 @@ async def verify_scans(
             verdict = Verdict.SCENE_NOT_ALLOWED
         if verdict is not Verdict.VALID:
             results[index] = ScanResult(verdict, checked_at, kid, check.issuer, scan.scene)
-            await store.stream_append(
-                AUDIT_STREAM,
+            refused.append(
                 audit_fields(
                     "verify",
                     scanner.client_id,
                     "",
                     {"kid": kid, "scene": scan.scene, "org": org, "verdict": verdict.value},
-                ),
+                )
             )
             continue
         pending.append(
             _pending(runtime, scanner, scan, check, index=index, kid=kid, now=now, org=org)
         )
+    # Refused scans consume nothing, so their audit entries need no atomicity with the claim:
+    # they are sent alongside it, concurrently, rather than one round trip after another.
+    appends = [store.stream_append(AUDIT_STREAM, fields) for fields in refused]
     if pending:
-        claimed = await _claim(runtime, scanner, [item.claim for item in pending])
+        claims = [item.claim for item in pending]
+        if appends:
+            claiming = asyncio.ensure_future(_claim(runtime, scanner, claims))
+            await asyncio.gather(claiming, *appends)
+            claimed = claiming.result()
+        else:
+            claimed = await _claim(runtime, scanner, claims)
         for item, result in zip(pending, claimed, strict=True):
             results[item.index] = await _decide(runtime, scanner, item, result, checked_at)
+    elif appends:
+        await asyncio.gather(*appends)
     return [result for result in results if result is not None]
 
 

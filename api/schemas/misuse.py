@@ -1,0 +1,50 @@
+"""Request and response bodies of misuse alerts and credit records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from app.misuse.models import AlertKind, AlertStatus
+
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class AlertOut(BaseModel):
+    id: uuid.UUID
+    card_number: str
+    kind: AlertKind
+    details: dict[str, Any]
+    status: AlertStatus
+    created_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+
+
+class AlertClose(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"note": "holder travelled with a colleague's card"}]},
+    )
+
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class CreditRecordCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"note": "lent the card to a relative; warned (JX18)"}]},
+    )
+
+    note: Note
+
+
+class CreditRecordOut(BaseModel):
+    id: uuid.UUID
+    note: str
+    author: str
+    created_at: datetime
+

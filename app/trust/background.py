@@ -1,0 +1,91 @@
+"""Background work of each API worker: key ring sync and scheduled rotation, trust refresh.
+
+- every `SSC_KEY_SYNC_INTERVAL` seconds: re-read the key ring (a rotation by another process
+  or `ssc keys rotate`), rotate if due, prune expired keys, and rebuild the token verifier
+  if `trust:version` moved (a missed pub/sub message);
+- on every `trust-changes` message: rebuild the token verifier at once.
+
+Failures are logged and retried at the next tick: a flaky database or store must not stop
+the worker from serving with what it already holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from app.runtime import Runtime
+from app.trust.documents import current_version
+from app.trust.issuers import TRUST_CHANGES, TRUST_VERSION, refresh_verifier
+from app.trust.key_rotation import RotationPolicy, rotate_if_due
+
+logger = logging.getLogger("ssc.trust")
+
+
+class TrustSync:
+    """Keeps one worker's keys and trusted issuers current."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._policy = RotationPolicy.of(runtime.settings)
+        self._trust_version: int | None = None
+
+    async def refresh_trust(self) -> None:
+        """Rebuilds the verifier from the registry, remembering the version it saw first."""
+        version = await current_version(self._runtime.store, TRUST_VERSION)
+        await refresh_verifier(self._runtime)
+        self._trust_version = version
+
+    async def tick(self) -> None:
+        """One periodic check: keys (reload, rotate if due, prune) and the trust version."""
+        runtime = self._runtime
+        await rotate_if_due(runtime.keyring, runtime.store, self._policy)
+        if await current_version(runtime.store, TRUST_VERSION) != self._trust_version:
+            await self.refresh_trust()
+
+    async def run_periodic(self) -> None:
+        while True:
+            await asyncio.sleep(self._runtime.settings.key_sync_interval)
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("key and trust sync failed; retrying at the next tick")
+
+    async def run_listener(self) -> None:
+        while True:
+            try:
+                subscription = await self._runtime.store.subscribe(TRUST_CHANGES)
+                try:
+                    async for _ in subscription:
+                        await self.refresh_trust()
+                finally:
+                    await subscription.aclose()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("trust change listener failed; resubscribing")
+                await asyncio.sleep(1)
+
+
+@contextlib.asynccontextmanager
+async def trust_sync(runtime: Runtime) -> AsyncIterator[TrustSync]:
+    """Loads the trusted issuers, then runs the periodic sync and the listener until exit."""
+    sync = TrustSync(runtime)
+    try:
+        await sync.refresh_trust()
+    except Exception:
+        logger.exception("could not load the trusted issuers; only our own tokens verify")
+    tasks = [
+        asyncio.create_task(sync.run_periodic(), name="trust-sync:periodic"),
+        asyncio.create_task(sync.run_listener(), name="trust-sync:listener"),
+    ]
+    try:
+        yield sync
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,125 @@
+"""Our Token Status List (IETF draft, 2 bits per card), built from the cards table.
+
+Entries: active -> VALID, lost -> LOST, suspended -> SUSPENDED, anything else (cancelled,
+replaced) -> INVALID. Only cards that are not active are read: a fresh list is all VALID.
+The signed list (CWT and JWT) is cached in the store and rebuilt when `cards:version`
+moved (every card change bumps it in `publish_card_snapshot`) or after
+`SSC_STATUS_LIST_TTL` seconds, whichever comes first.
+
+Linkability. The index is fixed per card and carried in every token of it, signed but not
+encrypted: anyone who sees two tokens of one card (a venue keeping scans, an offline
+verifier) can tell they belong to the same card, although their sealed card handles differ.
+What we do about it:
+
+- the list has a fixed, large capacity (`SSC_STATUS_LIST_SIZE`, 2^20 entries by default)
+  and is always downloaded whole, so fetching it says nothing about the card being checked
+  and its size says little about how many cards exist;
+- the index is only in the signed token, never in a URL or a query a verifier makes;
+- no personal data sits next to it: a venue learns "same card as before", which its own
+  clock and camera could tell it too; two venues link cards only by pooling their scans;
+- a replaced card should get a new index (the lifecycle service assigns it), so linkability
+  ends with the carrier. Indexes are allocated today as max + 1 (`app.cards.service`);
+  allocating them at random within the capacity would also hide a card's age.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.cards.models import Card, CardStatus
+from app.cards.snapshot import CARDS_VERSION
+from app.config import Settings
+from app.runtime import Runtime
+from app.trust.documents import SignedDocument, cached_document
+from app.trust.errors import StatusListNotFound
+from token_service import Status, StatusList, sign_status_list_cwt, sign_status_list_jwt
+
+logger = logging.getLogger("ssc.trust.status_lists")
+
+CWT_MEDIA_TYPE = "application/statuslist+cwt"
+JWT_MEDIA_TYPE = "application/statuslist+jwt"
+_CACHE_KEY = "status-list:own"
+_STATUSES: Mapping[str, Status] = {
+    CardStatus.active.value: Status.VALID,
+    CardStatus.lost.value: Status.LOST,
+    CardStatus.suspended.value: Status.SUSPENDED,
+    CardStatus.cancelled.value: Status.INVALID,
+}
+
+
+def status_list_uri(settings: Settings, issuer: str | None = None) -> str:
+    """The stable URL of an issuer's list at this deployment: the `sub` of the signed list."""
+    return f"{settings.public_url.rstrip('/')}/v1/status-lists/{issuer or settings.issuer}"
+
+
+def card_status_entry(status: str) -> Status:
+    """Unknown states are INVALID: a state we cannot name must never read as valid."""
+    return _STATUSES.get(status, Status.INVALID)
+
+
+async def build_status_list(session: AsyncSession, size: int) -> StatusList:
+    """The list of every card; cards whose index lies beyond `size` are left out (logged)."""
+    status_list = StatusList(size, bits=2)
+    rows = await session.exec(
+        select(Card.status_index, Card.status).where(col(Card.status) != CardStatus.active.value)
+    )
+    outside = 0
+    for index, status in rows:
+        if 0 <= index < status_list.size:
+            status_list.set(index, card_status_entry(status))
+        else:
+            outside += 1
+    if outside:
+        logger.warning("%d non-active cards have a status index beyond the list size", outside)
+    return status_list
+
+
+async def published_status_list(
+    runtime: Runtime, issuer: str, *, now: float | None = None
+) -> SignedDocument:
+    """Our signed status list, current to the last card change or the TTL.
+
+    :raises StatusListNotFound: for an issuer other than ourselves (we publish only ours).
+    """
+    settings = runtime.settings
+    if issuer != settings.issuer:
+        raise StatusListNotFound(f"this service publishes the status list of {settings.issuer}")
+    uri = status_list_uri(settings)
+    ttl = settings.status_list_ttl
+
+    async def sign(issued_at: int) -> tuple[bytes, str]:
+        async with runtime.database.session() as session:
+            status_list = await build_status_list(session, settings.status_list_size)
+        # Valid as long as a bundle embedding it may be used offline; refetch after `ttl`.
+        expires_in = settings.bundle_max_age + ttl
+        cwt = sign_status_list_cwt(
+            status_list,
+            uri=uri,
+            keyring=runtime.keyring,
+            issued_at=issued_at,
+            expires_in=expires_in,
+            ttl=ttl,
+        )
+        jwt = sign_status_list_jwt(
+            status_list,
+            uri=uri,
+            keyring=runtime.keyring,
+            issued_at=issued_at,
+            expires_in=expires_in,
+            ttl=ttl,
+        )
+        return cwt, jwt
+
+    return await cached_document(
+        runtime.store,
+        _CACHE_KEY,
+        CARDS_VERSION,
+        ttl=ttl,
+        now=time.time() if now is None else now,
+        sign=sign,
+    )
