@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = RequestMetrics(CollectorRegistry())
     app.state.metrics = metrics
     app.state.settings = settings
+    app.add_middleware(verify.VerifyFastPath, handlers=app.exception_handlers)
     app.add_middleware(
         RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics
     )

@@ -103,6 +103,8 @@ class Stack:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ssc-load-")))
     started: list[Started] = field(default_factory=list)
     redis_port: int = 0
+    card_number: str = ""
+    """The card the benchmark's tokens are issued for (set after seeding)."""
 
     def __enter__(self) -> Stack:
         return self

@@ -47,4 +47,3 @@ class CreditRecordOut(BaseModel):
     note: str
     author: str
     created_at: datetime
-

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -144,7 +145,10 @@ async def register_issuer(
             created_by=admin_id,
         )
         session.add(issuer)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError:  # registered concurrently by another request
+            raise IssuerExists(f"issuer {registration.code} is already registered") from None
     await _announce(runtime, "trust.issuer_registered", admin_id, entry.code)
     return issuer
 
