@@ -1,22 +1,24 @@
 """Property-based fuzzing of every operation in the OpenAPI schema with schemathesis, against a
 real uvicorn server: no input may produce a server error (5xx).
 
-Runs once anonymously and once with a token of each principal kind, so the fuzzer reaches the
-code behind authentication too.
+Runs once anonymously and once with a token of each principal kind (the holder and the scanner
+seeded by `ssc demo`, so their tokens name a real card and organisation), so the fuzzer reaches
+the code behind authentication too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +34,7 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("SSC_FUZZ_EXAMPLES", "25"))
 class RunningServer:
     base_url: str
     tokens: AccessTokenCodec
+    demo: dict[str, Any]
 
 
 def free_port() -> int:
@@ -78,7 +81,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                 pytest.fail(f"server did not start: {stderr[-2000:]}")
             time.sleep(0.2)
         codec = AccessTokenCodec(decode_secret(token_secret, "token secret"), "ssc:360000")
-        yield RunningServer(base_url, codec)
+        seeded = subprocess.run(
+            [ssc, "demo", "--json"], env=env, check=True, capture_output=True, text=True
+        )
+        yield RunningServer(base_url, codec, json.loads(seeded.stdout))
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -87,25 +93,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def bearer_for(server: RunningServer, kind: str) -> list[str]:
     if kind == "anonymous":
         return []
-    if kind == "holder":
-        issued = server.tokens.issue(
-            PrincipalKind.holder,
-            str(uuid.uuid4()),
-            ["card"],
-            600,
-            extra={"device": str(uuid.uuid4())},
-        )
-    elif kind == "scanner":
-        issued = server.tokens.issue(
-            PrincipalKind.scanner,
-            "scanner-fuzz",
-            ["verify"],
-            600,
-            extra={"org": str(uuid.uuid4()), "scenes": "hospital"},
-        )
+    if kind in ("holder", "scanner"):
+        token = server.demo[kind]["access_token"]
     else:
-        issued = server.tokens.issue(PrincipalKind.admin, "admin-fuzz", ["admin"], 600)
-    return ["-H", f"Authorization: Bearer {issued.token}"]
+        token = server.tokens.issue(PrincipalKind.admin, "admin-fuzz", ["admin"], 600).token
+    return ["-H", f"Authorization: Bearer {token}"]
 
 
 @pytest.mark.parametrize("principal", ["anonymous", "holder", "scanner", "admin"])
