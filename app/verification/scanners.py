@@ -46,7 +46,8 @@ class ScannerTokenCache:
     def principal(self, token: str) -> ScannerPrincipal:
         """The scanner this token proves, with the verify scope.
 
-        :raises Unauthorized: for a token that is invalid, expired or not a scanner's.
+        :raises InvalidAccessToken: for a token that is invalid, expired or not a scanner's.
+        :raises Unauthorized: for a scanner token without the claims of its kind.
         :raises Forbidden: for a scanner token without the verify scope.
         """
         entry = self._entries.get(token)
