@@ -14,9 +14,8 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.log import record
@@ -61,7 +60,7 @@ _CJK_NAME = re.compile(
 )
 _LATIN_NAME = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ .'\-]*")
 AUTO_APPROVER = "system:auto-approval"
-_INSERT_ATTEMPTS = 8
+_INSERT_ATTEMPTS = 16
 
 # Sealed-field and blind-index names; changing one makes existing rows unreadable.
 DOCUMENT_FIELD = "document"
@@ -255,7 +254,9 @@ async def approve_application(
     person = await session.get(Person, application.person_id)
     assert person is not None, "applications reference their person"
     await _refuse_existing_card(session, person)
-    card = await _issue_card(session, runtime.pii, person, application)
+    card = await _issue_card(
+        session, runtime.pii, person, application, runtime.settings.status_list_size
+    )
     application.status = ApplicationStatus.approved
     application.decided_at = utcnow()
     application.decided_by = actor
@@ -296,13 +297,25 @@ async def reject_application(
     return application
 
 
+def draw_status_index(status_list_size: int) -> int:
+    """A random free-or-taken slot of the status list; the unique constraint settles which."""
+    return secrets.randbelow(status_list_size)
+
+
 async def _issue_card(
-    session: AsyncSession, pii: PiiCipher, person: Person, application: CardApplication
+    session: AsyncSession,
+    pii: PiiCipher,
+    person: Person,
+    application: CardApplication,
+    status_list_size: int,
 ) -> Card:
     """Inserts the card, retrying with fresh values when a unique value collides.
 
-    `status_index` is max + 1; two concurrent approvals may compute the same value, and the
-    unique constraint makes the loser retry inside a savepoint instead of failing.
+    `status_index` is drawn at random from the status list's capacity, so neighbouring
+    entries of the published list say nothing about when or where cards were issued (a
+    sequential index would). A taken index (or card number) violates a unique constraint and
+    the insert is retried inside a savepoint; keep the list at least twice as large as the
+    number of cards so retries stay rare.
     """
     if person.document_type == DocumentType.resident_id:
         fixed_ssn: str | None = pii.open(DOCUMENT_NUMBER_FIELD, person.document_number_sealed)
@@ -310,7 +323,6 @@ async def _issue_card(
         fixed_ssn = None
     for _ in range(_INSERT_ATTEMPTS):
         ssn = fixed_ssn or new_social_security_number()
-        highest = (await session.exec(select(func.max(col(Card.status_index))))).one()
         card = Card(
             person_id=person.id,
             card_number=new_card_number(application.region_code),
@@ -319,7 +331,7 @@ async def _issue_card(
             region_code=application.region_code,
             bank_code=application.bank_code,
             handle=secrets.token_bytes(16).hex(),
-            status_index=0 if highest is None else highest + 1,
+            status_index=draw_status_index(status_list_size),
             status=CardStatus.active,
         )
         try:

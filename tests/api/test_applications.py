@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlmodel import select
 
+from app.cards import service
 from app.cards.models import Card, CardStatus
 from app.cards.numbers import is_valid_card_number
 from app.cards.snapshot import CardSnapshot, card_key
@@ -155,8 +156,22 @@ class TestApprove:
         async with app.state.runtime.database.session() as session:
             rows = await session.execute(text("SELECT status_index FROM cards"))
             indexes = sorted(row[0] for row in rows)
+        size = app.state.runtime.settings.status_list_size
         assert len(cards) == 3
-        assert indexes == [0, 1, 2]
+        assert len(set(indexes)) == 3
+        assert all(0 <= index < size for index in indexes)
+
+    async def test_a_taken_status_index_is_drawn_again(
+        self, client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        draws = iter([7, 7, 9])
+        monkeypatch.setattr(service, "draw_status_index", lambda _size: next(draws))
+        await issue_card(client, app)
+        await issue_card(client, app)
+        async with app.state.runtime.database.session() as session:
+            rows = await session.execute(text("SELECT status_index FROM cards"))
+            indexes = sorted(row[0] for row in rows)
+        assert indexes == [7, 9]
 
     async def test_approving_twice_is_409(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         card = await issue_card(client, app)
