@@ -17,9 +17,10 @@ What we do about it:
 - the index is only in the signed token, never in a URL or a query a verifier makes;
 - no personal data sits next to it: a venue learns "same card as before", which its own
   clock and camera could tell it too; two venues link cards only by pooling their scans;
-- a replaced card should get a new index (the lifecycle service assigns it), so linkability
-  ends with the carrier. Indexes are allocated today as max + 1 (`app.cards.service`);
-  allocating them at random within the capacity would also hide a card's age.
+- indexes are drawn at random within the capacity (`app.cards.service.draw_status_index`),
+  so an index tells nothing about a card's age or issuing office;
+- not done yet: a replaced card keeps its index; giving it a new one (and keeping the old one
+  INVALID for good) would end linkability with the carrier.
 """
 
 from __future__ import annotations
