@@ -7,7 +7,8 @@ without the scope with 403, so every route is deny-by-default.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -34,28 +35,34 @@ def _verified(
     return claims
 
 
-def _principal(
-    kind: PrincipalKind, scope: Scope, build: Callable[[AccessClaims], P]
-) -> Callable[[RuntimeDep, BearerDep], P]:
-    def dependency(runtime: RuntimeDep, credentials: BearerDep) -> P:
-        claims = _verified(runtime, credentials, kind, scope)
+@dataclass(frozen=True, slots=True)
+class RequirePrincipal(Generic[P]):
+    """The dependency behind each alias; `kind` and `scope` say what the route demands, which
+    tests read to prove every route denies every other principal."""
+
+    kind: PrincipalKind
+    scope: Scope
+    build: Callable[[AccessClaims], P]
+
+    def __call__(self, runtime: RuntimeDep, credentials: BearerDep) -> P:
+        claims = _verified(runtime, credentials, self.kind, self.scope)
         try:
-            return build(claims)
+            return self.build(claims)
         except (KeyError, ValueError):
             raise Unauthorized("the access token lacks the claims of its kind") from None
-
-    return dependency
 
 
 CurrentHolder = Annotated[
     HolderPrincipal,
-    Depends(_principal(PrincipalKind.holder, Scope.holder_card, HolderPrincipal.from_claims)),
+    Depends(RequirePrincipal(PrincipalKind.holder, Scope.holder_card, HolderPrincipal.from_claims)),
 ]
 CurrentScanner = Annotated[
     ScannerPrincipal,
-    Depends(_principal(PrincipalKind.scanner, Scope.scanner_verify, ScannerPrincipal.from_claims)),
+    Depends(
+        RequirePrincipal(PrincipalKind.scanner, Scope.scanner_verify, ScannerPrincipal.from_claims)
+    ),
 ]
 CurrentAdmin = Annotated[
     AdminPrincipal,
-    Depends(_principal(PrincipalKind.admin, Scope.admin, AdminPrincipal.from_claims)),
+    Depends(RequirePrincipal(PrincipalKind.admin, Scope.admin, AdminPrincipal.from_claims)),
 ]
