@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -17,7 +18,7 @@ from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
 from app.trust.verifier import build_token_verifier
-from token_service import KeyDirectory, KeyRing, TokenIssuer, TokenVerifier
+from token_service import KeyDirectory, KeyRing, StatusListToken, TokenIssuer, TokenVerifier
 
 logger = logging.getLogger("ssc.runtime")
 
@@ -58,6 +59,8 @@ class Runtime:
     token_verifier: TokenVerifier
     """Replaced (never mutated) when the trust list changes: see `app.trust.verifier`."""
     token_issuer: TokenIssuer
+    foreign_status_lists: Mapping[str, StatusListToken] = field(default_factory=dict)
+    """Other issuers' verified status lists by issuer code (refreshed with the verifier)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:

@@ -37,6 +37,7 @@ from token_service import (
     KeySetError,
     PublicKeySet,
     StatusListError,
+    StatusListToken,
     TrustedIssuer,
     TrustListError,
     verify_status_list_cwt,
@@ -84,6 +85,30 @@ def trusted_issuer(record: TrustedIssuerRecord) -> TrustedIssuer:
         token_lifetime=record.token_lifetime,
         status_list_uri=record.status_list_uri,
     )
+
+
+def foreign_status_lists(
+    records: Sequence[TrustedIssuerRecord], issuers: Sequence[TrustedIssuer], *, now: float
+) -> dict[str, StatusListToken]:
+    """The uploaded status lists that still verify against their issuer's keys and URL.
+
+    Expired ones are kept: the verify path refuses them at the moment they expire.
+    """
+    lists: dict[str, StatusListToken] = {}
+    for stored, issuer in zip(records, issuers, strict=True):
+        if stored.status_list is None:
+            continue
+        try:
+            lists[stored.code] = verify_status_list_cwt(
+                stored.status_list,
+                issuer.keys,
+                now=now,
+                uri=stored.status_list_uri,
+                allow_expired=True,
+            )
+        except StatusListError:
+            continue
+    return lists
 
 
 def own_issuer(runtime: Runtime) -> TrustedIssuer:
@@ -218,9 +243,12 @@ async def _announce(runtime: Runtime, action: str, admin_id: str, code: str) -> 
 
 
 async def refresh_verifier(runtime: Runtime) -> None:
-    """Rebuilds this worker's token verifier from the registry (after any trust change)."""
+    """Rebuilds this worker's token verifier and the other issuers' status lists from the
+    registry (after any trust change)."""
     async with runtime.database.session() as session:
-        issuers = [trusted_issuer(record) for record in await list_issuers(session)]
+        records = list(await list_issuers(session))
+    issuers = [trusted_issuer(record) for record in records]
+    runtime.foreign_status_lists = foreign_status_lists(records, issuers, now=time.time())
     settings = runtime.settings
     runtime.token_verifier = build_token_verifier(
         issuer=settings.issuer,

@@ -36,7 +36,7 @@ from app.runtime import Runtime
 from app.security.principals import ScannerPrincipal
 from app.store import ScanClaim, ScanClaimResult
 from app.verification.errors import ScannerDisabled
-from token_service import TokenCheck, Verdict
+from token_service import Status, TokenCheck, Verdict
 
 PSEUDONYM_CHARS = 22
 _CARD_VERDICTS: Mapping[CardStatus, Verdict] = {
@@ -44,6 +44,12 @@ _CARD_VERDICTS: Mapping[CardStatus, Verdict] = {
     CardStatus.lost: Verdict.CARD_LOST,
     CardStatus.cancelled: Verdict.CARD_CANCELLED,
     CardStatus.suspended: Verdict.CARD_SUSPENDED,
+}
+_LISTED_VERDICTS: Mapping[int, Verdict] = {
+    Status.VALID: Verdict.VALID,
+    Status.LOST: Verdict.CARD_LOST,
+    Status.SUSPENDED: Verdict.CARD_SUSPENDED,
+    Status.INVALID: Verdict.CARD_CANCELLED,
 }
 UNKNOWN_CARD_VERDICT = Verdict.CARD_CANCELLED
 """A genuine token whose card no longer exists anywhere: treated as a cancelled card."""
@@ -131,7 +137,7 @@ async def verify_scans(
         kid = None if check.kid is None else _b64(check.kid)
         verdict = check.verdict
         if verdict is Verdict.VALID and check.card_handle is None:
-            verdict = Verdict.ISSUER_UNTRUSTED  # we cannot tell which card: no status to check
+            verdict = foreign_status_verdict(runtime, check, now)
         if verdict is Verdict.VALID and scan.scene is not None and scan.scene not in scanner.scenes:
             verdict = Verdict.SCENE_NOT_ALLOWED
         if verdict is not Verdict.VALID:
@@ -166,6 +172,19 @@ async def verify_scans(
     return [result for result in results if result is not None]
 
 
+def foreign_status_verdict(runtime: Runtime, check: TokenCheck, now: float) -> Verdict:
+    """Another issuer's genuine token: its card handle is sealed under that issuer's key, so the
+    card's status comes from the issuer's status list we hold. Without a current list, or
+    without an index in the token, nothing says the card is not lost: refuse as untrusted."""
+    listed = runtime.foreign_status_lists.get(check.issuer or "")
+    index = check.status_index
+    if listed is None or index is None or not 0 <= index < listed.status_list.size:
+        return Verdict.ISSUER_UNTRUSTED
+    if listed.expires_at is not None and listed.expires_at < now:
+        return Verdict.ISSUER_UNTRUSTED
+    return _LISTED_VERDICTS.get(listed.status_list.get(index), Verdict.CARD_CANCELLED)
+
+
 def _pending(
     runtime: Runtime,
     scanner: ScannerPrincipal,
@@ -177,15 +196,20 @@ def _pending(
     now: float,
     org: str,
 ) -> _Pending:
-    assert check.card_handle is not None and check.cti is not None
-    assert check.expires_at is not None and kid is not None
-    handle = check.card_handle.hex()
+    assert check.cti is not None and check.expires_at is not None and kid is not None
     cti = check.cti.hex()
+    if check.card_handle is None:
+        # Another issuer's card: replay keys are scoped by issuer, and no snapshot exists.
+        handle = f"{check.issuer}:{check.status_index}"
+        replay_key = f"cti:{check.issuer}:{cti}"
+    else:
+        handle = check.card_handle.hex()
+        replay_key = f"cti:{cti}"
     scan_id = scan.idempotency_key or "~" + secrets.token_hex(8)
     # The replay key must outlive every moment at which the token could still verify.
     ttl = max(1, math.ceil(check.expires_at + runtime.settings.clock_skew - now) + 1)
     claim = ScanClaim(
-        replay_key=f"cti:{cti}",
+        replay_key=replay_key,
         claim=f"{scanner.client_id}|{scan_id}".encode(),
         ttl=ttl,
         status_key=card_key(handle),
@@ -224,6 +248,8 @@ async def _decide(
     result: ScanClaimResult,
     checked_at: str,
 ) -> ScanResult:
+    if item.check.card_handle is None:
+        return _foreign_verdict(runtime, scanner, item, result, checked_at)
     if result.first:
         snapshot = _snapshot(result.status)
         if snapshot is None:
@@ -235,17 +261,43 @@ async def _decide(
                     item.claim.ttl,
                 )
     else:
-        retry_of = f"{scanner.client_id}|{item.scan.idempotency_key}|".encode()
-        existing = result.existing or b""
-        if item.scan.idempotency_key is None or not existing.startswith(retry_of):
+        if not _is_retry(scanner, item, result):
             return ScanResult(
                 Verdict.REPLAYED, checked_at, item.kid, item.check.issuer, item.scan.scene
             )
         # The first verdict again, from the card as it was then, even if it changed since.
-        snapshot = _snapshot(existing[len(retry_of) :]) or _snapshot(result.status)
+        retry_of = f"{scanner.client_id}|{item.scan.idempotency_key}|".encode()
+        snapshot = _snapshot((result.existing or b"")[len(retry_of) :]) or _snapshot(result.status)
         if snapshot is None:
             snapshot = await _load_snapshot(runtime, item.handle)
     return _verdict(runtime, scanner, item, snapshot, checked_at)
+
+
+def _is_retry(scanner: ScannerPrincipal, item: _Pending, result: ScanClaimResult) -> bool:
+    """The same scanner sending the same scan again (its `Idempotency-Key`), not a replay."""
+    if item.scan.idempotency_key is None:
+        return False
+    retry_of = f"{scanner.client_id}|{item.scan.idempotency_key}|".encode()
+    return (result.existing or b"").startswith(retry_of)
+
+
+def _foreign_verdict(
+    runtime: Runtime,
+    scanner: ScannerPrincipal,
+    item: _Pending,
+    result: ScanClaimResult,
+    checked_at: str,
+) -> ScanResult:
+    """Another issuer's card, already found valid in its status list: no name is known here,
+    only a pairwise pseudonym of (issuer, status index), stable for the card at this venue."""
+    scene = item.scan.scene
+    if not result.first and not _is_retry(scanner, item, result):
+        return ScanResult(Verdict.REPLAYED, checked_at, item.kid, item.check.issuer, scene)
+    subject = uuid.uuid5(uuid.NAMESPACE_URL, f"ssc-card:{item.handle}")
+    holder = {
+        "pseudonym": pairwise_pseudonym(runtime.pseudonym_key, scanner.organisation_id, subject)
+    }
+    return ScanResult(Verdict.VALID, checked_at, item.kid, item.check.issuer, scene, holder)
 
 
 def _snapshot(raw: bytes | None) -> CardSnapshot | None:

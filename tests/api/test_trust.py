@@ -21,6 +21,7 @@ from tests.factories import admin_headers, create_scanner
 from token_service import (
     KeyRing,
     PublicKeySet,
+    Status,
     StatusList,
     TokenIssuer,
     Verdict,
@@ -234,3 +235,72 @@ class TestScannerBundle:
             headers=admin_headers(runtime),
         )
         assert response.status_code == 422
+
+
+async def upload_status_list(
+    client: httpx.AsyncClient, runtime: Runtime, ring: KeyRing, statuses: dict[int, Status]
+) -> None:
+    listed = StatusList(64)
+    for index, status in statuses.items():
+        listed.set(index, status)
+    signed = sign_status_list_cwt(
+        listed, uri=CQ_LIST, keyring=ring, issued_at=int(time.time()), expires_in=3600
+    )
+    uploaded = await client.put(
+        f"/v1/admin/trusted-issuers/{CHONGQING}/status-list",
+        json={"status_list": b64url(signed)},
+        headers=admin_headers(runtime),
+    )
+    assert uploaded.status_code == 200, uploaded.text
+
+
+class TestForeignTokensOnline:
+    """POST /v1/verify of another issuer's token: trust, its status list, replay."""
+
+    async def scan(
+        self, client: httpx.AsyncClient, headers: dict[str, str], token: str
+    ) -> dict[str, object]:
+        response = await client.post("/v1/verify", json={"token": token}, headers=headers)
+        assert response.status_code == 200, response.text
+        answer: dict[str, object] = response.json()
+        return answer
+
+    async def test_an_unregistered_issuer_is_refused(
+        self, client: httpx.AsyncClient, runtime: Runtime, chongqing: KeyRing
+    ) -> None:
+        scanner = await create_scanner(client, runtime, scenes=["museum"])
+        answer = await self.scan(client, scanner.headers, foreign_token(chongqing))
+        assert answer["verdict"] == Verdict.UNKNOWN_KEY
+
+    async def test_without_the_issuers_status_list_nothing_passes(
+        self, client: httpx.AsyncClient, runtime: Runtime, chongqing: KeyRing
+    ) -> None:
+        scanner = await create_scanner(client, runtime, scenes=["museum"])
+        assert (await register(client, runtime, chongqing)).status_code == 201
+        answer = await self.scan(client, scanner.headers, foreign_token(chongqing))
+        assert answer["verdict"] == Verdict.ISSUER_UNTRUSTED
+
+    async def test_a_listed_card_is_valid_once_with_a_pseudonym_and_no_name(
+        self, client: httpx.AsyncClient, runtime: Runtime, chongqing: KeyRing
+    ) -> None:
+        scanner = await create_scanner(client, runtime, scenes=["museum"])
+        assert (await register(client, runtime, chongqing)).status_code == 201
+        await upload_status_list(client, runtime, chongqing, {7: Status.VALID})
+        token = foreign_token(chongqing, status_index=7)
+        first = await self.scan(client, scanner.headers, token)
+        again = await self.scan(client, scanner.headers, token)
+        assert (first["verdict"], first["iss"]) == (Verdict.VALID, CHONGQING)
+        assert set(first["holder"]) == {"pseudonym"}  # type: ignore[arg-type]
+        assert again["verdict"] == Verdict.REPLAYED
+        later = await self.scan(client, scanner.headers, foreign_token(chongqing, status_index=7))
+        assert later["holder"] == first["holder"]
+
+    async def test_a_card_the_issuer_lists_as_lost_is_card_lost(
+        self, client: httpx.AsyncClient, runtime: Runtime, chongqing: KeyRing
+    ) -> None:
+        scanner = await create_scanner(client, runtime, scenes=["museum"])
+        assert (await register(client, runtime, chongqing)).status_code == 201
+        await upload_status_list(client, runtime, chongqing, {7: Status.LOST, 8: Status.INVALID})
+        lost = await self.scan(client, scanner.headers, foreign_token(chongqing, status_index=7))
+        gone = await self.scan(client, scanner.headers, foreign_token(chongqing, status_index=8))
+        assert (lost["verdict"], gone["verdict"]) == (Verdict.CARD_LOST, Verdict.CARD_CANCELLED)
