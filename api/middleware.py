@@ -6,9 +6,9 @@ verify hot path cheap.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -39,6 +39,22 @@ class RequestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[tuple[str, str], Histogram] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Counts one request and its latency. The labelled children are kept here: looking
+        them up through `labels()` costs more than the rest of the bookkeeping together."""
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[method, route, status] = self.requests.labels(
+                method, route, str(status)
+            )
+        latency = self._latencies.get((method, route))
+        if latency is None:
+            latency = self._latencies[method, route] = self.latency.labels(method, route)
+        counter.inc()
+        latency.observe(seconds)
 
 
 class RequestContextMiddleware:
@@ -52,7 +68,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
         status = 500
@@ -105,9 +121,7 @@ class RequestContextMiddleware:
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        method = scope["method"]
-        self.metrics.requests.labels(method, template, str(status)).inc()
-        self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+        self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

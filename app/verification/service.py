@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 import math
-import secrets
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -99,20 +99,83 @@ class _Pending:
     claim: ScanClaim
 
 
+@dataclass(frozen=True, slots=True)
+class _ScannerConstants:
+    """What every scan of one scanner repeats, computed once per scanner, not per scan."""
+
+    org: str
+    org_bytes: bytes
+    principal_key: str
+    claim_prefix: str
+
+
+_SCANNER_CONSTANTS: dict[tuple[str, uuid.UUID], _ScannerConstants] = {}
+_MAX_SCANNERS_REMEMBERED = 4096
+_KEYED_HMACS: dict[bytes, hmac.HMAC] = {}
+_MAX_KEYS_REMEMBERED = 16
+
+
+def _constants(scanner: ScannerPrincipal) -> _ScannerConstants:
+    key = (scanner.client_id, scanner.organisation_id)
+    constants = _SCANNER_CONSTANTS.get(key)
+    if constants is None:
+        if len(_SCANNER_CONSTANTS) >= _MAX_SCANNERS_REMEMBERED:
+            _SCANNER_CONSTANTS.clear()
+        constants = _SCANNER_CONSTANTS[key] = _ScannerConstants(
+            org=str(scanner.organisation_id),
+            org_bytes=scanner.organisation_id.bytes,
+            principal_key=principal_key(scanner.client_id),
+            claim_prefix=f"{scanner.client_id}|",
+        )
+    return constants
+
+
 def pairwise_pseudonym(key: bytes, organisation_id: uuid.UUID, card_id: uuid.UUID) -> str:
     """Stable for one organisation and card; unlinkable across organisations without the key."""
-    digest = hmac.new(key, organisation_id.bytes + card_id.bytes, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest)[:PSEUDONYM_CHARS].decode("ascii")
+    return _pseudonym(key, organisation_id.bytes, card_id.bytes)
+
+
+def _pseudonym(key: bytes, organisation: bytes, card: bytes) -> str:
+    """`pairwise_pseudonym` from a copy of an HMAC already keyed (keying costs as much as the
+    rest of the HMAC over 32 bytes)."""
+    keyed = _KEYED_HMACS.get(key)
+    if keyed is None:
+        if len(_KEYED_HMACS) >= _MAX_KEYS_REMEMBERED:
+            _KEYED_HMACS.clear()
+        keyed = _KEYED_HMACS[key] = hmac.new(key, digestmod=hashlib.sha256)
+    mac = keyed.copy()
+    mac.update(organisation + card)
+    return base64.urlsafe_b64encode(mac.digest())[:PSEUDONYM_CHARS].decode("ascii")
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _iso(now: float) -> str:
-    return (
-        datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+class _IsoClock:
+    """Times as ISO 8601 UTC with milliseconds, exactly as `datetime.isoformat` writes them;
+    the date and time of day are formatted once per second, not once per request."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second, self._prefix = -1, ""
+
+    def __call__(self, now: float) -> str:
+        second = int(now)
+        micros = round((now - second) * 1_000_000)  # as datetime.fromtimestamp rounds
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._second, self._prefix = (
+                second,
+                datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+        return f"{self._prefix}.{micros // 1000:03d}Z"
+
+
+iso_millis = _IsoClock()
+"""`checked_at` of a verdict: `datetime.isoformat(timespec="milliseconds")` in UTC with `Z`."""
 
 
 async def verify_scans(
@@ -124,9 +187,10 @@ async def verify_scans(
     :raises StoreUnavailable: when the store cannot be reached (never a `valid` then).
     """
     now = time.time()
-    checked_at = _iso(now)
+    checked_at = iso_millis(now)
     store = runtime.store
-    org = str(scanner.organisation_id)
+    constants = _constants(scanner)
+    org = constants.org
     verifier = runtime.token_verifier
     results: list[ScanResult | None] = [None] * len(scans)
     pending: list[_Pending] = []
@@ -152,7 +216,7 @@ async def verify_scans(
             )
             continue
         pending.append(
-            _pending(runtime, scanner, scan, check, index=index, kid=kid, now=now, org=org)
+            _pending(runtime, scanner, constants, scan, check, index=index, kid=kid, now=now)
         )
     # Refused scans consume nothing, so their audit entries need no atomicity with the claim:
     # they are sent alongside it, concurrently, rather than one round trip after another.
@@ -188,13 +252,13 @@ def foreign_status_verdict(runtime: Runtime, check: TokenCheck, now: float) -> V
 def _pending(
     runtime: Runtime,
     scanner: ScannerPrincipal,
+    constants: _ScannerConstants,
     scan: Scan,
     check: TokenCheck,
     *,
     index: int,
     kid: str | None,
     now: float,
-    org: str,
 ) -> _Pending:
     assert check.cti is not None and check.expires_at is not None and kid is not None
     cti = check.cti.hex()
@@ -205,21 +269,21 @@ def _pending(
     else:
         handle = check.card_handle.hex()
         replay_key = f"cti:{cti}"
-    scan_id = scan.idempotency_key or "~" + secrets.token_hex(8)
+    scan_id = scan.idempotency_key or "~" + os.urandom(8).hex()
     # The replay key must outlive every moment at which the token could still verify.
     ttl = max(1, math.ceil(check.expires_at + runtime.settings.clock_skew - now) + 1)
     claim = ScanClaim(
         replay_key=replay_key,
-        claim=f"{scanner.client_id}|{scan_id}".encode(),
+        claim=(constants.claim_prefix + scan_id).encode(),
         ttl=ttl,
         status_key=card_key(handle),
-        principal_key=principal_key(scanner.client_id),
+        principal_key=constants.principal_key,
         audit_stream=AUDIT_STREAM,
         audit_fields=audit_fields(
             "verify",
             scanner.client_id,
             "",
-            {"kid": kid, "cti": cti, "scene": scan.scene, "org": org},
+            {"kid": kid, "cti": cti, "scene": scan.scene, "org": constants.org},
         ),
     )
     return _Pending(index, scan, check, handle, kid, claim)
@@ -326,8 +390,8 @@ def _verdict(
     if Attribute.masked_name in allowed:
         holder["masked_name"] = snapshot.masked_name
     if Attribute.pseudonym in allowed:
-        holder["pseudonym"] = pairwise_pseudonym(
-            runtime.pseudonym_key, scanner.organisation_id, snapshot.card_id
+        holder["pseudonym"] = _pseudonym(
+            runtime.pseudonym_key, _constants(scanner).org_bytes, snapshot.card_id.bytes
         )
     return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene, holder)
 
