@@ -101,9 +101,10 @@ def impossible_travel(
     )
 
 
-def scan_rate(scans_this_minute: int, limit: int, minute: int) -> Finding | None:
-    """A finding once per minute window: when the count first goes over `limit`."""
-    if scans_this_minute != limit + 1:
+def scan_rate(scans_this_minute: int, limit: int, minute: int, added: int = 1) -> Finding | None:
+    """A finding once per minute window: when the count, raised by `added` scans, first goes
+    over `limit`."""
+    if not scans_this_minute - added <= limit < scans_this_minute:
         return None
     return Finding(
         AlertKind.scan_rate,

@@ -11,10 +11,13 @@ nobody. A redelivered event is recognised by its id and not compared with itself
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 from sqlmodel import col, select
@@ -35,6 +38,9 @@ WATCH_ACTOR = "system:misuse-watch"
 LAST_SIGHTING_TTL = 6 * 3600
 """Beyond 6 hours apart (1800 km at 300 km/h) two scans tell little about travel."""
 RATE_WINDOW_TTL = 120
+LOCATION_CACHE_SECONDS = 60.0
+
+Location = tuple[float | None, float | None]
 
 
 def last_sighting_key(card_id: uuid.UUID) -> str:
@@ -63,59 +69,87 @@ def valid_scan(event: AuditRecord) -> tuple[uuid.UUID, uuid.UUID, float] | None:
 
 
 class MisuseWatch:
-    """The audit consumer's `on_persisted` hook: raises `misuse_alerts` rows, nothing more."""
+    """The audit consumer's `on_persisted` hook: raises `misuse_alerts` rows, nothing more.
 
-    def __init__(self, runtime: Runtime) -> None:
+    It runs in the API workers beside the verify path, so it works per card rather than per
+    event: one read and one write of the last sighting, and one counter update per minute,
+    for all of a batch's scans of a card; organisation locations are cached for a minute.
+    """
+
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.runtime = runtime
+        self._clock = clock
+        self._locations_cache: dict[uuid.UUID, tuple[float, Location]] = {}
 
     async def on_persisted(self, events: Sequence[AuditRecord]) -> None:
         scans = [(event, scan) for event in events if (scan := valid_scan(event)) is not None]
         if not scans:
             return
         locations = await self._locations({organisation for _, (_, organisation, _) in scans})
-        findings: list[tuple[uuid.UUID, Finding]] = []
+        by_card: dict[uuid.UUID, list[Sighting]] = defaultdict(list)
         for event, (card_id, organisation, at) in scans:
             latitude, longitude = locations.get(organisation, (None, None))
-            sighting = Sighting(event.event_id, card_id, organisation, at, latitude, longitude)
-            findings.extend((card_id, finding) for finding in await self._observe(sighting))
+            by_card[card_id].append(
+                Sighting(event.event_id, card_id, organisation, at, latitude, longitude)
+            )
+        observed = await asyncio.gather(
+            *(self._observe(card_id, sightings) for card_id, sightings in by_card.items())
+        )
+        findings = [(card_id, finding) for card_id, found in observed for finding in found]
         if findings:
             await self._raise_alerts(findings)
 
-    async def _locations(
-        self, organisations: set[uuid.UUID]
-    ) -> Mapping[uuid.UUID, tuple[float | None, float | None]]:
-        statement = select(Organisation.id, Organisation.latitude, Organisation.longitude).where(
-            col(Organisation.id).in_(organisations)
-        )
-        async with self.runtime.database.session() as session:
-            rows = (await session.exec(statement)).all()
-        return {row[0]: (row[1], row[2]) for row in rows}
+    async def _locations(self, organisations: set[uuid.UUID]) -> Mapping[uuid.UUID, Location]:
+        now = self._clock()
+        cached = self._locations_cache
+        missing = {
+            organisation
+            for organisation in organisations
+            if organisation not in cached or cached[organisation][0] < now
+        }
+        if missing:
+            statement = select(
+                Organisation.id, Organisation.latitude, Organisation.longitude
+            ).where(col(Organisation.id).in_(missing))
+            async with self.runtime.database.session() as session:
+                rows = (await session.exec(statement)).all()
+            for row in rows:
+                cached[row[0]] = (now + LOCATION_CACHE_SECONDS, (row[1], row[2]))
+        return {org: cached[org][1] for org in organisations if org in cached}
 
-    async def _observe(self, sighting: Sighting) -> list[Finding]:
+    async def _observe(
+        self, card_id: uuid.UUID, sightings: list[Sighting]
+    ) -> tuple[uuid.UUID, list[Finding]]:
+        """Compares each scan of the card with the one before it, in time order."""
         store = self.runtime.store
         settings = self.runtime.settings
         findings: list[Finding] = []
-        key = last_sighting_key(sighting.card_id)
+        key = last_sighting_key(card_id)
         raw = await store.get(key)
-        previous = None
+        stored = latest = None
         if raw is not None:
             try:
-                previous = Sighting.decode(raw)
+                stored = latest = Sighting.decode(raw)
             except ValueError:
-                previous = None
-        if previous is not None and previous.event_id == sighting.event_id:
-            return findings  # a redelivered event: already counted and compared
-        travel = impossible_travel(previous, sighting, settings.misuse_max_speed_kmh)
-        if travel is not None:
-            findings.append(travel)
-        if previous is None or sighting.at >= previous.at:
-            await store.set(key, sighting.encode(), LAST_SIGHTING_TTL)
-        minute = math.floor(sighting.at / 60)
-        count = await store.incr(rate_key(sighting.card_id, minute), RATE_WINDOW_TTL)
-        rate = scan_rate(count, settings.misuse_max_scans_per_minute, minute)
-        if rate is not None:
-            findings.append(rate)
-        return findings
+                stored = latest = None
+        per_minute: Counter[int] = Counter()
+        for sighting in sorted(sightings, key=lambda item: item.at):
+            if latest is not None and latest.event_id == sighting.event_id:
+                continue  # a redelivered event: already counted and compared
+            travel = impossible_travel(latest, sighting, settings.misuse_max_speed_kmh)
+            if travel is not None:
+                findings.append(travel)
+            if latest is None or sighting.at >= latest.at:
+                latest = sighting
+            per_minute[math.floor(sighting.at / 60)] += 1
+        if latest is not None and latest is not stored:
+            await store.set(key, latest.encode(), LAST_SIGHTING_TTL)
+        for minute, scans in sorted(per_minute.items()):
+            count = await store.incr(rate_key(card_id, minute), RATE_WINDOW_TTL, amount=scans)
+            rate = scan_rate(count, settings.misuse_max_scans_per_minute, minute, scans)
+            if rate is not None:
+                findings.append(rate)
+        return card_id, findings
 
     async def _raise_alerts(self, findings: Sequence[tuple[uuid.UUID, Finding]]) -> None:
         alerts = [

@@ -100,8 +100,8 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def incr(self, key: str, ttl: float | None = None) -> int:
-        """Increment a counter; `ttl` is applied when the counter is created."""
+    async def incr(self, key: str, ttl: float | None = None, amount: int = 1) -> int:
+        """Add `amount` to a counter; `ttl` is applied when the counter is created."""
 
     async def publish(self, channel: str, message: bytes) -> None: ...
 

@@ -149,16 +149,16 @@ class MemoryStore:
         self._values.pop(key, None)
         self._streams.pop(key, None)
 
-    async def incr(self, key: str, ttl: float | None = None) -> int:
+    async def incr(self, key: str, ttl: float | None = None, amount: int = 1) -> int:
         now = self._clock()
         self._sweep(now)
         expires_at = _expiry(now, ttl)
         current = self._live(key, now)
         if current is None:
-            self._put(key, b"1", expires_at)
-            return 1
+            self._put(key, str(amount).encode(), expires_at)
+            return amount
         try:
-            count = int(current.data) + 1
+            count = int(current.data) + amount
         except ValueError:
             raise StoreError(f"value at {key!r} is not an integer") from None
         current.data = str(count).encode()

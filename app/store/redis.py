@@ -226,17 +226,17 @@ class RedisStore:
         with _unavailable_on_error():
             await self._redis.unlink(self._key(key))
 
-    async def incr(self, key: str, ttl: float | None = None) -> int:
+    async def incr(self, key: str, ttl: float | None = None, amount: int = 1) -> int:
         name = self._key(key)
         px = _millis(ttl)
         with _unavailable_on_error():
             if px is None:
-                count = await self._redis.incr(name)
+                count = await self._redis.incrby(name, amount)
             else:
                 async with self._redis.pipeline(transaction=True) as pipe:
                     # SET NX creates the counter with its ttl; INCR keeps an existing ttl.
                     pipe.set(name, 0, px=px, nx=True)
-                    pipe.incr(name)
+                    pipe.incrby(name, amount)
                     _, count = await pipe.execute()
         return int(count)
 
@@ -426,7 +426,7 @@ return out
 # SET NX creates the counter with its ttl; INCR keeps an existing ttl.
 _INCR_WITH_TTL_LUA = """
 redis.call('SET', KEYS[1], 0, 'PX', ARGV[1], 'NX')
-return redis.call('INCR', KEYS[1])
+return redis.call('INCRBY', KEYS[1], ARGV[2])
 """
 
 
@@ -574,14 +574,14 @@ class RedisClusterStore(RedisStore):
         async with self._bounded():
             return await super().set_if_absent(key, value, ttl)
 
-    async def incr(self, key: str, ttl: float | None = None) -> int:
+    async def incr(self, key: str, ttl: float | None = None, amount: int = 1) -> int:
         """A script rather than MULTI: redis-py's cluster transactions cost several trips."""
         px = _millis(ttl)
         async with self._bounded():
             if px is None:
-                return await super().incr(key)
+                return await super().incr(key, amount=amount)
             with _unavailable_on_error():
-                count = await self._incr_with_ttl(keys=[self._key(key)], args=[px])
+                count = await self._incr_with_ttl(keys=[self._key(key)], args=[px, amount])
         return int(count)
 
     async def publish(self, channel: str, message: bytes) -> None:

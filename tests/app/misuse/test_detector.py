@@ -115,3 +115,13 @@ class TestScanRate:
         assert finding is not None
         assert finding.kind is AlertKind.scan_rate
         assert finding.details == {"minute_start": 420, "limit": 3, "scans": 4}
+
+    def test_a_batch_that_jumps_over_the_limit_raises_it_once(self) -> None:
+        # Counts after batches of 2, 3 and 4 scans with a limit of 3: 2, 5, 9.
+        findings = [
+            scan_rate(count, limit=3, minute=7, added=added)
+            for count, added in ((2, 2), (5, 3), (9, 4))
+        ]
+        assert [f is not None for f in findings] == [False, True, False]
+        assert findings[1] is not None
+        assert findings[1].details["scans"] == 5

@@ -112,6 +112,12 @@ class TestIncr:
         assert [await store.incr("n") for _ in range(3)] == [1, 2, 3]
         assert await store.get("n") == b"3"
 
+    async def test_adds_an_amount_with_and_without_ttl(self, store: Store) -> None:
+        assert await store.incr("n", amount=5) == 5
+        assert await store.incr("n", amount=2) == 7
+        assert await store.incr("t", ttl=10, amount=4) == 4
+        assert await store.incr("t", ttl=10, amount=3) == 7
+
     async def test_concurrent_increments_are_not_lost(self, store: Store) -> None:
         results = await asyncio.gather(*(store.incr("n", ttl=10) for _ in range(CONCURRENCY)))
         assert sorted(results) == list(range(1, CONCURRENCY + 1))
