@@ -52,7 +52,7 @@ def serve(
         raise typer.Exit(2)
     open_keyring(settings)
     uvicorn.run(
-        "api.app:create_app",
+        "api.app:serving_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,

@@ -2,21 +2,23 @@
 
 Run: `.venv/bin/python -m load.run_benchmarks` (about 3 minutes on 2 cores; LOAD_SECONDS per
 HTTP run, default 10). It starts, on 127.0.0.1 only, its own `redis-server`, our API through
-`ssc serve` (SQLite + Redis, one worker, later two) and the naive baseline
-(`uvicorn load.baseline_app:app`, one worker), seeds with `ssc demo --json`, pre-generates
-distinct fresh tokens in this process, and measures:
+`ssc serve` (SQLite + Redis; uvicorn with one worker, then two; granian with one and two if
+it is installed) and the naive baseline (`uvicorn load.baseline_app:app`, one worker), seeds
+with `ssc demo --json`, pre-generates distinct fresh tokens in this process, and measures:
 
 - micro, one core: raw ES256 verify, `TokenVerifier.verify`, `verify_cose`;
-- wrk (distinct tokens per request, load/wrk_bodies.lua): naive vs ours on one worker,
-  the batch route (100 scans per request) on one worker, ours on two workers;
-- Locust (FastHttpUser, paced): p99 latency of ours at half the one-worker maximum;
+- wrk (closed loop, distinct tokens per request, load/wrk_bodies.lua): naive vs ours on one
+  worker, the batch route (100 scans per request) on one worker, ours on two workers;
+- load/latency.py (open loop, latency from the scheduled send time): ours at half the
+  one-worker maximum, once with the generator and Redis pinned to one core and the server to
+  the other, once unpinned;
 
-then stops everything it started and writes load/RESULTS.md with the command and machine.
+waits before each run until the servers are idle (the audit consumer writes a saturating
+run's backlog after it), then stops everything it started and writes load/RESULTS.md.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
@@ -31,7 +33,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from load.bench_verify import MicroResult, WrkResult, micro, run_wrk, verify_bodies
-from load.servers import BIN, ROOT, Stack, Started, cpu_meter, write_lines
+from load.latency import LatencyResult
+from load.servers import (
+    BIN,
+    ROOT,
+    Stack,
+    Started,
+    busy_cores_meter,
+    cpu_meter,
+    pin,
+    process_cpu,
+    process_tree,
+    settle,
+    write_lines,
+)
 
 SECONDS = int(os.environ.get("LOAD_SECONDS", "10"))
 BATCH = 100
@@ -41,19 +56,42 @@ COMMAND = ".venv/bin/python -m load.run_benchmarks"
 
 @dataclass(frozen=True)
 class HttpRun:
+    """One wrk run, with the CPU each party used: server, its workers, Redis, wrk, and the
+    rest of the machine (other people's processes on a shared machine show up there)."""
+
     name: str
     generator: str
     wrk: WrkResult
     server_cpu_s: float
     redis_cpu_s: float
+    machine_cpu_s: float
+    worker_cores: tuple[float, ...]
+
+    def cores(self, cpu_s: float) -> float:
+        return cpu_s / self.wrk.seconds
 
     @property
     def server_cores(self) -> float:
-        return self.server_cpu_s / self.wrk.seconds
+        return self.cores(self.server_cpu_s)
 
     @property
     def generator_cores(self) -> float:
-        return self.wrk.generator_cpu_s / self.wrk.seconds
+        return self.cores(self.wrk.generator_cpu_s)
+
+    @property
+    def redis_cores(self) -> float:
+        return self.cores(self.redis_cpu_s)
+
+    @property
+    def other_cores(self) -> float:
+        """Busy CPU of the machine not used by server, Redis or wrk."""
+        used = self.server_cpu_s + self.redis_cpu_s + self.wrk.generator_cpu_s
+        return max(0.0, self.cores(self.machine_cpu_s - used))
+
+    @property
+    def available_cores(self) -> float:
+        """The cores the server could have used: all of them minus everyone else's share."""
+        return (os.cpu_count() or 1) - self.generator_cores - self.redis_cores - self.other_cores
 
 
 def _measure(
@@ -68,6 +106,10 @@ def _measure(
     threads: int = 1,
 ) -> HttpRun:
     redis = stack.started[0]
+    settle([server.process.pid, redis.process.pid])
+    workers = process_tree(server.process.pid)
+    before_workers = [process_cpu(pid) for pid in workers]
+    machine_before, _ = busy_cores_meter()
     with cpu_meter([server.process.pid, redis.process.pid]) as used:
         result = run_wrk(
             server.url + path,
@@ -77,11 +119,25 @@ def _measure(
             connections=connections,
             threads=threads,
         )
-    run = HttpRun(name, "wrk", result, used[0], used[1])
+    machine_after, _ = busy_cores_meter()
+    spread = tuple(
+        (process_cpu(pid) - start) / result.seconds
+        for pid, start in zip(workers, before_workers, strict=True)
+    )
+    run = HttpRun(
+        name,
+        f"wrk -t{threads} -c{connections}",
+        result,
+        used[0],
+        used[1],
+        machine_after - machine_before,
+        tuple(round(share, 2) for share in spread if share >= 0.01),
+    )
     print(
         f"{name:40} {result.requests_per_s:9.0f} req/s  p99 {result.p99_ms:6.1f} ms  "
-        f"errors {result.errors}  server {run.server_cores:.2f} cores  "
-        f"wrk {run.generator_cores:.2f} cores",
+        f"errors {result.errors}  server {run.server_cores:.2f} cores {run.worker_cores}  "
+        f"wrk {run.generator_cores:.2f}  Redis {run.redis_cores:.2f}  "
+        f"others {run.other_cores:.2f}",
         flush=True,
     )
     return run
@@ -103,56 +159,100 @@ def _baseline_tokens(count: int) -> tuple[bytes, list[str]]:
     return public, tokens
 
 
-def _paced_p99(
-    stack: Stack, server: Started, scanner_token: str, target: float
-) -> dict[str, float]:
-    """Locust (FastHttpUser) at `target` req/s in total: achieved rate and p99 (ms)."""
-    users = 50
-    seconds = SECONDS + 5
-    card = stack.card_number
-    tokens = stack.issue_tokens(card, int(target * seconds * 1.2) + 100)
-    prefix = stack.root / "paced"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "LOAD_TOKENS_FILE": str(write_lines(stack.root / "paced.txt", tokens)),
-        "LOAD_SCANNERS_FILE": str(write_lines(stack.root / "paced-scanner.txt", [scanner_token])),
-        "LOAD_RATE": str(target / users),
-    }
-    subprocess.run(
-        [
-            str(BIN / "locust"),
-            "-f",
-            str(ROOT / "load" / "locustfile.py"),
-            "VerifyAtRate",
-            "--headless",
-            "--host",
-            server.url,
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "-t",
-            f"{seconds}s",
-            "--csv",
-            str(prefix),
-            "--only-summary",
-            "--loglevel",
-            "ERROR",
-        ],
-        env=env,
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
+@dataclass(frozen=True)
+class LatencyRun:
+    pinned: bool
+    result: LatencyResult
+    server_cores: float
+    redis_cores: float
+    other_cores: float
+    settle_s: float
+
+    @property
+    def placement(self) -> str:
+        if not self.pinned:
+            return "unpinned"
+        return "generator + Redis on core 1, server on core 0"
+
+
+def _open_loop(
+    stack: Stack, server: Started, scanner_token: str, rate: float, *, pinned: bool
+) -> LatencyRun:
+    """load/latency.py in its own process at `rate` req/s, pinned or not (see LatencyRun)."""
+    pinned = pinned and (os.cpu_count() or 1) >= 2
+    tokens = stack.issue_tokens(stack.card_number, int(rate * SECONDS * 1.2) + 100)
+    bodies = write_lines(stack.root / "open-loop.jsonl", verify_bodies(tokens))
+    redis = stack.started[0]
+    pids = [server.process.pid, redis.process.pid]
+    settle_s = settle(pids)
+    everything = set(range(os.cpu_count() or 1))
+    command = [
+        str(BIN / "python"),
+        "-m",
+        "load.latency",
+        server.url + "/v1/verify",
+        str(bodies),
+        "--rate",
+        f"{rate:.0f}",
+        "--seconds",
+        str(SECONDS),
+        "--header",
+        f"Authorization: Bearer {scanner_token}",
+    ]
+    if pinned:
+        pin(server.process.pid, {0})
+        pin(redis.process.pid, {1})
+        command += ["--cpu", "1"]
+    machine_before, _ = busy_cores_meter()
+    try:
+        with cpu_meter(pids) as used:
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+    finally:
+        pin(server.process.pid, everything)
+        pin(redis.process.pid, everything)
+    machine_after, _ = busy_cores_meter()
+    summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    summary.pop("generator_cores")
+    result = LatencyResult(**summary)
+    others = machine_after - machine_before - sum(used) - result.generator_cpu_s
+    run = LatencyRun(
+        pinned,
+        result,
+        used[0] / result.seconds,
+        used[1] / result.seconds,
+        max(0.0, others / result.seconds),
+        settle_s,
     )
-    with open(f"{prefix}_stats.csv") as stats:
-        row = next(item for item in csv.DictReader(stats) if item["Name"] == "Aggregated")
-    return {
-        "rate": float(row["Requests/s"]),
-        "p99_ms": float(row["99%"]),
-        "p50_ms": float(row["50%"]),
-        "failures": float(row["Failure Count"]),
-    }
+    print(
+        f"open loop at {result.target_rate:.0f} req/s, {run.placement}: "
+        f"{result.achieved_rate:.0f} req/s, p50 {result.p50_ms:.1f} p99 {result.p99_ms:.1f} "
+        f"max {result.max_ms:.1f} ms, errors {result.errors}, server {run.server_cores:.2f} "
+        f"cores, generator {result.generator_cores:.2f}, others {run.other_cores:.2f} "
+        f"(waited {settle_s:.0f} s for the audit backlog)",
+        flush=True,
+    )
+    return run
+
+
+def _granian_installed() -> bool:
+    return (BIN / "granian").exists()
+
+
+def _verify_run(
+    stack: Stack, server: Started, name: str, headers: dict[str, str], *, workers: int
+) -> HttpRun:
+    tokens = stack.issue_tokens(stack.card_number, 4000 * SECONDS * workers)
+    bodies = write_lines(stack.root / "ours.jsonl", verify_bodies(tokens))
+    return _measure(
+        name,
+        stack,
+        server,
+        "/v1/verify",
+        bodies,
+        headers,
+        connections=32 * workers,
+        threads=workers,
+    )
 
 
 def main() -> None:
@@ -160,6 +260,7 @@ def main() -> None:
     print("micro benchmarks (one core) ...", flush=True)
     micro_result = micro(20000)
     runs: dict[str, HttpRun] = {}
+    latency: list[LatencyRun] = []
     with Stack() as stack:
         stack.start_redis()
         api = stack.start_api(workers=1)
@@ -175,11 +276,12 @@ def main() -> None:
         runs["naive"] = _measure("naive, 1 worker", stack, baseline, "/v1/verify", naive_bodies, {})
         stack.stop(baseline)
 
-        tokens = stack.issue_tokens(stack.card_number, 4000 * SECONDS)
-        bodies = write_lines(stack.root / "ours.jsonl", verify_bodies(tokens))
-        runs["ours"] = _measure(
-            "ours /v1/verify, 1 worker", stack, api, "/v1/verify", bodies, ours_headers
+        runs["ours"] = _verify_run(
+            stack, api, "ours /v1/verify, uvicorn 1 worker", ours_headers, workers=1
         )
+        half = runs["ours"].wrk.requests_per_s / 2
+        for pinned in (True, False):
+            latency.append(_open_loop(stack, api, scanner["access_token"], half, pinned=pinned))
 
         batch_tokens = stack.issue_tokens(stack.card_number, 12000 * SECONDS)
         batch_bodies = write_lines(
@@ -198,27 +300,26 @@ def main() -> None:
             ours_headers,
             connections=4,
         )
-        half = runs["ours"].wrk.requests_per_s / 2
-        print(f"paced run at {half:.0f} req/s (Locust) ...", flush=True)
-        paced = _paced_p99(stack, api, scanner["access_token"], half)
-        print(f"paced: {paced}", flush=True)
         stack.stop(api)
 
         api2 = stack.start_api(workers=2)
-        tokens2 = stack.issue_tokens(stack.card_number, 7000 * SECONDS)
-        bodies2 = write_lines(stack.root / "ours2.jsonl", verify_bodies(tokens2))
-        runs["two"] = _measure(
-            "ours /v1/verify, 2 workers",
-            stack,
-            api2,
-            "/v1/verify",
-            bodies2,
-            ours_headers,
-            connections=64,
-            threads=2,
+        runs["two"] = _verify_run(
+            stack, api2, "ours /v1/verify, uvicorn 2 workers", ours_headers, workers=2
         )
+        stack.stop(api2)
+        if _granian_installed():
+            for workers in (1, 2):
+                server = stack.start_api(workers=workers, server_kind="granian")
+                runs[f"granian{workers}"] = _verify_run(
+                    stack,
+                    server,
+                    f"ours /v1/verify, granian {workers} worker{'s' if workers > 1 else ''}",
+                    ours_headers,
+                    workers=workers,
+                )
+                stack.stop(server)
     elapsed = time.time() - started
-    report = _report(micro_result, runs, paced, elapsed)
+    report = _report(micro_result, runs, latency, elapsed)
     RESULTS.write_text(report)
     print(report)
 
@@ -239,55 +340,74 @@ def _machine() -> str:
 
 
 def _report(
-    micro_result: MicroResult, runs: dict[str, HttpRun], paced: dict[str, float], elapsed: float
+    micro_result: MicroResult, runs: dict[str, HttpRun], latency: list[LatencyRun], elapsed: float
 ) -> str:
     raw = micro_result.raw_per_s
     naive, ours, batch, two = runs["naive"], runs["ours"], runs["batch"], runs["two"]
     batch_tokens = batch.wrk.requests_per_s * BATCH
     batch_per_core = batch_tokens / max(batch.server_cores, 1e-9)
     scaling = two.wrk.requests_per_s / ours.wrk.requests_per_s
+    normalised = scaling * 2 / two.available_cores
     per_cpu_1 = ours.wrk.requests_per_s / ours.server_cores
     per_cpu_2 = two.wrk.requests_per_s / two.server_cores
     rows = [
         (
             "token_service.verify / raw ES256 (one core)",
             f"{micro_result.verify_per_s:,.0f} / {raw:,.0f} per s",
-            micro_result.verify_per_s / raw,
+            f"{micro_result.verify_per_s / raw:.0%}",
             ">= 80 %",
         ),
         (
             "verify_cose / raw ES256 (one core)",
             f"{micro_result.verify_cose_per_s:,.0f} / {raw:,.0f} per s",
-            micro_result.verify_cose_per_s / raw,
+            f"{micro_result.verify_cose_per_s / raw:.0%}",
             "-",
         ),
         (
             "batch tokens/s per server core / raw ES256",
             f"{batch_per_core:,.0f} / {raw:,.0f} per s "
             f"({batch_tokens:,.0f} tokens/s on {batch.server_cores:.2f} cores)",
-            batch_per_core / raw,
+            f"{batch_per_core / raw:.0%}",
             ">= 80 %",
         ),
         (
             "ours / naive req/s, 1 worker each (wrk)",
             f"{ours.wrk.requests_per_s:,.0f} / {naive.wrk.requests_per_s:,.0f} req/s",
-            ours.wrk.requests_per_s / naive.wrk.requests_per_s,
+            f"{ours.wrk.requests_per_s / naive.wrk.requests_per_s:.2f}x",
             ">= 2x",
         ),
         (
-            "2 workers / 1 worker req/s (wrk)",
-            f"{two.wrk.requests_per_s:,.0f} / {ours.wrk.requests_per_s:,.0f} req/s "
-            f"(wrk used {two.generator_cores:.2f} cores, "
-            f"Redis {two.redis_cpu_s / two.wrk.seconds:.2f})",
-            scaling,
+            "2 workers / 1 worker req/s (uvicorn, wrk)",
+            f"{two.wrk.requests_per_s:,.0f} / {ours.wrk.requests_per_s:,.0f} req/s",
+            f"{scaling:.2f}x",
+            ">= 1.8x",
+        ),
+        (
+            "the same, normalised to 2 server cores",
+            f"x 2 / {two.available_cores:.2f} cores left to the server (of {os.cpu_count()}: "
+            f"wrk {two.generator_cores:.2f}, Redis {two.redis_cores:.2f}, "
+            f"other processes {two.other_cores:.2f})",
+            f"{normalised:.2f}x",
             ">= 1.8x",
         ),
         (
             "2 workers / 1 worker, req per server CPU-second",
             f"{per_cpu_2:,.0f} / {per_cpu_1:,.0f}",
-            per_cpu_2 / per_cpu_1,
+            f"{per_cpu_2 / per_cpu_1:.0%}",
             "(efficiency)",
         ),
+    ]
+    rows += [
+        (
+            f"p99 at half the 1-worker maximum (load/latency.py, open loop), {item.placement}",
+            f"{item.result.achieved_rate:,.0f} of {item.result.target_rate:,.0f} req/s, "
+            f"p50 {item.result.p50_ms:.1f} ms, {item.result.errors} errors, "
+            f"generator {item.result.generator_cores:.2f} cores, "
+            f"other processes {item.other_cores:.2f} cores",
+            f"{item.result.p99_ms:.1f} ms",
+            "< 10 ms",
+        )
+        for item in latency
     ]
     lines = [
         "# Benchmark results",
@@ -296,35 +416,60 @@ def _report(
         f"Machine: {_machine()}.",
         f"Measured: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Figures vary from run "
         "to run; the ratios are what the targets of issue 6 are about. Every figure below was "
-        "measured in this one run.",
+        'measured in this one run. "other processes" is busy CPU of the machine (/proc/stat) '
+        "not used by server, Redis or generator: on a shared machine, other people's work.",
         "",
         "## Ratios",
         "",
         "| ratio | figures | measured | target |",
         "| --- | --- | --- | --- |",
     ]
-    for name, figures, ratio, target in rows:
-        shown = f"{ratio:.2f}x" if "x" in target else f"{ratio:.0%}"
-        lines.append(f"| {name} | {figures} | **{shown}** | {target} |")
     lines += [
-        f"| p99 at half the 1-worker maximum (Locust FastHttpUser, paced) | "
-        f"{paced['rate']:,.0f} req/s achieved, p50 {paced['p50_ms']:.0f} ms, "
-        f"{paced['failures']:.0f} failures | **{paced['p99_ms']:.0f} ms** | < 10 ms |",
+        f"| {name} | {figures} | **{shown}** | {target} |" for name, figures, shown, target in rows
+    ]
+    lines += [
         "",
-        "## HTTP runs",
+        "## HTTP runs (wrk, closed loop, saturating)",
         "",
-        "| run | generator | req/s | p50 ms | p99 ms | errors | server cores | generator cores "
-        "| Redis cores |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| run | generator | req/s | p50 ms | p99 ms | errors | server cores (per process) "
+        "| req per server CPU-s | generator cores | Redis cores | other processes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs.values():
         lines.append(
             f"| {run.name} | {run.generator} | {run.wrk.requests_per_s:,.0f} | "
             f"{run.wrk.p50_ms:.1f} | {run.wrk.p99_ms:.1f} | {run.wrk.errors} | "
-            f"{run.server_cores:.2f} | {run.generator_cores:.2f} | "
-            f"{run.redis_cpu_s / run.wrk.seconds:.2f} |"
+            f"{run.server_cores:.2f} {list(run.worker_cores)} | "
+            f"{run.wrk.requests_per_s / max(run.server_cores, 1e-9):,.0f} | "
+            f"{run.generator_cores:.2f} | "
+            f"{run.redis_cores:.2f} | {run.other_cores:.2f} |"
         )
-    lines += ["", PROFILE_NOTES.strip(), ""]
+    lines += [
+        "",
+        "## Latency runs (load/latency.py, open loop, 64 keep-alive connections, Poisson "
+        "arrivals, latency from the scheduled send time)",
+        "",
+        "| placement | target req/s | achieved | p50 ms | p90 ms | p99 ms | max ms | send lag "
+        "p99 ms | errors | server cores | generator cores | Redis cores | other processes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for item in latency:
+        result = item.result
+        lines.append(
+            f"| {item.placement} | {result.target_rate:,.0f} | {result.achieved_rate:,.0f} | "
+            f"{result.p50_ms:.1f} | {result.p90_ms:.1f} | {result.p99_ms:.1f} | "
+            f"{result.max_ms:.1f} | {result.send_lag_p99_ms:.1f} | {result.errors} | "
+            f"{item.server_cores:.2f} | {result.generator_cores:.2f} | {item.redis_cores:.2f} | "
+            f"{item.other_cores:.2f} |"
+        )
+    lines += [
+        "",
+        f"Before the first latency run the server needed {latency[0].settle_s:.0f} s to become "
+        "idle after the saturating wrk run (its audit consumer writing the backlog).",
+        "",
+        PROFILE_NOTES.strip(),
+        "",
+    ]
     return "\n".join(lines)
 
 

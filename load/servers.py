@@ -54,6 +54,69 @@ def wait_until(check: str, deadline_seconds: float = 30.0) -> None:
     raise RuntimeError(f"{check} did not come up within {deadline_seconds} s")
 
 
+def _parents() -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its living descendants."""
+    parents = _parents()
+    tree, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        tree.append(current)
+        frontier += [child for child, parent in parents.items() if parent == current]
+    return tree
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` and its descendants onto `cpus` (threads spawned later inherit it).
+
+    Used to keep a load generator off the server's core, so neither adds scheduling delay to
+    the other's figures; `pin(pid, set(range(os.cpu_count())))` undoes it.
+    """
+    for process in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{process}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), cpus)
+
+
+def worker_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by each process of `pid`'s tree (to see how load is shared)."""
+    return {process: process_cpu(process) for process in process_tree(pid)}
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of `pid` alone, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pids: Sequence[int], *, idle_cores: float = 0.05, max_seconds: float = 90.0) -> float:
+    """Waits until the process trees of `pids` are idle; returns the seconds it took.
+
+    The API's audit consumer writes what a saturating run left in the stream after the run
+    ended; a measurement started before that would be charged for it.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < max_seconds:
+        before = sum(process_tree_cpu(pid) for pid in pids)
+        time.sleep(0.5)
+        if sum(process_tree_cpu(pid) for pid in pids) - before < idle_cores * 0.5:
+            break
+    return time.monotonic() - started
+
+
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by `pid` and its living descendants."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -176,15 +239,35 @@ class Stack:
         )
         return done.stdout.decode()
 
-    def start_api(self, workers: int = 1) -> Started:
+    def start_api(self, workers: int = 1, server_kind: str = "uvicorn") -> Started:
+        """`ssc serve` (uvicorn), or granian's own command on the same app factory (granian is
+        measured, not a dependency: `pip install granian` to include it)."""
         port = free_port()
         self.ssc("migrate")
-        process = subprocess.Popen(
-            [str(BIN / "ssc"), "serve", "--port", str(port), "--workers", str(workers)],
-            env=self.api_env(),
-            cwd=ROOT,
-        )
-        server = Started(f"api-{workers}w", process, port)
+        if server_kind == "granian":
+            command = [
+                str(BIN / "granian"),
+                "--interface",
+                "asgi",
+                "--factory",
+                "--http",
+                "1",
+                "--loop",
+                "uvloop",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                "api.app:serving_app",
+            ]
+        else:
+            command = [str(BIN / "ssc"), "serve", "--port", str(port), "--workers", str(workers)]
+        process = subprocess.Popen(command, env=self.api_env(), cwd=ROOT)
+        server = Started(f"api-{server_kind}-{workers}w", process, port)
         self.started.append(server)
         wait_until(f"{server.url}/readyz")
         return server
@@ -249,6 +332,14 @@ class Stack:
 def write_lines(path: Path, lines: Sequence[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def busy_cores_meter() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, monotonic time) to diff over a run: shows
+    what other processes on the machine took from it."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
 
 
 @contextlib.contextmanager
