@@ -36,11 +36,11 @@ async def register(client: httpx.AsyncClient, runtime: Runtime, ring: KeyRing) -
 
 
 class TestTrustSync:
+    # Workers share changes through Redis; the memory store is one process, so only "servers".
+    @pytest.mark.parametrize("settings", ["servers"], indirect=True)
     async def test_another_worker_accepts_the_issuer_through_pub_sub(
         self, settings: Settings, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
-        if settings.redis_url is None:
-            pytest.skip("workers share changes through Redis; the memory store is one process")
         other = create_app(settings)
         ring = KeyRing.ephemeral()
         token = foreign_token(ring)
