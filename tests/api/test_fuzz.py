@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ import pytest
 
 from app.config import decode_secret, new_secret
 from app.security.tokens import AccessTokenCodec, PrincipalKind
+from tests.servers import SSC, free_port, start_server, wait_until_up
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 EXAMPLES_PER_OPERATION = int(os.environ.get("SSC_FUZZ_EXAMPLES", "25"))
@@ -35,12 +34,6 @@ class RunningServer:
     base_url: str
     tokens: AccessTokenCodec
     demo: dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -62,27 +55,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         "SSC_PORT": str(port),
         "SSC_LOG_LEVEL": "warning",
     }
-    ssc = Path(sys.executable).with_name("ssc")
-    subprocess.run([ssc, "migrate"], env=env, check=True, capture_output=True)
-    process = subprocess.Popen(
-        [ssc, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    subprocess.run([SSC, "migrate"], env=env, check=True, capture_output=True)
+    process = start_server(env, port)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(f"server did not start: {stderr[-2000:]}")
-            time.sleep(0.2)
+        wait_until_up(process, base_url)
         codec = AccessTokenCodec(decode_secret(token_secret, "token secret"), "ssc:360000")
         seeded = subprocess.run(
-            [ssc, "demo", "--json"], env=env, check=True, capture_output=True, text=True
+            [SSC, "demo", "--json"], env=env, check=True, capture_output=True, text=True
         )
         yield RunningServer(base_url, codec, json.loads(seeded.stdout))
     finally:

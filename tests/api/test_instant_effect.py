@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,16 +31,11 @@ from tests.factories import (
     bearer,
     create_scanner,
 )
+from tests.servers import free_port, start_server, wait_until_up
 
 EFFECT_BOUND_SECONDS = 1.0
 POLL_SECONDS = 0.05
 TOKENS_BEFORE_LOSS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def secret_text(settings: Settings, name: str) -> str:
@@ -58,30 +51,6 @@ class Cluster:
     a: httpx.AsyncClient
     b: httpx.AsyncClient
     runtime: Runtime
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    ssc = Path(sys.executable).with_name("ssc")
-    return subprocess.Popen(
-        [ssc, "serve", "--port", str(port)],
-        env={**env, "SSC_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def wait_until_up(process: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            stderr = process.stderr.read().decode() if process.stderr else ""
-            pytest.fail(f"server did not start: {stderr[-2000:]}")
-        time.sleep(0.2)
 
 
 @pytest.fixture
