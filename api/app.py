@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -13,12 +13,11 @@ from prometheus_client import CollectorRegistry
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.problems import install_problem_handlers
 from api.routes import applications, clients, health, holder, keys, lifecycle, misuse, trust, verify
-from app.audit.consumer import audit_consumer
 from app.config import Settings, load_settings
-from app.misuse.watch import MisuseWatch
 from app.runtime import Runtime
 from app.trust.background import trust_sync
 from app.warmup import warm_store
+from app.workers import watched_audit_consumer
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,7 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await warm_store(runtime)
         try:
             async with (
-                audit_consumer(runtime, on_persisted=MisuseWatch(runtime).on_persisted),
+                watched_audit_consumer(runtime)
+                if settings.audit_consumer_in_api
+                else nullcontext(),
                 trust_sync(runtime),
             ):
                 yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from app.db import migrate as apply_migrations
 from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
 from app.runtime import Runtime, open_keyring
 from app.trust.offline import OfflineScan, scan_offline
+from app.workers import run_audit_worker
 
 cli = typer.Typer(help="Electronic social security card backend.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
@@ -131,6 +133,29 @@ def audit_verify_chain() -> None:
         )
         raise typer.Exit(1)
     typer.echo(f"audit chain intact: {report.rows} rows")
+
+
+@audit_cli.command("consume")
+def audit_consume() -> None:
+    """Persist the audit stream to SQL (and run the misuse watch) in this process, until
+    SIGINT/SIGTERM; for deployments with SSC_AUDIT_CONSUMER_IN_API=false."""
+    settings = settings_or_exit()
+    if not settings.redis_url:
+        typer.secho(
+            "an audit consumer process needs SSC_REDIS_URL (a stream shared with the API)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    async def consume() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
+        await run_audit_worker(settings, stop)
+
+    asyncio.run(consume())
 
 
 @cli.command()

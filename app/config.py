@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     key_publish_ahead: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
     key_sync_interval: int = Field(default=60, ge=1, le=3600)
 
+    audit_consumer_in_api: bool = Field(
+        default=True,
+        description="false: run `ssc audit consume` instead (needs Redis: a shared stream)",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _database_driver(cls, value: str) -> str:
@@ -118,6 +123,15 @@ class Settings(BaseSettings):
         if value is not None:
             decode_secret(value.get_secret_value(), f"SSC_{info.field_name.upper()}")
         return value
+
+    @model_validator(mode="after")
+    def _external_consumer_needs_redis(self) -> Settings:
+        if not self.audit_consumer_in_api and not self.redis_url:
+            raise ValueError(
+                "SSC_AUDIT_CONSUMER_IN_API=false needs SSC_REDIS_URL: the memory store's audit"
+                " stream lives inside the API process"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secrets_present(self) -> Settings:
