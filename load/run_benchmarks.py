@@ -167,16 +167,24 @@ class LatencyRun:
     redis_cores: float
     other_cores: float
     settle_s: float
+    external_audit: bool = False
 
     @property
     def placement(self) -> str:
-        if not self.pinned:
-            return "unpinned"
-        return "generator + Redis on core 1, server on core 0"
+        where = "generator + Redis on core 1, server on core 0" if self.pinned else "unpinned"
+        if self.external_audit:
+            where += "; audit consumer in its own process (`ssc audit consume`)"
+        return where
 
 
 def _open_loop(
-    stack: Stack, server: Started, scanner_token: str, rate: float, *, pinned: bool
+    stack: Stack,
+    server: Started,
+    scanner_token: str,
+    rate: float,
+    *,
+    pinned: bool,
+    external_audit: bool = False,
 ) -> LatencyRun:
     """load/latency.py in its own process at `rate` req/s, pinned or not (see LatencyRun)."""
     pinned = pinned and (os.cpu_count() or 1) >= 2
@@ -222,6 +230,7 @@ def _open_loop(
         used[1] / result.seconds,
         max(0.0, others / result.seconds),
         settle_s,
+        external_audit,
     )
     print(
         f"open loop at {result.target_rate:.0f} req/s, {run.placement}: "
@@ -291,6 +300,24 @@ def main() -> None:
                 for i in range(0, len(batch_tokens), BATCH)
             ],
         )
+        stack.stop(api)
+        external = stack.start_api(workers=1, external_audit=True)
+        runs["external"] = _verify_run(
+            stack,
+            external,
+            "ours /v1/verify, uvicorn 1 worker, audit consumer in its own process",
+            ours_headers,
+            workers=1,
+        )
+        latency.append(
+            _open_loop(
+                stack, external, scanner["access_token"], half, pinned=True, external_audit=True
+            )
+        )
+        stack.stop(external)
+        stack.stop_audit_consumers()
+        api = stack.start_api(workers=1)
+
         runs["batch"] = _measure(
             "ours /v1/verify/batch (100), 1 worker",
             stack,

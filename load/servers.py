@@ -239,11 +239,19 @@ class Stack:
         )
         return done.stdout.decode()
 
-    def start_api(self, workers: int = 1, server_kind: str = "uvicorn") -> Started:
+    def start_api(
+        self, workers: int = 1, server_kind: str = "uvicorn", *, external_audit: bool = False
+    ) -> Started:
         """`ssc serve` (uvicorn), or granian's own command on the same app factory (granian is
-        measured, not a dependency: `pip install granian` to include it)."""
+        measured, not a dependency: `pip install granian` to include it). `external_audit`
+        runs the audit consumer as its own `ssc audit consume` process instead of in the API."""
         port = free_port()
         self.ssc("migrate")
+        env = self.api_env()
+        if external_audit:
+            env["SSC_AUDIT_CONSUMER_IN_API"] = "false"
+            consumer = subprocess.Popen([str(BIN / "ssc"), "audit", "consume"], env=env, cwd=ROOT)
+            self.started.append(Started("audit-consumer", consumer, 0))
         if server_kind == "granian":
             command = [
                 str(BIN / "granian"),
@@ -266,11 +274,15 @@ class Stack:
             ]
         else:
             command = [str(BIN / "ssc"), "serve", "--port", str(port), "--workers", str(workers)]
-        process = subprocess.Popen(command, env=self.api_env(), cwd=ROOT)
+        process = subprocess.Popen(command, env=env, cwd=ROOT)
         server = Started(f"api-{server_kind}-{workers}w", process, port)
         self.started.append(server)
         wait_until(f"{server.url}/readyz")
         return server
+
+    def stop_audit_consumers(self) -> None:
+        for started in [s for s in self.started if s.name == "audit-consumer"]:
+            self.stop(started)
 
     def start_baseline(self, public_key_pem: bytes) -> Started:
         port = free_port()
