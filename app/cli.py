@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import signal
 from pathlib import Path
@@ -21,6 +20,7 @@ from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
 from app.runtime import Runtime, open_keyring
 from app.trust.offline import OfflineScan, scan_offline
 from app.workers import run_audit_worker
+from token_service.keys import b64url
 
 cli = typer.Typer(help="Electronic social security card backend.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
@@ -84,7 +84,7 @@ def keys_list() -> None:
     """List published keys with their states."""
     keyring = open_keyring(settings_or_exit())
     for key in keyring.published():
-        kid = base64.urlsafe_b64encode(key.kid).rstrip(b"=").decode()
+        kid = b64url(key.kid)
         typer.echo(
             f"{kid}  {key.state.value:8}  created {_when(key.created_at)}  "
             f"activated {_when(key.activated_at)}  retired {_when(key.retired_at)}"
@@ -97,7 +97,7 @@ def keys_rotate() -> None:
     keyring = open_keyring(settings_or_exit())
     keyring.rotate()
     keyring.prune()
-    kid = base64.urlsafe_b64encode(keyring.signing_key.kid).rstrip(b"=").decode()
+    kid = b64url(keyring.signing_key.kid)
     typer.echo(f"rotated; active key is now {kid}")
 
 

@@ -37,6 +37,7 @@ from app.security.principals import ScannerPrincipal
 from app.store import ScanClaim, ScanClaimResult
 from app.verification.errors import ScannerDisabled
 from token_service import Status, TokenCheck, Verdict
+from token_service.keys import b64url
 
 PSEUDONYM_CHARS = 22
 _CARD_VERDICTS: Mapping[CardStatus, Verdict] = {
@@ -148,10 +149,6 @@ def _pseudonym(key: bytes, organisation: bytes, card: bytes) -> str:
     return base64.urlsafe_b64encode(mac.digest())[:PSEUDONYM_CHARS].decode("ascii")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 class _IsoClock:
     """Times as ISO 8601 UTC with milliseconds, exactly as `datetime.isoformat` writes them;
     the date and time of day are formatted once per second, not once per request."""
@@ -198,7 +195,7 @@ async def verify_scans(
     for index, scan in enumerate(scans):
         token = scan.token
         check = verifier.verify(token) if isinstance(token, str) else verifier.verify_cose(token)
-        kid = None if check.kid is None else _b64(check.kid)
+        kid = None if check.kid is None else b64url(check.kid)
         verdict = check.verdict
         if verdict is Verdict.VALID and check.card_handle is None:
             verdict = foreign_status_verdict(runtime, check, now)
