@@ -6,7 +6,6 @@ verify hot path cheap.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.unique_ids import unique_ids
 
 logger = logging.getLogger("ssc.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -68,16 +69,15 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or os.urandom(16).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = request_id_of(scope)
         id_header = (b"x-request-id", request_id.encode())
         status = 500
         response_started = False
 
-        declared = _content_length(scope)
+        declared = declared_length(scope)
         if declared is not None and declared > self.max_body:
             status = 413
-            await _too_large(send, request_id, self.max_body)
+            await send_too_large(send, request_id, self.max_body)
             self._observe(scope, status, started)
             return
 
@@ -106,22 +106,35 @@ class RequestContextMiddleware:
             if response_started:
                 raise
             status = 413
-            await _too_large(send, request_id, self.max_body)
+            await send_too_large(send, request_id, self.max_body)
         finally:
             self._observe(scope, status, started)
-            logger.info(
-                "%s %s %s %.1fms rid=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-                request_id,
-            )
+            log_access(scope, status, started, request_id)
 
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when well-formed, else a new one; kept in the request
+    state, where problem responses find it."""
+    request_id = _incoming_request_id(scope) or unique_ids.next()
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+def log_access(scope: Scope, status: int, started: float, request_id: str) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "%s %s %s %.1fms rid=%s",
+            scope["method"],
+            scope["path"],
+            status,
+            (time.perf_counter() - started) * 1000,
+            request_id,
+        )
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -132,7 +145,8 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-def _content_length(scope: Scope) -> int | None:
+def declared_length(scope: Scope) -> int | None:
+    """The request's `Content-Length`, or None when absent or not a number."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -142,7 +156,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _too_large(send: Send, request_id: str, limit: int) -> None:
+async def send_too_large(send: Send, request_id: str, limit: int) -> None:
     body: dict[str, Any] = {
         "type": "/problems/request-too-large",
         "title": "Request too large",

@@ -56,6 +56,7 @@ def serve(
     uvicorn.run(
         "api.app:serving_app",
         factory=True,
+        http="api.serving:CoalescingHttpToolsProtocol",
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,

@@ -8,18 +8,24 @@ tokens (`ScannerTokenCache`): those two were the largest costs outside the signa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import inspect
+import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, FastAPI, Request
 from starlette.datastructures import State
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from api.auth import BearerDep
+from api.middleware import (
+    RequestMetrics,
+    RequestTooLarge,
+    log_access,
+    request_id_of,
+    send_too_large,
+)
 from api.schemas.verify import (
     IDEMPOTENCY_KEY_PATTERN,
     BatchVerifyRequest,
@@ -30,10 +36,9 @@ from api.schemas.verify import (
     parse_idempotency_key,
     parse_verify,
 )
-from app.errors import DomainError, Unauthorized
+from app.errors import Unauthorized
 from app.runtime import Runtime
 from app.security.principals import ScannerPrincipal
-from app.store import StoreUnavailable
 from app.verification.scanners import ScannerTokenCache
 from app.verification.service import Scan, verify_scans
 
@@ -168,83 +173,115 @@ async def verify_batch(request: Request, _: BearerDep) -> Response:
 
 
 class VerifyFastPath:
-    """Serves the two verify routes straight from ASGI, past FastAPI's router, dependency
-    solving and inner middlewares (a third of a scan's CPU outside the signature check,
-    load/RESULTS.md); every other request goes on to the app.
+    """Serves the two verify routes before the rest of the app: past FastAPI's telemetry,
+    Starlette's middleware stack, router, dependency solving and the request-context
+    middleware (together more CPU than a scan's own checks, load/PROFILE.md).
 
-    It runs inside `RequestContextMiddleware` (request id, body limit, metrics, access log).
-    Errors become the same problem+json as on the routes, through the app's own handlers.
-    The routes stay registered: they document the API and serve if this layer is absent.
+    It does their duties for these two routes itself: request id (`X-Request-ID`), body size
+    limit, metrics, access log, and problem+json for every error through the app's own
+    handlers, 500 included. The routes stay registered: they document the API and serve
+    when the app is called without this layer.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, handlers: Mapping[Any, Callable[[Request, Exception], Any]]
-    ) -> None:
+    def __init__(self, app: FastAPI, *, max_body: int, metrics: RequestMetrics) -> None:
         self.app = app
-        self.handlers = handlers
+        self.max_body = max_body
+        self.metrics = metrics
+
+    @staticmethod
+    def serves(scope: Scope) -> bool:
+        return (
+            scope["type"] == "http"
+            and scope["path"] in _FAST_ROUTES
+            and (scope["method"] == "POST")
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path")
-        if scope["type"] != "http" or scope["method"] != "POST" or path not in _FAST_ROUTES:
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = _FAST_ROUTES[path]
+        started = time.perf_counter()
+        path = scope["path"]
+        scope["app"] = self.app
+        request_id = request_id_of(scope)
         authorization = idempotency_key = None
+        declared = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
                 idempotency_key = value.decode("latin-1")
-        body = await _read_body(receive)
-        if body is None:
-            return  # the client left before sending its body: nobody to answer
+            elif name == b"content-length":
+                declared = value
+        status = 200
         try:
-            state = scope["app"].state
-            if path == "/v1/verify":
-                answer = await answer_verify(state, authorization, idempotency_key, body)
-            else:
-                answer = await answer_batch(state, authorization, body)
-        except (DomainError, RequestValidationError, StoreUnavailable) as error:
-            response = await self._problem(scope, error)
-            await response(scope, receive, send)
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+                status = 413
+                await send_too_large(send, request_id, self.max_body)
+                return
+            state = self.app.state
+            try:
+                body = await _read_body(receive, self.max_body)
+                if body is None:
+                    status = 499  # the client left before sending its body: nobody to answer
+                    return
+                if path == "/v1/verify":
+                    answer = await answer_verify(state, authorization, idempotency_key, body)
+                else:
+                    answer = await answer_batch(state, authorization, body)
+            except RequestTooLarge:
+                status = 413
+                await send_too_large(send, request_id, self.max_body)
+                return
+            except Exception as error:  # every error answers as the app would answer it
+                response = await self._problem(scope, error)
+                status = response.status_code
+                response.headers["x-request-id"] = request_id
+                await response(scope, receive, send)
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"%d" % len(answer)),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer})
+        finally:
+            self.metrics.observe("POST", path, status, time.perf_counter() - started)
+            log_access(scope, status, started, request_id)
 
     async def _problem(self, scope: Scope, error: Exception) -> Response:
         for kind in type(error).__mro__:
-            handler = self.handlers.get(kind)
+            handler = self.app.exception_handlers.get(kind)
             if handler is not None:
-                response: Response = await handler(Request(scope), error)
-                return response
+                response = handler(Request(scope), error)
+                return await response if inspect.isawaitable(response) else response
         raise error
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body; None when the client disconnected first.
+
+    :raises RequestTooLarge: past `limit` bytes (a body sent without Content-Length).
+    """
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunks.append(message.get("body", b""))
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge
         if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
             return b"".join(chunks)
+        chunks.append(chunk)
 
 
-@dataclass(frozen=True, slots=True)
-class _RouteTemplate:
-    """What `RequestContextMiddleware` reads from `scope["route"]` for its metrics labels."""
-
-    path: str
-
-
-_FAST_ROUTES = {path: _RouteTemplate(path) for path in ("/v1/verify", "/v1/verify/batch")}
+_FAST_ROUTES = frozenset(("/v1/verify", "/v1/verify/batch"))

@@ -35,6 +35,7 @@ from app.store.base import (
     Subscription,
     check_scan_claim,
 )
+from app.store.claim_channel import ChannelAddress, ClaimChannel
 
 # KEYS per claim: principal, replay, status, audit stream.
 # ARGV: maxlen, then per claim: claim, ttl, principal_ok, n audit fields, n name/value pairs.
@@ -143,8 +144,11 @@ class RedisStore:
         namespace: str,
         socket_timeout: float,
         stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
+        claim_channel: ClaimChannel | None = None,
     ) -> None:
-        """`blocking_client` has no read timeout; it serves only reads bounded by a deadline."""
+        """`blocking_client` has no read timeout; it serves only reads bounded by a deadline.
+        `claim_channel` carries `claim_scans` when given (see `ClaimChannel`); without it the
+        claim goes through redis-py like every other command."""
         if not namespace:
             raise ValueError("namespace must not be empty")
         self._redis = client
@@ -153,6 +157,7 @@ class RedisStore:
         self._socket_timeout = socket_timeout
         self._stream_maxlen = stream_maxlen
         self._claim_scans = client.register_script(_CLAIM_SCANS_LUA)
+        self._claim_channel = claim_channel
         self._subscriptions: set[RedisSubscription] = set()
 
     @classmethod
@@ -198,6 +203,7 @@ class RedisStore:
             namespace=namespace,
             socket_timeout=socket_timeout,
             stream_maxlen=stream_maxlen,
+            claim_channel=_claim_channel(pool, socket_timeout),
         )
 
     def _key(self, key: str) -> str:
@@ -326,8 +332,11 @@ class RedisStore:
             args += (claim.claim, claim.ttl, claim.principal_ok, len(claim.audit_fields))
             for name, value in claim.audit_fields.items():
                 args += (name, value)
-        with _unavailable_on_error():
-            flat = await self._claim_scans(keys=keys, args=args)
+        if self._claim_channel is not None:
+            flat = await self._claim_channel.run_script(keys, args)
+        else:
+            with _unavailable_on_error():
+                flat = await self._claim_scans(keys=keys, args=args)
         return [
             ScanClaimResult(
                 principal=_optional_bytes(flat[i]),
@@ -352,6 +361,8 @@ class RedisStore:
                 await self._redis.unlink(*batch)
 
     async def close(self) -> None:
+        if self._claim_channel is not None:
+            self._claim_channel.close()
         for subscription in list(self._subscriptions):
             await subscription.aclose()
         for client in (self._redis, self._blocking):
@@ -749,6 +760,22 @@ def group_tags(groups: int) -> tuple[str, ...]:
             attempt += 1
         tags.append(f"{group}.{attempt}")
     return tuple(tags)
+
+
+def _claim_channel(pool: aioredis.ConnectionPool, timeout: float) -> ClaimChannel | None:
+    """A `ClaimChannel` to the pool's server when it is plain TCP (TLS and Unix sockets keep
+    redis-py's path, which knows how to open them)."""
+    if pool.connection_class is not aioredis.Connection:
+        return None
+    options = pool.connection_kwargs
+    address = ChannelAddress(
+        host=str(options.get("host", "localhost")),
+        port=int(options.get("port", 6379)),
+        db=int(options.get("db", 0) or 0),
+        username=options.get("username"),
+        password=options.get("password"),
+    )
+    return ClaimChannel(address, _CLAIM_SCANS_LUA, timeout=timeout)
 
 
 def _startup_node(address: str) -> ClusterNode:

@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import math
-import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_
 from app.runtime import Runtime
 from app.security.principals import ScannerPrincipal
 from app.store import ScanClaim, ScanClaimResult
+from app.unique_ids import unique_ids
 from app.verification.errors import ScannerDisabled
 from token_service import Status, TokenCheck, Verdict
 from token_service.keys import b64url
@@ -266,7 +266,7 @@ def _pending(
     else:
         handle = check.card_handle.hex()
         replay_key = f"cti:{cti}"
-    scan_id = scan.idempotency_key or "~" + os.urandom(8).hex()
+    scan_id = scan.idempotency_key or "~" + unique_ids.next()
     # The replay key must outlive every moment at which the token could still verify.
     ttl = max(1, math.ceil(check.expires_at + runtime.settings.clock_skew - now) + 1)
     claim = ScanClaim(

@@ -349,3 +349,74 @@ class TestScannerDisablement:
         await runtime.store.delete(principal_key(scanner.client_id))
         assert await verdict_of(client, scanner, qr_token(runtime, card)) == "valid"
         assert await runtime.store.get(principal_key(scanner.client_id)) == b"1"
+
+
+class TestRequestContext:
+    """The verify routes are served ahead of the app's middleware; they keep its duties."""
+
+    async def test_answers_carry_the_request_id_given_or_a_new_one(
+        self, client: httpx.AsyncClient, runtime: Runtime, scanner: ScannerCredentials
+    ) -> None:
+        card = await create_scannable_card(runtime)
+        headers = {**scanner.headers, "X-Request-ID": "gate-7.scan-1"}
+        given = await client.post(
+            "/v1/verify", json={"token": qr_token(runtime, card)}, headers=headers
+        )
+        assert given.headers["x-request-id"] == "gate-7.scan-1"
+        refused = await client.post("/v1/verify", json={"token": "garbage"}, headers=headers)
+        assert refused.headers["x-request-id"] == "gate-7.scan-1"
+        fresh = await verify(client, scanner, qr_token(runtime, card))
+        other = await verify(client, scanner, qr_token(runtime, card))
+        assert len(fresh.headers["x-request-id"]) == 32
+        assert fresh.headers["x-request-id"] != other.headers["x-request-id"]
+
+    async def test_problems_name_the_request(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/v1/verify", json={"token": "x"}, headers={"X-Request-ID": "rid-1"}
+        )
+        assert response.status_code == 401
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["request_id"] == "rid-1"
+
+    @pytest.mark.parametrize("path", ["/v1/verify", "/v1/verify/batch"])
+    async def test_oversized_bodies_are_413_with_or_without_a_length(
+        self, client: httpx.AsyncClient, runtime: Runtime, scanner: ScannerCredentials, path: str
+    ) -> None:
+        too_big = b'{"token": "' + b"A" * runtime.settings.max_request_bytes + b'"}'
+        declared = await client.post(path, content=too_big, headers=scanner.headers)
+
+        async def chunks() -> Any:
+            for start in range(0, len(too_big), 4096):
+                yield too_big[start : start + 4096]
+
+        streamed = await client.post(path, content=chunks(), headers=scanner.headers)
+        for response in (declared, streamed):
+            assert response.status_code == 413
+            assert response.headers["content-type"] == PROBLEM
+
+    async def test_an_unexpected_error_is_a_500_problem(
+        self,
+        client: httpx.AsyncClient,
+        runtime: Runtime,
+        scanner: ScannerCredentials,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        def broken(token: str) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(runtime.token_verifier, "verify", broken)
+        card = await create_scannable_card(runtime)
+        response = await verify(client, scanner, qr_token(runtime, card))
+        assert response.status_code == 500
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["type"] == "/problems/internal-error"
+
+    async def test_requests_are_counted_by_route_and_status(
+        self, client: httpx.AsyncClient, runtime: Runtime, scanner: ScannerCredentials
+    ) -> None:
+        card = await create_scannable_card(runtime)
+        await verify(client, scanner, qr_token(runtime, card))
+        await client.post("/v1/verify", json={"token": "x"})
+        text = (await client.get("/metrics")).text
+        assert 'ssc_http_requests_total{method="POST",route="/v1/verify",status="200"} 1.0' in text
+        assert 'ssc_http_requests_total{method="POST",route="/v1/verify",status="401"} 1.0' in text

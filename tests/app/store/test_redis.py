@@ -139,3 +139,105 @@ class TestClaimScript:
         await raw_redis.script_flush()
         (result,) = await store.claim_scans([CLAIM])
         assert result.existing == b"scanner:1|"
+
+
+def _claim(n: int) -> ScanClaim:
+    return ScanClaim(
+        replay_key=f"replay:{n}",
+        claim=f"scanner|{n}".encode(),
+        ttl=60,
+        status_key=f"status:{n}",
+        principal_key="principal:scanner",
+        audit_stream="audit",
+        audit_fields={"n": str(n)},
+    )
+
+
+class TestClaimChannel:
+    """Claims travel on one pipelined connection; every caller must get its own reply."""
+
+    async def test_concurrent_claims_each_get_their_own_reply(self, new_store: NewStore) -> None:
+        store = new_store()
+        await store.set("principal:scanner", b"1")
+        for n in range(300):
+            await store.set(f"status:{n}", f"card-{n}".encode())
+        results = await asyncio.gather(*(store.claim_scans([_claim(n)]) for n in range(300)))
+        assert [result.status for (result,) in results] == [
+            f"card-{n}".encode() for n in range(300)
+        ]
+        assert all(result.first for (result,) in results)
+
+    async def test_a_cancelled_claim_does_not_shift_later_replies(
+        self, new_store: NewStore
+    ) -> None:
+        store = new_store()
+        await store.set("principal:scanner", b"1")
+        for n in range(3):
+            await store.set(f"status:{n}", f"card-{n}".encode())
+        abandoned = asyncio.ensure_future(store.claim_scans([_claim(0)]))
+        await asyncio.sleep(0)  # written to the connection, reply not read yet
+        abandoned.cancel()
+        first, second = await asyncio.gather(
+            store.claim_scans([_claim(1)]), store.claim_scans([_claim(2)])
+        )
+        assert (first[0].status, second[0].status) == (b"card-1", b"card-2")
+
+    async def test_selects_the_database_of_the_url(
+        self, redis_url: str, raw_redis: aioredis.Redis
+    ) -> None:
+        namespace = f"test-{uuid.uuid4().hex[:12]}"
+        url = redis_url.rsplit("/", 1)[0] + "/7"
+        store = RedisStore.from_url(url, namespace=namespace)
+        other_db = aioredis.Redis.from_url(url)
+        try:
+            await store.set("principal:scanner", b"1")
+            (result,) = await store.claim_scans([_claim(1)])
+            assert result.first
+            assert await other_db.get(f"{namespace}:replay:1") == b"scanner|1|"
+            assert await raw_redis.get(f"{namespace}:replay:1") is None
+        finally:
+            await store.drop_namespace()
+            await store.close()
+            await other_db.aclose()
+
+    async def test_authenticates_with_the_url_credentials(
+        self, redis_url: str, raw_redis: aioredis.Redis
+    ) -> None:
+        user, password = f"ssc-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        await raw_redis.acl_setuser(
+            user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
+            commands=["+@all"],
+        )  # fmt: skip
+        host = redis_url.split("://", 1)[1]
+        namespace = f"test-{uuid.uuid4().hex[:12]}"
+        good = RedisStore.from_url(f"redis://{user}:{password}@{host}", namespace=namespace)
+        bad = RedisStore.from_url(f"redis://{user}:wrong@{host}", namespace=namespace)
+        try:
+            await good.set("principal:scanner", b"1")
+            (result,) = await good.claim_scans([_claim(1)])
+            assert result.first
+            with pytest.raises(StoreUnavailable):
+                await bad.claim_scans([_claim(2)])
+        finally:
+            await good.drop_namespace()
+            await good.close()
+            await bad.close()
+            await raw_redis.acl_deluser(user)
+
+
+def test_claims_work_on_uvloop_as_served(redis_url: str) -> None:
+    """`ssc serve` runs uvloop, whose transports are not asyncio's own classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def claim_twice() -> tuple[bool, bool]:
+        store = RedisStore.from_url(redis_url, namespace=f"test-{uuid.uuid4().hex[:12]}")
+        try:
+            await store.set("principal:scanner", b"1")
+            (first,) = await store.claim_scans([_claim(1)])
+            (again,) = await store.claim_scans([_claim(1)])
+            return first.first, again.first
+        finally:
+            await store.drop_namespace()
+            await store.close()
+
+    assert uvloop.run(claim_twice()) == (True, False)
