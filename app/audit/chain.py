@@ -13,12 +13,14 @@ needs the head hash anchored elsewhere (a signed checkpoint), which this module 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
-from sqlalchemy import false, func, update
+from sqlalchemy import ARRAY, Dialect, String, Table, any_, bindparam, false, func, insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,6 +31,20 @@ CHAIN_LOCK_KEY = 0x5353_4341_5544_4954
 """The PostgreSQL advisory lock of the chain ("SSCAUDIT"); held by the appending transaction."""
 
 VERIFY_PAGE = 1000
+_ROW_COLUMNS = (
+    "id",
+    "event_id",
+    "occurred_at",
+    "action",
+    "actor",
+    "subject",
+    "data",
+    "prev_hash",
+    "hash",
+)
+"""The values of each inserted row, in the table's column order."""
+AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+"""For Core inserts; SQLModel models do not declare their `__table__` to type checkers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +118,14 @@ async def append_records(session: AsyncSession, records: Sequence[AuditRecord]) 
     """Chains and inserts the records whose `event_id` is not stored yet; returns how many.
 
     Idempotent: a record already persisted (a redelivered stream entry) or repeated within
-    `records` is skipped. Only flushes; the caller's transaction commits, which also
+    `records` is skipped. Only executes; the caller's transaction commits, which also
     releases the chain lock.
     """
     if not records:
         return 0
-    backend = await _lock_chain(session)
-    wanted = {record.event_id for record in records}
-    stored = await session.exec(
-        select(AuditEvent.event_id).where(col(AuditEvent.event_id).in_(wanted))
-    )
-    seen = set(stored.all())
+    connection = await session.connection()
+    await _lock_chain(connection)
+    seen = await _stored_event_ids(connection, {record.event_id for record in records})
     fresh: list[AuditRecord] = []
     for record in records:
         if record.event_id not in seen:
@@ -121,55 +134,98 @@ async def append_records(session: AsyncSession, records: Sequence[AuditRecord]) 
     if not fresh:
         return 0
     head = (
-        await session.exec(
-            select(AuditEvent.id, AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)
+        await connection.execute(
+            select(AUDIT_TABLE.c.id, AUDIT_TABLE.c.hash).order_by(AUDIT_TABLE.c.id.desc()).limit(1)
         )
     ).first()
-    ids = await _reserve_ids(session, backend, len(fresh), head[0] if head else None)
+    ids = await _reserve_ids(connection, len(fresh), head[0] if head else None)
     prev_hash = head[1] if head else GENESIS_HASH
+    row_insert = _row_insert(connection.dialect)
+    rows: list[tuple[object, ...]] = []
     for row_id, record in zip(ids, fresh, strict=True):
         digest = chain_hash(prev_hash, record)
-        session.add(
-            AuditEvent(
-                id=row_id,
-                event_id=record.event_id,
-                occurred_at=record.occurred_at,
-                action=record.action,
-                actor=record.actor,
-                subject=record.subject,
-                data=record.data,
-                prev_hash=prev_hash,
-                hash=digest,
+        rows.append(
+            (
+                row_id,
+                record.event_id,
+                row_insert.stored_time(record.occurred_at),
+                record.action,
+                record.actor,
+                record.subject,
+                record.data,
+                prev_hash,
+                digest,
             )
         )
         prev_hash = digest
-    await session.flush()
+    await connection.exec_driver_sql(row_insert.sql, rows)
     return len(fresh)
 
 
-async def _lock_chain(session: AsyncSession) -> str:
-    """Serialises appenders before the head of the chain is read; returns the backend name."""
-    backend = (await session.connection()).dialect.name
-    if backend == "postgresql":
-        await session.exec(select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY)))
+@dataclass(frozen=True, slots=True)
+class _RowInsert:
+    """The INSERT of audit rows in the driver's own terms, for one executemany of tuples.
+
+    ORM objects and the unit of work cost about ten times SQLite's own insert, and a Core
+    insert about twice (its per-row parameter processing): so the statement is compiled once
+    per dialect, and the one column whose type converts values (the time: SQLite stores
+    text) is converted here by that type's own bind processor, as SQLAlchemy would.
+    """
+
+    sql: str
+    stored_time: Callable[[datetime], object]
+
+
+@lru_cache(maxsize=8)
+def _row_insert(dialect: Dialect) -> _RowInsert:
+    compiled = insert(AUDIT_TABLE).compile(dialect=dialect, column_keys=list(_ROW_COLUMNS))
+    if compiled.positiontup != list(_ROW_COLUMNS):
+        raise RuntimeError(f"{dialect.name}: audit rows need a positional parameter style")
+    converting = {
+        column.name
+        for column in AUDIT_TABLE.columns
+        if column.type.dialect_impl(dialect).bind_processor(dialect) is not None
+    }
+    if converting - {"occurred_at"}:
+        raise RuntimeError(f"{dialect.name}: audit columns {converting} convert their values")
+    time_type = AUDIT_TABLE.c.occurred_at.type.dialect_impl(dialect)
+    return _RowInsert(compiled.string, time_type.bind_processor(dialect) or _unchanged)
+
+
+def _unchanged(moment: datetime) -> datetime:
+    return moment
+
+
+async def _lock_chain(connection: AsyncConnection) -> None:
+    """Serialises appenders before the head of the chain is read."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY)))
     else:
         # A write statement (even one matching no row) makes SQLite take its write lock now,
         # before the reads below, so another writer waits instead of forking the chain.
-        await session.exec(update(AuditEvent).where(false()).values(id=AuditEvent.id))
-    return backend
+        await connection.execute(update(AUDIT_TABLE).where(false()).values(id=AUDIT_TABLE.c.id))
 
 
-async def _reserve_ids(
-    session: AsyncSession, backend: str, count: int, last_id: int | None
-) -> list[int]:
+async def _stored_event_ids(connection: AsyncConnection, wanted: set[str]) -> set[str]:
+    """The ids among `wanted` that are stored already (redelivered entries)."""
+    event_id = AUDIT_TABLE.c.event_id
+    if connection.dialect.name == "postgresql":
+        # One array parameter: `IN` would render a typed placeholder per id, at each batch.
+        condition = event_id == any_(bindparam("wanted", list(wanted), ARRAY(String)))
+    else:
+        condition = event_id.in_(wanted)
+    return set((await connection.execute(select(event_id).where(condition))).scalars())
+
+
+async def _reserve_ids(connection: AsyncConnection, count: int, last_id: int | None) -> list[int]:
     """Ids in chain order. PostgreSQL takes them from the table's sequence (so later default
     inserts cannot collide); SQLite, holding the write lock, continues after the last row."""
-    if backend == "postgresql":
-        sequence = func.pg_get_serial_sequence(AuditEvent.__tablename__, "id")
-        reserved = await session.exec(
+    if connection.dialect.name == "postgresql":
+        sequence = func.pg_get_serial_sequence(AUDIT_TABLE.name, "id")
+        reserved = await connection.execute(
             select(func.nextval(sequence)).select_from(func.generate_series(1, count))
         )
-        return sorted(int(value) for value in reserved.all())
+        return sorted(int(value) for value in reserved.scalars())
     start = (last_id or 0) + 1
     return list(range(start, start + count))
 

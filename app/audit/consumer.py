@@ -14,16 +14,15 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from app.audit.chain import AuditRecord, append_records, canonical_data
+from app.audit.chain import AUDIT_TABLE, AuditRecord, append_records, canonical_data
 from app.audit.log import AUDIT_STREAM
-from app.audit.models import AuditEvent
 from app.db import Database
 from app.runtime import Runtime
 from app.store import Store, StoreUnavailable, StreamEntry
@@ -46,7 +45,7 @@ event again, and its failures never hold up the stream."""
 
 def _width(column: str) -> int:
     """The column's width, so parsing refuses what PostgreSQL would refuse for the batch."""
-    column_type = AuditEvent.__table__.columns[column].type  # type: ignore[attr-defined]
+    column_type = AUDIT_TABLE.columns[column].type
     length = getattr(column_type, "length", None)
     if not isinstance(length, int):
         raise TypeError(f"audit_events.{column} has no width")
@@ -76,20 +75,29 @@ def parse_entry(entry: StreamEntry) -> AuditRecord:
     :raises UnparseableEntry: when a field is missing, malformed or too long for its column.
     """
     fields = entry.fields
-    event_id = _required(fields, "eid")
+    try:
+        event_id, at, action, actor = fields["eid"], fields["at"], fields["action"], fields["actor"]
+    except KeyError as missing:
+        raise UnparseableEntry(f"{missing.args[0]} is missing") from None
+    subject = fields.get("subject", "")
     if not _EVENT_ID.fullmatch(event_id):
         raise UnparseableEntry("eid is not 1-64 characters of [A-Za-z0-9._:-]")
-    occurred_at = _timestamp(_required(fields, "at"))
-    action = _text(fields, "action", required=True)
-    actor = _text(fields, "actor", required=True)
-    subject = _text(fields, "subject", required=False)
+    occurred_at = _timestamp(at)
+    if not action:
+        raise UnparseableEntry("action is empty")
+    if not actor:
+        raise UnparseableEntry("actor is empty")
+    _check_text("action", action)
+    _check_text("actor", actor)
+    _check_text("subject", subject)
     try:
         data: Any = orjson.loads(fields.get("data", "{}"))
     except orjson.JSONDecodeError as error:
         raise UnparseableEntry(f"data is not JSON: {error}") from None
     if not isinstance(data, dict):
         raise UnparseableEntry("data is not a JSON object")
-    data.update({name: value for name, value in fields.items() if name not in _CORE_FIELDS})
+    for name in fields.keys() - _CORE_FIELDS:
+        data[name] = fields[name]
     try:
         stored = canonical_data(data)
     except TypeError as error:  # e.g. a lone surrogate in an extra field
@@ -125,28 +133,18 @@ def entry_record(entry: StreamEntry, now: datetime) -> AuditRecord:
         return unparseable_record(entry, str(error), now)
 
 
-def _required(fields: Mapping[str, str], name: str) -> str:
-    value = fields.get(name)
-    if value is None:
-        raise UnparseableEntry(f"{name} is missing")
-    return value
-
-
-def _text(fields: Mapping[str, str], name: str, *, required: bool) -> str:
+def _check_text(name: str, value: str) -> None:
     """Refuses what the column or a driver would reject (overlong text, NUL, surrogates),
     since one failing row would fail its whole batch again on every redelivery."""
-    value = _required(fields, name) if required else fields.get(name, "")
-    if required and not value:
-        raise UnparseableEntry(f"{name} is empty")
     if len(value) > _WIDTHS[name]:
         raise UnparseableEntry(f"{name} is longer than {_WIDTHS[name]} characters")
     if "\x00" in value:
         raise UnparseableEntry(f"{name} contains NUL")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise UnparseableEntry(f"{name} is not valid Unicode text") from None
-    return value
+    if not value.isascii():  # ASCII text holds no surrogate: only other text is encoded
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise UnparseableEntry(f"{name} is not valid Unicode text") from None
 
 
 def _timestamp(value: str) -> datetime:

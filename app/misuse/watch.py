@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 
 import orjson
 from sqlmodel import col, select
@@ -52,20 +53,33 @@ def rate_key(card_id: uuid.UUID, minute: int) -> str:
 
 
 def valid_scan(event: AuditRecord) -> tuple[uuid.UUID, uuid.UUID, float] | None:
-    """(card id, organisation id, Unix time) of a verify event that found an active card."""
-    if event.action != "verify":
+    """(card id, organisation id, Unix time) of a verify event that found an active card.
+
+    `event.data` is canonical JSON (no whitespace), so an event without the text of a first
+    outcome (a replay, a refused scan) is passed over without being parsed.
+    """
+    if event.action != "verify" or _FIRST_OUTCOME not in event.data:
         return None
     try:
         data = orjson.loads(event.data)
         if data.get("outcome") != AUDIT_OUTCOME_FIRST or not data.get("status"):
             return None
         snapshot = CardSnapshot.decode(str(data["status"]).encode())
-        organisation = uuid.UUID(str(data["org"]))
+        organisation = _organisation_id(str(data["org"]))
     except (orjson.JSONDecodeError, AttributeError, KeyError, ValueError):
         return None
     if snapshot.status is not CardStatus.active:
         return None
     return snapshot.card_id, organisation, event.occurred_at.timestamp()
+
+
+_FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
+
+
+@lru_cache(maxsize=4096)
+def _organisation_id(text: str) -> uuid.UUID:
+    """Venues are few and each scans often: their ids are parsed once, not once a scan."""
+    return uuid.UUID(text)
 
 
 class MisuseWatch:

@@ -16,6 +16,7 @@ from app.audit.chain import (
     chain_hash,
     verify_chain,
 )
+from app.audit.models import AuditEvent
 from app.db import Database
 from tests.app.audit.conftest import START, audit_record, stored_rows
 
@@ -34,6 +35,11 @@ async def verify(database: Database) -> tuple[int, int | None, str]:
 async def execute(database: Database, sql: str, **params: object) -> None:
     async with database.session() as session:
         await session.exec(sa.text(sql).bindparams(**params))
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 async def chain_of(database: Database, length: int) -> list[int]:
@@ -86,6 +92,33 @@ class TestAppend:
             "event-2",
             "event-3",
         ]
+
+    async def test_stores_each_time_to_the_microsecond(self, database: Database) -> None:
+        records = [audit_record(n) for n in range(3)]
+        await append(database, records)
+        stored = [utc(row.occurred_at) for row in await stored_rows(database)]
+        assert stored == [record.occurred_at for record in records]
+
+    async def test_continues_a_chain_written_row_by_row_through_the_orm(
+        self, database: Database
+    ) -> None:
+        """Rows persisted before appends became one multi-row insert stay part of the chain."""
+        first = audit_record(0)
+        async with database.session() as session:
+            session.add(
+                AuditEvent(
+                    event_id=first.event_id,
+                    occurred_at=first.occurred_at,
+                    action=first.action,
+                    actor=first.actor,
+                    subject=first.subject,
+                    data=first.data,
+                    prev_hash=GENESIS_HASH,
+                    hash=chain_hash(GENESIS_HASH, first),
+                )
+            )
+        assert await append(database, [audit_record(n) for n in range(4)]) == 3
+        assert await verify(database) == (4, None, "intact")
 
     async def test_concurrent_appenders_extend_one_chain(self, database_url: str) -> None:
         writers = [Database(database_url) for _ in range(3)]

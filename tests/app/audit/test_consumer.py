@@ -238,7 +238,20 @@ BROKEN_ENTRIES = {
     "time is not a number": {"eid": "e1", "at": "soon", "action": "a", "actor": "b"},
     "time is not finite": {"eid": "e1", "at": "nan", "action": "a", "actor": "b"},
     "time out of range": {"eid": "e1", "at": "1e300", "action": "a", "actor": "b"},
+    "no time": {"eid": "e1", "action": "a", "actor": "b"},
     "no action": {"eid": "e1", "at": "1767225600", "actor": "b"},
+    "no actor": {"eid": "e1", "at": "1767225600", "action": "a"},
+    "empty action": {"eid": "e1", "at": "1767225600", "action": "", "actor": "b"},
+    "empty actor": {"eid": "e1", "at": "1767225600", "action": "a", "actor": ""},
+    "actor too long": {"eid": "e1", "at": "1767225600", "action": "a", "actor": "b" * 129},
+    "subject too long": {
+        "eid": "e1",
+        "at": "1767225600",
+        "action": "a",
+        "actor": "b",
+        "subject": "挂" * 129,
+    },
+    "NUL in action": {"eid": "e1", "at": "1767225600", "action": "a\x00", "actor": "b"},
     "action too long": {"eid": "e1", "at": "1767225600", "action": "a" * 65, "actor": "b"},
     "NUL in actor": {"eid": "e1", "at": "1767225600", "action": "a", "actor": "b\x00"},
     "surrogate in subject": {
@@ -293,6 +306,14 @@ class TestUnparseableEntries:
         assert orjson.loads(rows[0].data)["fields"] == {"eid": "bad-1", "at": "soon", "action": "x"}
         assert rows[1].event_id.startswith("entry:")
         assert rows[2].event_id == good
+
+
+class TestWellFormedEntries:
+    def test_text_beyond_ascii_is_accepted_up_to_the_column_width(self) -> None:
+        fields = {"eid": "e1", "at": "1767225600.5", "action": "card.lost"}
+        parsed = parse_entry(StreamEntry("1-0", {**fields, "actor": "张" * 128, "subject": "卡"}))
+        assert (parsed.actor, parsed.subject) == ("张" * 128, "卡")
+        assert parsed.occurred_at == datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)
 
 
 def parse_time() -> datetime:
