@@ -131,6 +131,20 @@ def _constants(scanner: ScannerPrincipal) -> _ScannerConstants:
     return constants
 
 
+_KID_TEXTS: dict[bytes, str] = {}
+
+
+def _kid_text(kid: bytes) -> str:
+    """The key id as verdicts show it; a service has a handful of keys, so each is encoded
+    once (the cache is bounded against tokens with made-up key ids)."""
+    text = _KID_TEXTS.get(kid)
+    if text is None:
+        if len(_KID_TEXTS) >= _MAX_KEYS_REMEMBERED:
+            _KID_TEXTS.clear()
+        text = _KID_TEXTS[kid] = b64url(kid)
+    return text
+
+
 def pairwise_pseudonym(key: bytes, organisation_id: uuid.UUID, card_id: uuid.UUID) -> str:
     """Stable for one organisation and card; unlinkable across organisations without the key."""
     return _pseudonym(key, organisation_id.bytes, card_id.bytes)
@@ -195,7 +209,7 @@ async def verify_scans(
     for index, scan in enumerate(scans):
         token = scan.token
         check = verifier.verify(token) if isinstance(token, str) else verifier.verify_cose(token)
-        kid = None if check.kid is None else b64url(check.kid)
+        kid = None if check.kid is None else _kid_text(check.kid)
         verdict = check.verdict
         if verdict is Verdict.VALID and check.card_handle is None:
             verdict = foreign_status_verdict(runtime, check, now)
