@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.audit.chain import verify_chain
+from app.audit.chain import AuditRecord, verify_chain
 from app.audit.consumer import (
     UNPARSEABLE_ACTION,
     AuditConsumer,
@@ -224,6 +224,29 @@ class TestResilience:
         async with asyncio.timeout(WAIT / 2):
             await stop(task)
         assert task.cancelled()
+
+    async def test_a_trickle_is_written_in_gathered_batches(
+        self, store: Store, database: Database
+    ) -> None:
+        batches: list[int] = []
+
+        async def count_batch(records: Sequence[AuditRecord]) -> None:
+            batches.append(len(records))
+
+        consumer = AuditConsumer(
+            store, database, consumer=CONSUMER, block_ms=50, gather_seconds=0.5,
+            on_persisted=count_batch,
+        )  # fmt: skip
+        async with consumer.running():
+            first = await record_events(store, 1)
+            await wait_for_rows(database, 1)
+            rest = []
+            for _ in range(5):
+                rest += await record_events(store, 1)
+                await asyncio.sleep(0.02)
+            await wait_for_rows(database, 6)
+        assert batches == [1, 5]
+        await assert_stored_once(database, first + rest)
 
     async def test_stopping_flushes_what_is_waiting(self, store: Store, database: Database) -> None:
         consumer = AuditConsumer(store, database, consumer=CONSUMER, block_ms=50)
