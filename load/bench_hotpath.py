@@ -1,14 +1,15 @@
 """Micro-benchmark of the verify routes in process: the ASGI app called directly, no HTTP server.
 
-Run: `.venv/bin/python -m load.bench_hotpath [memory|redis] [profile|profile-batch]`
+Run: `.venv/bin/python -m load.bench_hotpath [memory|redis] [profile|profile-batch] [cose]`
 (LOAD_TOKENS: scans per route, default 4000; SSC_BENCH_REDIS_URL: the Redis to use, default a
 local one, under a fresh namespace that is dropped afterwards). It seeds a demo holder and
 scanner through the real services, then sends `POST /v1/verify` one scan at a time (32
-concurrent senders) and `POST /v1/verify/batch` 100 scans at a time (4 senders) through the
-whole middleware stack, and prints this process's CPU time per scan beside a raw ES256 check of
-the same tokens: what is left is the server's own cost (Redis's CPU is not in it; the
-in-process audit consumer's is, for the part of its work done during the run). With `profile`
-(`profile-batch`), cProfile's top functions of the single-scan (batch) loop are printed too.
+concurrent senders) and `POST /v1/verify/batch` 100 scans at a time (4 senders; with `cose`
+the scans carry binary COSE, not the scanned string) through the whole app, and prints this
+process's CPU time per scan beside a raw ES256 check of the same tokens: what is left is the
+server's own cost (Redis's CPU is not in it; the in-process audit consumer's is, for the part
+of its work done during the run). With `profile` (`profile-batch`), cProfile's top functions
+of the single-scan (batch) loop are printed too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from app.db import migrate
 from app.demo import seed_demo
 from app.runtime import Runtime
 from app.store.redis import RedisStore
+from load.bench_verify import cose_of
 from token_service import TokenIssuer
 from token_service.codec import decode_token
 
@@ -91,7 +93,7 @@ def asgi_caller(app: Any) -> Call:
     return send_one
 
 
-async def run(kind: str, count: int, profile: str) -> None:
+async def run(kind: str, count: int, profile: str, *, cose: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="ssc-hotpath-") as root:
         var = Path(root) / "var"
         namespace = f"bench-{secrets.token_hex(4)}"
@@ -111,7 +113,7 @@ async def run(kind: str, count: int, profile: str) -> None:
         app = create_app(settings)
         try:
             async with app.router.lifespan_context(app):
-                await measure(app, app.state.runtime, count, profile)
+                await measure(app, app.state.runtime, count, profile, cose=cose)
         finally:
             if kind == "redis":
                 cleanup = RedisStore.from_url(redis_url, namespace=namespace)
@@ -119,7 +121,7 @@ async def run(kind: str, count: int, profile: str) -> None:
                 await cleanup.close()
 
 
-async def measure(app: Any, runtime: Runtime, count: int, profile: str) -> None:
+async def measure(app: Any, runtime: Runtime, count: int, profile: str, *, cose: bool) -> None:
     seed = await seed_demo(runtime)
     async with runtime.database.session() as session:
         card = (await session.exec(select(Card).where(Card.card_number == seed.card_number))).one()
@@ -147,7 +149,7 @@ async def measure(app: Any, runtime: Runtime, count: int, profile: str) -> None:
     batches = []
     for start in range(0, count, BATCH):
         scans = [
-            {"token": issuer.issue(handle).token, "scene": "hospital", "scan_id": f"s{n}"}
+            {**scanned(issuer.issue(handle).token, cose), "scene": "hospital", "scan_id": f"s{n}"}
             for n in range(start, min(count, start + BATCH))
         ]
         batches.append(b"/v1/verify/batch " + orjson.dumps({"scans": scans}))
@@ -170,6 +172,10 @@ async def measure(app: Any, runtime: Runtime, count: int, profile: str) -> None:
     print(f"batch per CPU / raw:          {raw / batch_cpu:8.1%}")
     if profile:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+
+
+def scanned(token: str, cose: bool) -> dict[str, str]:
+    return {"cose": cose_of(token)} if cose else {"token": token}
 
 
 async def timed(
@@ -222,7 +228,7 @@ def main() -> None:
     kind = "redis" if "redis" in sys.argv[1:] else "memory"
     count = int(os.environ.get("LOAD_TOKENS", "4000"))
     profile = "batch" if "profile-batch" in sys.argv else "single" if "profile" in sys.argv else ""
-    uvloop.run(run(kind, count, profile))
+    uvloop.run(run(kind, count, profile, cose="cose" in sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ run's backlog after it), then stops everything it started and writes load/RESULT
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import platform
@@ -33,7 +32,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from load.bench_verify import MicroResult, WrkResult, micro, run_wrk, verify_bodies
+from load.bench_verify import MicroResult, WrkResult, cose_of, micro, run_wrk, verify_bodies
 from load.latency import LatencyResult
 from load.servers import (
     BIN,
@@ -48,8 +47,6 @@ from load.servers import (
     settle,
     write_lines,
 )
-from token_service._base45 import b45decode
-from token_service.codec import PREFIX
 
 SECONDS = int(os.environ.get("LOAD_SECONDS", "10"))
 BATCH = 100
@@ -156,12 +153,6 @@ def _measure(
         flush=True,
     )
     return run
-
-
-def cose_of(token: str) -> str:
-    """What a gateway forwards for a scanned token: its COSE_Sign1, base64url (the batch
-    route's `cose`), which spares the server the base45 step."""
-    return base64.urlsafe_b64encode(b45decode(token.removeprefix(PREFIX))).rstrip(b"=").decode()
 
 
 def _baseline_tokens(count: int) -> tuple[bytes, list[str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import re
 import socket
 import time
@@ -34,6 +35,10 @@ UNPARSEABLE_ACTION = "audit.unparseable"
 CONSUMER_ACTOR = "system:audit-consumer"
 IDLE_POLL_SECONDS = 0.1
 """How long `run` pauses after an empty read when reads do not block (`block_ms=0`)."""
+RECLAIM_IDLE_MS = 60_000
+"""How long an entry stays unacknowledged with one consumer before another takes it over:
+far beyond a batch's write time, so a live consumer keeps what it is writing."""
+RECLAIM_EVERY_SECONDS = 15.0
 GATHER_SECONDS = 0.02
 """How long `run` lets entries gather after a batch that was not full.
 
@@ -69,10 +74,11 @@ class UnparseableEntry(ValueError):
 
 
 def default_consumer_name() -> str:
-    """The host name: a restarted API on the same host reads back what its predecessor was
-    delivered but never acknowledged. Workers on one host share it safely, since writes
-    are idempotent."""
-    return socket.gethostname()[:64] or "audit"
+    """Host name and process id: each process its own consumer, so the workers of one host
+    never read each other's unacknowledged entries (with one shared name each re-read what
+    the others had in flight, parsed it twice and fed it to the misuse watch twice). What a
+    process leaves unacknowledged when it dies is reclaimed by the others (`reclaim_once`)."""
+    return f"{socket.gethostname()[:50] or 'audit'}:{os.getpid()}"
 
 
 def parse_entry(entry: StreamEntry) -> AuditRecord:
@@ -187,6 +193,8 @@ class AuditConsumer:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         gather_seconds: float = GATHER_SECONDS,
+        reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+        reclaim_every: float = RECLAIM_EVERY_SECONDS,
         clock: Callable[[], float] = time.time,
         on_persisted: PersistedHook | None = None,
     ) -> None:
@@ -204,6 +212,8 @@ class AuditConsumer:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.gather_seconds = gather_seconds
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.reclaim_every = reclaim_every
         self._clock = clock
         self.on_persisted = on_persisted
         self._writing = False
@@ -223,6 +233,22 @@ class AuditConsumer:
             self.batch,
             self.block_ms if block_ms is None else block_ms,
         )
+        return await self._persist(entries)
+
+    async def reclaim_once(self) -> int:
+        """Takes over and persists entries another consumer left unacknowledged for
+        `reclaim_idle_ms` (it died, or is stuck); returns how many.
+
+        :raises StoreUnavailable, sqlalchemy.exc.SQLAlchemyError: as `drain_once`.
+        """
+        entries = await self.store.stream_reclaim(
+            self.stream, self.group, self.consumer, self.reclaim_idle_ms, self.batch
+        )
+        if entries:
+            logger.warning("audit: took over %d entries left by another consumer", len(entries))
+        return await self._persist(entries)
+
+    async def _persist(self, entries: Sequence[StreamEntry]) -> int:
         if not entries:
             return 0
         now = datetime.fromtimestamp(self._clock(), UTC)
@@ -247,9 +273,13 @@ class AuditConsumer:
         """Drains until stopped or cancelled. Store and database failures are logged and
         retried with exponential backoff: audit events wait in the stream, never dropped."""
         delay = self.retry_initial
+        reclaim_at = time.monotonic()
         while not self._stopping:
             _raise_if_cancelled()
             try:
+                if time.monotonic() >= reclaim_at:
+                    reclaim_at = time.monotonic() + self.reclaim_every
+                    await self.reclaim_once()
                 handled = await self.drain_once()
             except StoreUnavailable as error:
                 logger.warning("audit stream unavailable, retry in %.1f s: %s", delay, error)

@@ -121,6 +121,13 @@ class Store(Protocol):
 
     async def stream_ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None: ...
 
+    async def stream_reclaim(
+        self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[StreamEntry]:
+        """Up to `count` entries delivered to any consumer of `group` and not acknowledged for
+        at least `min_idle_ms`, now delivered to `consumer`: what a consumer that died, or
+        stalled, left behind. Missing stream or group: nothing."""
+
     async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
         """Runs every claim in one round trip, in order, each atomically."""
 

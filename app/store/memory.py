@@ -43,8 +43,9 @@ class _Value:
 @dataclass(slots=True)
 class _Group:
     last_delivered: _StreamId = (0, 0)
-    pending: dict[str, dict[str, None]] = field(default_factory=dict)
-    """Per consumer, the ids delivered and not yet acknowledged, in delivery order."""
+    pending: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per consumer, the ids delivered and not yet acknowledged, in delivery order, with the
+    time of their last delivery."""
     owner: dict[str, str] = field(default_factory=dict)
     """Entry id -> the consumer that holds it pending."""
 
@@ -198,7 +199,9 @@ class MemoryStore:
         deadline = self._clock() + block_ms / 1000
         while True:
             state = self._stream(stream)
-            entries = _read_group(state, state.groups.setdefault(group, _Group()), consumer, count)
+            entries = _read_group(
+                state, state.groups.setdefault(group, _Group()), consumer, count, self._clock()
+            )
             remaining = deadline - self._clock()
             if entries or remaining <= 0:
                 return entries
@@ -216,6 +219,38 @@ class MemoryStore:
             consumer = consumer_group.owner.pop(entry_id, None)
             if consumer is not None:
                 consumer_group.pending[consumer].pop(entry_id, None)
+
+    async def stream_reclaim(
+        self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[StreamEntry]:
+        if count < 1:
+            raise ValueError("count must be positive")
+        state = self._streams.get(stream)
+        consumer_group = None if state is None else state.groups.get(group)
+        if state is None or consumer_group is None:
+            return []
+        now = self._clock()
+        idle_since = now - min_idle_ms / 1000
+        stale = sorted(
+            (_order(entry_id), entry_id, owner)
+            for owner, delivered in consumer_group.pending.items()
+            for entry_id, at in delivered.items()
+            if at <= idle_since
+        )
+        reclaimed: list[StreamEntry] = []
+        mine = consumer_group.pending.setdefault(consumer, {})
+        for _, entry_id, owner in stale:
+            if len(reclaimed) == count:
+                break
+            del consumer_group.pending[owner][entry_id]
+            fields = state.entries.get(entry_id)
+            if fields is None:  # trimmed away while pending: dropped, as Redis 7 does
+                consumer_group.owner.pop(entry_id, None)
+                continue
+            mine[entry_id] = now
+            consumer_group.owner[entry_id] = consumer
+            reclaimed.append(StreamEntry(entry_id, dict(fields)))
+        return reclaimed
 
     async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
         for claim in claims:
@@ -307,6 +342,11 @@ class MemoryStore:
         return entry_id
 
 
+def _order(entry_id: str) -> _StreamId:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence)
+
+
 def _expiry(now: float, ttl: float | None) -> float | None:
     if ttl is None:
         return None
@@ -315,7 +355,9 @@ def _expiry(now: float, ttl: float | None) -> float | None:
     return now + ttl
 
 
-def _read_group(state: _Stream, group: _Group, consumer: str, count: int) -> list[StreamEntry]:
+def _read_group(
+    state: _Stream, group: _Group, consumer: str, count: int, now: float
+) -> list[StreamEntry]:
     pending = group.pending.setdefault(consumer, {})
     if pending:
         delivered: list[StreamEntry] = []
@@ -336,6 +378,6 @@ def _read_group(state: _Stream, group: _Group, consumer: str, count: int) -> lis
     if fresh:
         group.last_delivered = state.ids[start + len(fresh) - 1]
     for entry_id in fresh:
-        pending[entry_id] = None
+        pending[entry_id] = now
         group.owner[entry_id] = consumer
     return [StreamEntry(entry_id, dict(state.entries[entry_id])) for entry_id in fresh]

@@ -316,6 +316,23 @@ class RedisStore:
         with _unavailable_on_error():
             await self._redis.xack(self._key(stream), group, *entry_ids)
 
+    async def stream_reclaim(
+        self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[StreamEntry]:
+        if count < 1:
+            raise ValueError("count must be positive")
+        with _unavailable_on_error():
+            try:
+                reply = await self._redis.xautoclaim(
+                    self._key(stream), group, consumer, min_idle_ms, start_id="0-0", count=count
+                )
+            except ResponseError as error:
+                if not str(error).startswith("NOGROUP"):
+                    raise
+                return []
+        # Redis 7 drops entries trimmed while pending from the pending list itself.
+        return [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
+
     async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
         if not claims:
             return []
@@ -654,6 +671,38 @@ class RedisClusterStore(RedisStore):
                 for shard, ids in by_shard.items():
                     pipe.xack(self._heads[shard] + stream, group, *ids)
                 await pipe.execute()
+
+    async def stream_reclaim(
+        self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[StreamEntry]:
+        """Every shard, oldest first across shards, at most `count` in all."""
+        if count < 1:
+            raise ValueError("count must be positive")
+        with _unavailable_on_error():
+            async with self._bounded(), self._cluster.pipeline() as pipe:
+                for head in self._heads:
+                    pipe.xautoclaim(
+                        head + stream, group, consumer, min_idle_ms, start_id="0-0", count=count
+                    )
+                replies = await pipe.execute(raise_on_error=False)
+        found: list[tuple[tuple[int, int, int], StreamEntry]] = []
+        for shard, reply in enumerate(replies):
+            if isinstance(reply, ResponseError) and str(reply).startswith("NOGROUP"):
+                continue
+            if isinstance(reply, Exception):
+                raise StoreUnavailable(f"redis: {reply}") from reply
+            for entry_id, fields in reply[1]:
+                if fields:
+                    millis, _, sequence = entry_id.partition(b"-")
+                    entry = _entry(entry_id, fields)
+                    found.append(
+                        (
+                            (int(millis), int(sequence), shard),
+                            StreamEntry(f"{entry.entry_id}@{shard}", entry.fields),
+                        )
+                    )
+        found.sort(key=lambda item: item[0])
+        return [entry for _, entry in found[:count]]
 
     async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
         if not claims:

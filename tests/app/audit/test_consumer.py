@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,9 +18,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.chain import AuditRecord, verify_chain
 from app.audit.consumer import (
+    DEFAULT_GROUP,
     UNPARSEABLE_ACTION,
     AuditConsumer,
     UnparseableEntry,
+    default_consumer_name,
     parse_entry,
     unparseable_record,
 )
@@ -82,6 +87,11 @@ class KilledAfterCommit:
         self, stream: str, group: str, consumer: str, count: int, block_ms: int
     ) -> list[StreamEntry]:
         return await self._store.stream_read(stream, group, consumer, count, block_ms)
+
+    async def stream_reclaim(
+        self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[StreamEntry]:
+        return await self._store.stream_reclaim(stream, group, consumer, min_idle_ms, count)
 
     async def stream_ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None:
         if self._acks_left == 0:
@@ -248,6 +258,46 @@ class TestResilience:
         assert batches == [1, 5]
         await assert_stored_once(database, first + rest)
 
+    async def test_what_a_dead_consumer_left_is_taken_over(
+        self, store: Store, database: Database
+    ) -> None:
+        event_ids = await record_events(store, 4)
+        await store.stream_read(AUDIT_STREAM, DEFAULT_GROUP, "died-mid-batch", 10, 0)
+        heir = AuditConsumer(store, database, consumer="heir", block_ms=0, reclaim_idle_ms=10)
+        assert await heir.drain_once() == 0  # delivered to the dead one, not to the heir
+        await asyncio.sleep(0.02)
+        assert await heir.reclaim_once() == 4
+        await assert_stored_once(database, event_ids)
+
+    async def test_a_live_consumer_keeps_what_it_is_writing(
+        self, store: Store, database: Database
+    ) -> None:
+        await record_events(store, 2)
+        await store.stream_read(AUDIT_STREAM, DEFAULT_GROUP, "busy", 10, 0)
+        other = AuditConsumer(store, database, consumer="other", block_ms=0)
+        assert await other.reclaim_once() == 0
+
+    async def test_workers_of_one_host_each_persist_and_observe_an_event_once(
+        self, store: Store, database: Database
+    ) -> None:
+        seen: list[str] = []
+
+        async def observe(records: Sequence[AuditRecord]) -> None:
+            seen.extend(record.event_id for record in records)
+
+        workers = [
+            AuditConsumer(
+                store, database, consumer=default_consumer_name() + f"/{n}", block_ms=20,
+                batch=7, on_persisted=observe,
+            )
+            for n in range(2)
+        ]  # fmt: skip
+        async with workers[0].running(), workers[1].running():
+            event_ids = await record_events(store, 60)
+            await wait_for_rows(database, 60)
+        await assert_stored_once(database, event_ids)
+        assert sorted(seen) == sorted(event_ids)
+
     async def test_stopping_flushes_what_is_waiting(self, store: Store, database: Database) -> None:
         consumer = AuditConsumer(store, database, consumer=CONSUMER, block_ms=50)
         async with consumer.running():
@@ -341,3 +391,13 @@ class TestWellFormedEntries:
 
 def parse_time() -> datetime:
     return datetime.now(UTC)
+
+
+def test_each_process_consumes_under_its_own_name() -> None:
+    script = "from app.audit.consumer import default_consumer_name as n; print(n())"
+    other = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True, text=True
+    ).stdout.strip()
+    mine = default_consumer_name()
+    assert other != mine
+    assert other.rsplit(":", 1)[0] == mine.rsplit(":", 1)[0] == socket.gethostname()[:50]

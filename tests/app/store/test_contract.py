@@ -242,6 +242,37 @@ class TestStreams:
         other = await store.stream_read("s", "g", "c2", count=10, block_ms=0)
         assert [e.fields["n"] for e in other] == ["1"]
 
+    async def test_entries_left_pending_by_a_consumer_are_reclaimed_by_another(
+        self, store: Store
+    ) -> None:
+        for n in range(3):
+            await store.stream_append("s", {"n": str(n)})
+        left = await store.stream_read("s", "g", "gone", count=10, block_ms=0)
+        await store.stream_ack("s", "g", [left[0].entry_id])
+        await asyncio.sleep(0.02)
+        reclaimed = await store.stream_reclaim("s", "g", "heir", min_idle_ms=10, count=10)
+        assert [e.fields["n"] for e in reclaimed] == ["1", "2"]
+        assert await store.stream_read("s", "g", "heir", count=10, block_ms=0) == reclaimed
+        assert await store.stream_read("s", "g", "gone", count=10, block_ms=0) == []
+
+    async def test_recently_delivered_entries_are_not_reclaimed(self, store: Store) -> None:
+        await store.stream_append("s", {"n": "0"})
+        await store.stream_read("s", "g", "busy", count=10, block_ms=0)
+        assert await store.stream_reclaim("s", "g", "heir", min_idle_ms=60_000, count=10) == []
+
+    async def test_reclaim_takes_the_oldest_first_up_to_count(self, store: Store) -> None:
+        for n in range(4):
+            await store.stream_append("s", {"n": str(n)})
+        await store.stream_read("s", "g", "gone", count=10, block_ms=0)
+        await asyncio.sleep(0.02)
+        first = await store.stream_reclaim("s", "g", "heir", min_idle_ms=10, count=3)
+        assert [e.fields["n"] for e in first] == ["0", "1", "2"]
+
+    async def test_reclaim_of_a_missing_stream_or_group_is_empty(self, store: Store) -> None:
+        assert await store.stream_reclaim("none", "g", "c", min_idle_ms=0, count=10) == []
+        await store.stream_append("s", {"n": "0"})
+        assert await store.stream_reclaim("s", "no-group", "c", min_idle_ms=0, count=10) == []
+
     async def test_blocking_read_returns_an_entry_appended_while_waiting(
         self, store: Store
     ) -> None:
