@@ -25,6 +25,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.models import AuditEvent
+from app.cooperative import in_slices
 
 GENESIS_HASH = "0" * 64
 CHAIN_LOCK_KEY = 0x5353_4341_5544_4954
@@ -142,22 +143,23 @@ async def append_records(session: AsyncSession, records: Sequence[AuditRecord]) 
     prev_hash = head[1] if head else GENESIS_HASH
     row_insert = _row_insert(connection.dialect)
     rows: list[tuple[object, ...]] = []
-    for row_id, record in zip(ids, fresh, strict=True):
-        digest = chain_hash(prev_hash, record)
-        rows.append(
-            (
-                row_id,
-                record.event_id,
-                row_insert.stored_time(record.occurred_at),
-                record.action,
-                record.actor,
-                record.subject,
-                record.data,
-                prev_hash,
-                digest,
+    async for part in in_slices(list(zip(ids, fresh, strict=True))):
+        for row_id, record in part:
+            digest = chain_hash(prev_hash, record)
+            rows.append(
+                (
+                    row_id,
+                    record.event_id,
+                    row_insert.stored_time(record.occurred_at),
+                    record.action,
+                    record.actor,
+                    record.subject,
+                    record.data,
+                    prev_hash,
+                    digest,
+                )
             )
-        )
-        prev_hash = digest
+            prev_hash = digest
     await connection.exec_driver_sql(row_insert.sql, rows)
     return len(fresh)
 

@@ -24,6 +24,7 @@ import orjson
 
 from app.audit.chain import AUDIT_TABLE, AuditRecord, append_records, canonical_data
 from app.audit.log import AUDIT_STREAM
+from app.cooperative import in_slices
 from app.db import Database
 from app.runtime import Runtime
 from app.store import Store, StoreUnavailable, StreamEntry
@@ -252,7 +253,7 @@ class AuditConsumer:
         if not entries:
             return 0
         now = datetime.fromtimestamp(self._clock(), UTC)
-        records = [entry_record(entry, now) for entry in entries]
+        records = [entry_record(entry, now) async for part in in_slices(entries) for entry in part]
         self._writing = True
         try:
             async with self.database.session() as session:

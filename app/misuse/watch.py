@@ -28,6 +28,7 @@ from app.audit.log import record
 from app.cards.models import CardStatus
 from app.cards.snapshot import CardSnapshot
 from app.clients.models import Organisation
+from app.cooperative import in_slices
 from app.misuse.detector import Finding, Sighting, impossible_travel, scan_rate
 from app.misuse.models import MisuseAlert
 from app.runtime import Runtime
@@ -96,7 +97,12 @@ class MisuseWatch:
         self._locations_cache: dict[uuid.UUID, tuple[float, Location]] = {}
 
     async def on_persisted(self, events: Sequence[AuditRecord]) -> None:
-        scans = [(event, scan) for event in events if (scan := valid_scan(event)) is not None]
+        scans = [
+            (event, scan)
+            async for part in in_slices(events)
+            for event in part
+            if (scan := valid_scan(event)) is not None
+        ]
         if not scans:
             return
         locations = await self._locations({organisation for _, (_, organisation, _) in scans})
