@@ -291,15 +291,23 @@ def main() -> None:
         stack.card_number = holder["card_number"]
         ours_headers = {"Authorization": f"Bearer {scanner['access_token']}"}
 
-        public_pem, jwts = _baseline_tokens(3000 * SECONDS)
+        # The naive endpoint runs before and after ours and counts as their mean, so a drift
+        # of the machine's speed during the run does not favour either side.
+        public_pem, jwts = _baseline_tokens(6000 * SECONDS)
         baseline = stack.start_baseline(public_pem)
-        naive_bodies = write_lines(stack.root / "naive.jsonl", verify_bodies(jwts))
-        runs["naive"] = _measure("naive, 1 worker", stack, baseline, "/v1/verify", naive_bodies, {})
-        stack.stop(baseline)
-
+        before, after = jwts[: len(jwts) // 2], jwts[len(jwts) // 2 :]
+        naive_before = write_lines(stack.root / "naive-1.jsonl", verify_bodies(before))
+        naive_after = write_lines(stack.root / "naive-2.jsonl", verify_bodies(after))
+        runs["naive"] = _measure(
+            "naive, 1 worker (before ours)", stack, baseline, "/v1/verify", naive_before, {}
+        )
         runs["ours"] = _verify_run(
             stack, api, "ours /v1/verify, uvicorn 1 worker", ours_headers, workers=1
         )
+        runs["naive_after"] = _measure(
+            "naive, 1 worker (after ours)", stack, baseline, "/v1/verify", naive_after, {}
+        )
+        stack.stop(baseline)
         half = runs["ours"].wrk.requests_per_s / 2
         for pinned in (True, False):
             latency.append(_open_loop(stack, api, scanner["access_token"], half, pinned=pinned))
@@ -392,7 +400,10 @@ def _report(
     micro_result: MicroResult, runs: dict[str, HttpRun], latency: list[LatencyRun], elapsed: float
 ) -> str:
     raw = micro_result.raw_per_s
-    naive, ours, batch, two = runs["naive"], runs["ours"], runs["batch"], runs["two"]
+    ours, batch, two = runs["ours"], runs["batch"], runs["two"]
+    naive_runs = (runs["naive"], runs["naive_after"])
+    naive_rps = sum(run.wrk.requests_per_s for run in naive_runs) / 2
+    naive_per_cpu = sum(run.per_cpu_second for run in naive_runs) / 2
     batch_tokens = batch.wrk.requests_per_s * BATCH
     batch_per_core = batch.per_cpu_second * BATCH
     external_batch_per_core = runs["batch_external"].per_cpu_second * BATCH
@@ -429,14 +440,16 @@ def _report(
         ),
         (
             "ours / naive req/s, 1 worker each (wrk)",
-            f"{ours.wrk.requests_per_s:,.0f} / {naive.wrk.requests_per_s:,.0f} req/s",
-            f"{ours.wrk.requests_per_s / naive.wrk.requests_per_s:.2f}x",
+            f"{ours.wrk.requests_per_s:,.0f} / {naive_rps:,.0f} req/s (naive: mean of "
+            f"{naive_runs[0].wrk.requests_per_s:,.0f} before and "
+            f"{naive_runs[1].wrk.requests_per_s:,.0f} after ours)",
+            f"{ours.wrk.requests_per_s / naive_rps:.2f}x",
             ">= 2x",
         ),
         (
             "the same per server CPU-second (ours: audit backlog after the run included)",
-            f"{ours.per_cpu_second:,.0f} / {naive.per_cpu_second:,.0f} req per CPU-s",
-            f"{ours.per_cpu_second / naive.per_cpu_second:.2f}x",
+            f"{ours.per_cpu_second:,.0f} / {naive_per_cpu:,.0f} req per CPU-s",
+            f"{ours.per_cpu_second / naive_per_cpu:.2f}x",
             "(cross-check)",
         ),
         (
