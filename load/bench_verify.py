@@ -92,6 +92,20 @@ def micro(count: int) -> MicroResult:
     return MicroResult(per_round / min(raw), per_round / min(ours), per_round / min(cose))
 
 
+def raw_es256_rate(count: int = 6000) -> float:
+    """Raw ES256 verifications per second, averaged over `count` (about half a second): the
+    limit at the speed the machine has right now, for ratios with an HTTP run beside it."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    public_key = private_key.public_key()
+    algorithm = ec.ECDSA(hashes.SHA256())
+    signed = [secrets.token_bytes(150) for _ in range(count)]
+    signatures = [private_key.sign(message, algorithm) for message in signed]
+    started = time.perf_counter()
+    for signature, message in zip(signatures, signed, strict=True):
+        public_key.verify(signature, message, algorithm)
+    return count / (time.perf_counter() - started)
+
+
 def run_wrk(
     url: str,
     bodies: Path,
