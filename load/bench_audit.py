@@ -33,7 +33,14 @@ from typing import Any, cast
 
 import uvloop
 
-from app.audit.chain import GENESIS_HASH, AuditRecord, append_records, chain_hash, verify_chain
+from app.audit.chain import (
+    AUDIT_ROW_COLUMNS,
+    GENESIS_HASH,
+    AuditRecord,
+    append_records,
+    chain_hash,
+    verify_chain,
+)
 from app.audit.consumer import AuditConsumer, entry_record
 from app.audit.log import AUDIT_STREAM, audit_fields
 from app.cards.models import CardStatus
@@ -52,17 +59,7 @@ EVENTS = int(os.environ.get("AUDIT_BENCH_EVENTS", "10000"))
 ORGANISATIONS = 20
 CARDS = 2000
 """About five scans per card: below the per-minute rate limit, so the watch raises nothing."""
-COLUMNS = (
-    "id",
-    "event_id",
-    "occurred_at",
-    "action",
-    "actor",
-    "subject",
-    "data",
-    "prev_hash",
-    "hash",
-)
+COLUMNS = AUDIT_ROW_COLUMNS
 INSERT = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 

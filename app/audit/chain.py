@@ -32,7 +32,7 @@ CHAIN_LOCK_KEY = 0x5353_4341_5544_4954
 """The PostgreSQL advisory lock of the chain ("SSCAUDIT"); held by the appending transaction."""
 
 VERIFY_PAGE = 1000
-_ROW_COLUMNS = (
+AUDIT_ROW_COLUMNS = (
     "id",
     "event_id",
     "occurred_at",
@@ -180,8 +180,8 @@ class _RowInsert:
 
 @lru_cache(maxsize=8)
 def _row_insert(dialect: Dialect) -> _RowInsert:
-    compiled = insert(AUDIT_TABLE).compile(dialect=dialect, column_keys=list(_ROW_COLUMNS))
-    if compiled.positiontup != list(_ROW_COLUMNS):
+    compiled = insert(AUDIT_TABLE).compile(dialect=dialect, column_keys=list(AUDIT_ROW_COLUMNS))
+    if compiled.positiontup != list(AUDIT_ROW_COLUMNS):
         raise RuntimeError(f"{dialect.name}: audit rows need a positional parameter style")
     converting = {
         column.name
