@@ -40,6 +40,10 @@ RECLAIM_IDLE_MS = 60_000
 """How long an entry stays unacknowledged with one consumer before another takes it over:
 far beyond a batch's write time, so a live consumer keeps what it is writing."""
 RECLAIM_EVERY_SECONDS = 15.0
+TRIM_EVERY_SECONDS = 1.0
+BACKLOG_WARNING = 100_000
+"""Entries waiting in the stream beyond which each trim warns (about half a minute of a
+busy worker's scans)."""
 GATHER_SECONDS = 0.02
 """How long `run` lets entries gather after a batch that was not full.
 
@@ -217,6 +221,8 @@ class AuditConsumer:
         self.reclaim_every = reclaim_every
         self._clock = clock
         self.on_persisted = on_persisted
+        self.backlog = 0
+        """Entries waiting in the stream at the last `trim_once`."""
         self._writing = False
         self._stopping = False
 
@@ -249,6 +255,21 @@ class AuditConsumer:
             logger.warning("audit: took over %d entries left by another consumer", len(entries))
         return await self._persist(entries)
 
+    async def trim_once(self) -> int:
+        """Drops from the stream what every consumer group has acknowledged; returns and keeps
+        (`backlog`) how many entries wait, and warns when that many means the consumers are
+        falling behind: the stream keeps them all, in Redis memory, until they are written.
+
+        :raises StoreUnavailable: when the store cannot be reached.
+        """
+        self.backlog = await self.store.stream_trim_acknowledged(self.stream)
+        if self.backlog > BACKLOG_WARNING:
+            logger.warning(
+                "audit: %d entries wait in the stream; add consumers (ssc audit consume)",
+                self.backlog,
+            )
+        return self.backlog
+
     async def _persist(self, entries: Sequence[StreamEntry]) -> int:
         if not entries:
             return 0
@@ -274,13 +295,16 @@ class AuditConsumer:
         """Drains until stopped or cancelled. Store and database failures are logged and
         retried with exponential backoff: audit events wait in the stream, never dropped."""
         delay = self.retry_initial
-        reclaim_at = time.monotonic()
+        reclaim_at = trim_at = time.monotonic()
         while not self._stopping:
             _raise_if_cancelled()
             try:
                 if time.monotonic() >= reclaim_at:
                     reclaim_at = time.monotonic() + self.reclaim_every
                     await self.reclaim_once()
+                if time.monotonic() >= trim_at:
+                    trim_at = time.monotonic() + TRIM_EVERY_SECONDS
+                    await self.trim_once()
                 handled = await self.drain_once()
             except StoreUnavailable as error:
                 logger.warning("audit stream unavailable, retry in %.1f s: %s", delay, error)

@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-DEFAULT_STREAM_MAXLEN = 1_000_000
-
 # The `outcome` a claim writes into its audit entry; `outcome` and `status` are set by the store.
 AUDIT_OUTCOME_FIRST = "first"
 AUDIT_OUTCOME_AGAIN = "again"
@@ -120,6 +118,14 @@ class Store(Protocol):
         """
 
     async def stream_ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None: ...
+
+    async def stream_trim_acknowledged(self, stream: str) -> int:
+        """Removes the entries that every consumer group of `stream` has acknowledged and
+        returns how many remain (not yet read by some group, or read and not acknowledged).
+
+        The only way entries leave a stream: an entry no consumer has persisted is never
+        dropped, however far behind the consumers are (a stream without groups keeps
+        everything). Missing stream: 0."""
 
     async def stream_reclaim(
         self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int

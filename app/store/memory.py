@@ -18,7 +18,6 @@ from app.store.base import (
     AUDIT_OUTCOME_AGAIN,
     AUDIT_OUTCOME_FIRST,
     AUDIT_OUTCOME_PRINCIPAL_REJECTED,
-    DEFAULT_STREAM_MAXLEN,
     ScanClaim,
     ScanClaimResult,
     StoreError,
@@ -108,15 +107,7 @@ class MemorySubscription:
 class MemoryStore:
     """In-process `Store`: expiry by monotonic time, streams with consumer groups, pub/sub."""
 
-    def __init__(
-        self,
-        *,
-        stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if stream_maxlen < 1:
-            raise ValueError("stream_maxlen must be positive")
-        self._stream_maxlen = stream_maxlen
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._values: dict[str, _Value] = {}
         self._expiries: list[tuple[float, str]] = []
@@ -219,6 +210,19 @@ class MemoryStore:
             consumer = consumer_group.owner.pop(entry_id, None)
             if consumer is not None:
                 consumer_group.pending[consumer].pop(entry_id, None)
+
+    async def stream_trim_acknowledged(self, stream: str) -> int:
+        state = self._streams.get(stream)
+        if state is None:
+            return 0
+        if state.groups:
+            needed = min(_oldest_needed(group) for group in state.groups.values())
+            cut = bisect.bisect_left(state.ids, needed)
+            for trimmed in state.keys[:cut]:
+                del state.entries[trimmed]
+            del state.ids[:cut]
+            del state.keys[:cut]
+        return len(state.ids)
 
     async def stream_reclaim(
         self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
@@ -330,16 +334,19 @@ class MemoryStore:
         state.ids.append(new_id)
         state.keys.append(entry_id)
         state.entries[entry_id] = fields
-        # Trim in chunks, like MAXLEN ~, so appends stay O(1) amortised.
-        excess = len(state.ids) - self._stream_maxlen
-        if excess > self._stream_maxlen // 10:
-            for trimmed in state.keys[:excess]:
-                del state.entries[trimmed]
-            del state.ids[:excess]
-            del state.keys[:excess]
         state.appended.set()
         state.appended = asyncio.Event()
         return entry_id
+
+
+def _oldest_needed(group: _Group) -> _StreamId:
+    """The oldest entry `group` still needs: its oldest pending one, or the one after the last
+    it was delivered."""
+    pending = [_order(entry_id) for entry_id in group.owner]
+    if pending:
+        return min(pending)
+    millis, sequence = group.last_delivered
+    return millis, sequence + 1
 
 
 def _order(entry_id: str) -> _StreamId:

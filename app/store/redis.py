@@ -27,7 +27,6 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from app.store.base import (
-    DEFAULT_STREAM_MAXLEN,
     ScanClaim,
     ScanClaimResult,
     StoreUnavailable,
@@ -38,13 +37,12 @@ from app.store.base import (
 from app.store.claim_channel import ChannelAddress, ClaimChannel
 
 # KEYS per claim: principal, replay, status, audit stream.
-# ARGV: maxlen, then per claim: claim, ttl, principal_ok, n audit fields, n name/value pairs.
+# ARGV per claim: claim, ttl, principal_ok, n audit fields, n name/value pairs.
 # Returns 4 values per claim: principal, first (1/0), existing, status.
 _CLAIM_SCANS_LUA = """
-local maxlen = ARGV[1]
 local out = {}
 local n = 0
-local a = 2
+local a = 1
 for k = 1, #KEYS, 4 do
   local fields_from = a + 4
   local fields_to = fields_from + 2 * tonumber(ARGV[a + 3]) - 1
@@ -60,7 +58,7 @@ for k = 1, #KEYS, 4 do
       first, outcome = 1, 'first'
     end
   end
-  redis.call('XADD', KEYS[k + 3], 'MAXLEN', '~', maxlen, '*',
+  redis.call('XADD', KEYS[k + 3], '*',
     'outcome', outcome, 'status', status or '', unpack(ARGV, fields_from, fields_to))
   out[n + 1], out[n + 2], out[n + 3], out[n + 4] = principal, first, existing, status
   n = n + 4
@@ -143,7 +141,6 @@ class RedisStore:
         *,
         namespace: str,
         socket_timeout: float,
-        stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
         claim_channel: ClaimChannel | None = None,
     ) -> None:
         """`blocking_client` has no read timeout; it serves only reads bounded by a deadline.
@@ -155,7 +152,6 @@ class RedisStore:
         self._blocking = blocking_client
         self._prefix = f"{namespace}:"
         self._socket_timeout = socket_timeout
-        self._stream_maxlen = stream_maxlen
         self._claim_scans = client.register_script(_CLAIM_SCANS_LUA)
         self._claim_channel = claim_channel
         self._subscriptions: set[RedisSubscription] = set()
@@ -168,7 +164,6 @@ class RedisStore:
         namespace: str = "ssc",
         socket_timeout: float = 0.5,
         max_connections: int = 64,
-        stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
     ) -> RedisStore:
         """Connects lazily: nothing is sent before the first command.
 
@@ -182,7 +177,6 @@ class RedisStore:
                 namespace=namespace,
                 socket_timeout=socket_timeout,
                 max_connections=max_connections,
-                stream_maxlen=stream_maxlen,
             )
         common: dict[str, Any] = {
             "socket_connect_timeout": socket_timeout,
@@ -202,7 +196,6 @@ class RedisStore:
             blocking,
             namespace=namespace,
             socket_timeout=socket_timeout,
-            stream_maxlen=stream_maxlen,
             claim_channel=_claim_channel(pool, socket_timeout),
         )
 
@@ -276,12 +269,7 @@ class RedisStore:
             raise ValueError("a stream entry needs at least one field")
         entry: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
         with _unavailable_on_error():
-            entry_id = await self._redis.xadd(
-                self._key(stream),
-                entry,
-                maxlen=self._stream_maxlen,
-                approximate=True,
-            )
+            entry_id = await self._redis.xadd(self._key(stream), entry)
         return _text(entry_id)
 
     async def stream_read(
@@ -316,6 +304,33 @@ class RedisStore:
         with _unavailable_on_error():
             await self._redis.xack(self._key(stream), group, *entry_ids)
 
+    async def stream_trim_acknowledged(self, stream: str) -> int:
+        with _unavailable_on_error():
+            return await self._trim_acknowledged(self._key(stream))
+
+    async def _trim_acknowledged(self, name: str) -> int:
+        """XTRIM MINID at the oldest entry some group still needs: its oldest pending entry,
+        or the one after its last delivered. Entries delivered meanwhile are newer than
+        that point and acknowledgements only move it forward, so nothing needed is cut."""
+        try:
+            groups: list[dict[str, Any]] = await self._redis.xinfo_groups(name)
+        except ResponseError as error:
+            if "no such key" not in str(error).lower():
+                raise
+            return 0
+        if groups:
+            needed: list[tuple[int, int]] = []
+            for group in groups:
+                if group["pending"]:
+                    summary = await self._redis.xpending(name, group["name"])
+                    needed.append(_stream_id(summary["min"]))
+                else:
+                    millis, sequence = _stream_id(group["last-delivered-id"])
+                    needed.append((millis, sequence + 1))
+            millis, sequence = min(needed)
+            await self._redis.xtrim(name, minid=f"{millis}-{sequence}", approximate=False)
+        return int(await self._redis.xlen(name))
+
     async def stream_reclaim(
         self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
     ) -> list[StreamEntry]:
@@ -337,7 +352,7 @@ class RedisStore:
         if not claims:
             return []
         keys: list[str] = []
-        args: list[bytes | str | int] = [self._stream_maxlen]
+        args: list[bytes | str | int] = []
         for claim in claims:
             check_scan_claim(claim)
             keys += (
@@ -421,13 +436,13 @@ class RedisStore:
 
 
 # KEYS: the audit stream shard of this slot group, then one replay key per claim.
-# ARGV: maxlen, then per claim: principal ok (1/0), status, claim, ttl, n audit fields,
+# ARGV per claim: principal ok (1/0), status, claim, ttl, n audit fields,
 # n name/value pairs. Returns 2 values per claim: first (1/0), existing.
 _CLAIM_GROUP_LUA = """
-local stream, maxlen = KEYS[1], ARGV[1]
+local stream = KEYS[1]
 local out = {}
 local n = 0
-local a = 2
+local a = 1
 for k = 2, #KEYS do
   local status = ARGV[a + 1]
   local fields_from = a + 5
@@ -442,7 +457,7 @@ for k = 2, #KEYS do
       first, outcome = 1, 'first'
     end
   end
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
+  redis.call('XADD', stream, '*',
     'outcome', outcome, 'status', status, unpack(ARGV, fields_from, fields_to))
   out[n + 1], out[n + 2] = first, existing
   n = n + 2
@@ -489,7 +504,6 @@ class RedisClusterStore(RedisStore):
         *,
         namespace: str,
         socket_timeout: float,
-        stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
         slot_groups: int = DEFAULT_SLOT_GROUPS,
         max_connections: int = 64,
     ) -> None:
@@ -503,7 +517,6 @@ class RedisClusterStore(RedisStore):
             blocking_client,
             namespace=namespace,
             socket_timeout=socket_timeout,
-            stream_maxlen=stream_maxlen,
         )
         self._cluster = client
         self._blocking_cluster = blocking_client
@@ -524,7 +537,6 @@ class RedisClusterStore(RedisStore):
         namespace: str = "ssc",
         socket_timeout: float = 0.5,
         max_connections: int = 64,
-        stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
     ) -> RedisClusterStore:
         """`redis+cluster://[user:password@]host:port[,host:port...][?slot_groups=N]`.
 
@@ -552,7 +564,6 @@ class RedisClusterStore(RedisStore):
             RedisCluster(socket_timeout=None, **common),
             namespace=namespace,
             socket_timeout=socket_timeout,
-            stream_maxlen=stream_maxlen,
             slot_groups=slot_groups,
             max_connections=max_connections,
         )
@@ -672,6 +683,15 @@ class RedisClusterStore(RedisStore):
                     pipe.xack(self._heads[shard] + stream, group, *ids)
                 await pipe.execute()
 
+    async def stream_trim_acknowledged(self, stream: str) -> int:
+        """Each shard on its own: a shard's entries are acknowledged shard by shard."""
+        remaining = 0
+        with _unavailable_on_error():
+            async with self._bounded():
+                for head in self._heads:
+                    remaining += await self._trim_acknowledged(head + stream)
+        return remaining
+
     async def stream_reclaim(
         self, stream: str, group: str, consumer: str, min_idle_ms: int, count: int
     ) -> list[StreamEntry]:
@@ -739,7 +759,7 @@ class RedisClusterStore(RedisStore):
         self, group: int, stream: str, claims: list[ScanClaim], values: dict[str, bytes | None]
     ) -> list[tuple[bool, bytes | None]]:
         keys = [self._heads[group] + stream] + [self._key(c.replay_key) for c in claims]
-        args: list[bytes | str | int] = [self._stream_maxlen]
+        args: list[bytes | str | int] = []
         for claim in claims:
             ok = values[claim.principal_key] == claim.principal_ok
             status = (values[claim.status_key] if ok else None) or b""
@@ -844,6 +864,11 @@ def _millis(ttl: float | None) -> int | None:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    millis, _, sequence = _text(value).partition("-")
+    return int(millis), int(sequence or 0)
 
 
 def _optional_bytes(value: object) -> bytes | None:

@@ -93,6 +93,9 @@ class KilledAfterCommit:
     ) -> list[StreamEntry]:
         return await self._store.stream_reclaim(stream, group, consumer, min_idle_ms, count)
 
+    async def stream_trim_acknowledged(self, stream: str) -> int:
+        return await self._store.stream_trim_acknowledged(stream)
+
     async def stream_ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None:
         if self._acks_left == 0:
             raise asyncio.CancelledError
@@ -257,6 +260,19 @@ class TestResilience:
             await wait_for_rows(database, 6)
         assert batches == [1, 5]
         await assert_stored_once(database, first + rest)
+
+    async def test_the_stream_lets_go_of_entries_only_once_they_are_stored(
+        self, store: Store, database: Database
+    ) -> None:
+        consumer = consumer_of(store, database, batch=3)
+        await record_events(store, 5)
+        assert await consumer.trim_once() == 5  # no group has read them yet
+        assert await consumer.drain_once() == 3
+        assert await consumer.trim_once() == 2
+        assert consumer.backlog == 2
+        await drain(consumer)
+        assert await consumer.trim_once() == 0
+        assert len(await stored_rows(database)) == 5
 
     async def test_what_a_dead_consumer_left_is_taken_over(
         self, store: Store, database: Database

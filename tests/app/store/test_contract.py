@@ -273,6 +273,30 @@ class TestStreams:
         await store.stream_append("s", {"n": "0"})
         assert await store.stream_reclaim("s", "no-group", "c", min_idle_ms=0, count=10) == []
 
+    async def test_trimming_removes_only_what_every_group_acknowledged(self, store: Store) -> None:
+        for n in range(6):
+            await store.stream_append("s", {"n": str(n)})
+        fast = await store.stream_read("s", "fast", "c", count=10, block_ms=0)
+        await store.stream_ack("s", "fast", [entry.entry_id for entry in fast])
+        slow = await store.stream_read("s", "slow", "c", count=2, block_ms=0)
+        await store.stream_ack("s", "slow", [slow[0].entry_id])
+        # "slow" acknowledged entry 0, holds 1 pending and has not read 2-5.
+        assert await store.stream_trim_acknowledged("s") == 5
+        assert await store.stream_read("s", "slow", "c", count=10, block_ms=0) == slow[1:]
+        await store.stream_ack("s", "slow", [slow[1].entry_id])
+        rest = await store.stream_read("s", "slow", "c", count=10, block_ms=0)
+        assert [entry.fields["n"] for entry in rest] == ["2", "3", "4", "5"]
+        await store.stream_ack("s", "slow", [entry.entry_id for entry in rest])
+        assert await store.stream_trim_acknowledged("s") == 0
+        await store.stream_append("s", {"n": "6"})
+        assert [e.fields["n"] for e in await store.stream_read("s", "fast", "c", 10, 0)] == ["6"]
+
+    async def test_nothing_is_trimmed_without_a_group_or_stream(self, store: Store) -> None:
+        assert await store.stream_trim_acknowledged("none") == 0
+        for n in range(3):
+            await store.stream_append("s", {"n": str(n)})
+        assert await store.stream_trim_acknowledged("s") == 3
+
     async def test_blocking_read_returns_an_entry_appended_while_waiting(
         self, store: Store
     ) -> None:

@@ -45,27 +45,6 @@ class TestExpiry:
         assert sorted(store._values) == ["principal:s", "unrelated"]
 
 
-class TestStreamCap:
-    async def test_oldest_entries_are_trimmed_beyond_the_cap(self) -> None:
-        store = MemoryStore(stream_maxlen=10)
-        for n in range(100):
-            await store.stream_append("s", {"n": str(n)})
-        entries = await store.stream_read("s", "g", "c", count=1000, block_ms=0)
-        numbers = [int(entry.fields["n"]) for entry in entries]
-        assert 10 <= len(numbers) <= 11
-        assert numbers == list(range(100 - len(numbers), 100))
-
-    async def test_pending_entries_trimmed_before_ack_are_dropped(self) -> None:
-        store = MemoryStore(stream_maxlen=10)
-        await store.stream_append("s", {"n": "old"})
-        await store.stream_read("s", "g", "c", count=1, block_ms=0)
-        for n in range(20):
-            await store.stream_append("s", {"n": str(n)})
-        entries = await store.stream_read("s", "g", "c", count=1000, block_ms=0)
-        assert "old" not in [entry.fields["n"] for entry in entries]
-        assert entries
-
-
 class TestSlowSubscriber:
     async def test_is_cut_off_rather_than_silently_missing_messages(self) -> None:
         store = MemoryStore()
