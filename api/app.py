@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from starlette.types import Receive, Scope, Send
 
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.problems import install_problem_handlers
 from api.routes import applications, clients, health, holder, keys, lifecycle, misuse, trust, verify
+from app.audit.consumer import AuditConsumer
 from app.config import Settings, load_settings
 from app.runtime import Runtime
 from app.trust.background import trust_sync
@@ -46,9 +48,10 @@ def create_app(settings: Settings | None = None) -> EcardApi:
             async with (
                 watched_audit_consumer(runtime)
                 if settings.audit_consumer_in_api
-                else nullcontext(),
+                else nullcontext() as consumer,
                 trust_sync(runtime),
             ):
+                app.state.audit_consumer = consumer
                 yield
         finally:
             await runtime.close()
@@ -61,6 +64,13 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     )
     metrics = RequestMetrics(CollectorRegistry())
     app.state.metrics = metrics
+    app.state.audit_consumer = None
+    Gauge(
+        "ssc_audit_backlog_entries",
+        "Audit stream entries not yet persisted by every consumer group, at this worker's "
+        "consumer's last trim (NaN: the consumer runs in another process)",
+        registry=metrics.registry,
+    ).set_function(lambda: _audit_backlog(app))
     app.state.settings = settings
     app.verify_fast_path = verify.VerifyFastPath(
         app, max_body=settings.max_request_bytes, metrics=metrics
@@ -80,6 +90,11 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(trust.router)
     logging.getLogger("ssc").setLevel(settings.log_level.upper())
     return app
+
+
+def _audit_backlog(app: FastAPI) -> float:
+    consumer: AuditConsumer | None = app.state.audit_consumer
+    return math.nan if consumer is None else float(consumer.backlog)
 
 
 def serving_app() -> EcardApi:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.audit.log import record
 from app.db import Database
 
 PROBLEM = "application/problem+json"
@@ -42,6 +43,23 @@ class TestMetrics:
         text = (await client.get("/metrics")).text
         assert 'ssc_http_requests_total{method="GET",route="/healthz",status="200"} 2.0' in text
         assert "ssc_http_request_duration_seconds_bucket" in text
+
+    async def test_reports_the_audit_backlog_of_the_workers_consumer(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        consumer = app.state.audit_consumer
+        assert consumer is not None  # the API runs its consumer by default
+        await record(app.state.runtime.store, "test.event", "tester")
+        backlog = await consumer.trim_once()
+        text = (await client.get("/metrics")).text
+        assert f"ssc_audit_backlog_entries {float(backlog)}" in text
+
+    async def test_the_backlog_is_unknown_when_the_consumer_runs_elsewhere(
+        self, app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(app.state, "audit_consumer", None)
+        text = (await client.get("/metrics")).text
+        assert "ssc_audit_backlog_entries NaN" in text
 
 
 class TestProblemDetails:
