@@ -175,30 +175,38 @@ class ClaimChannel:
         return self._connection
 
     async def _connect(self) -> _Connection:
+        """A connection that has passed AUTH and SELECT; one that fails on the way is closed."""
         loop = asyncio.get_running_loop()
-        address = self.address
+        connection: _Connection | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(loop, self.timeout), address.host, address.port
+                    lambda: _Connection(loop, self.timeout), self.address.host, self.address.port
                 )
-                setup: list[tuple[Any, ...]] = []
-                if address.password is not None:
-                    setup.append(
-                        (b"AUTH", address.password)
-                        if address.username is None
-                        else (b"AUTH", address.username, address.password)
-                    )
-                if address.db:
-                    setup.append((b"SELECT", address.db))
-                for command in setup:
+                for command in self._setup_commands():
                     reply = await connection.send(hiredis.pack_command(command))
                     if isinstance(reply, hiredis.ReplyError):
-                        connection.fail(f"redis refused {command[0].decode()}: {reply}")
-                        raise StoreUnavailable(f"redis: {reply}")
-        except (OSError, TimeoutError) as error:
-            raise StoreUnavailable(f"redis: {error or type(error).__name__}") from error
+                        raise StoreUnavailable(f"redis refused {command[0].decode()}: {reply}")
+        except BaseException as error:
+            if connection is not None:
+                connection.fail("redis connection setup did not complete")
+            if isinstance(error, OSError | TimeoutError):
+                raise StoreUnavailable(f"redis: {error or type(error).__name__}") from error
+            raise
         return connection
+
+    def _setup_commands(self) -> list[tuple[Any, ...]]:
+        address = self.address
+        commands: list[tuple[Any, ...]] = []
+        if address.password is not None:
+            commands.append(
+                (b"AUTH", address.password)
+                if address.username is None
+                else (b"AUTH", address.username, address.password)
+            )
+        if address.db:
+            commands.append((b"SELECT", address.db))
+        return commands
 
     def close(self) -> None:
         if self._connection is not None:
