@@ -22,6 +22,7 @@ from api.auth import BearerDep
 from api.middleware import (
     RequestMetrics,
     RequestTooLarge,
+    declared_length,
     log_access,
     request_id_of,
     send_too_large,
@@ -202,17 +203,15 @@ class VerifyFastPath:
         scope["app"] = self.app
         request_id = request_id_of(scope)
         authorization = idempotency_key = None
-        declared = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
                 idempotency_key = value.decode("latin-1")
-            elif name == b"content-length":
-                declared = value
+        declared = declared_length(scope)
         status = 200
         try:
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            if declared is not None and declared > self.max_body:
                 status = 413
                 await send_too_large(send, request_id, self.max_body)
                 return
