@@ -311,7 +311,12 @@ class RedisStore:
     async def _trim_acknowledged(self, name: str) -> int:
         """XTRIM MINID at the oldest entry some group still needs: its oldest pending entry,
         or the one after its last delivered. Entries delivered meanwhile are newer than
-        that point and acknowledgements only move it forward, so nothing needed is cut."""
+        that point and acknowledgements only move it forward, so nothing needed is cut.
+
+        XINFO and XPENDING are two commands: a group that had pending entries may have
+        acknowledged them all in between (XPENDING then reports `min` None). Nothing of it is
+        pending then, so it needs only what follows the last delivered id XINFO reported
+        (later deliveries are newer still)."""
         try:
             groups: list[dict[str, Any]] = await self._redis.xinfo_groups(name)
         except ResponseError as error:
@@ -321,9 +326,12 @@ class RedisStore:
         if groups:
             needed: list[tuple[int, int]] = []
             for group in groups:
+                oldest_pending = None
                 if group["pending"]:
                     summary = await self._redis.xpending(name, group["name"])
-                    needed.append(_stream_id(summary["min"]))
+                    oldest_pending = summary["min"]
+                if oldest_pending is not None:
+                    needed.append(_stream_id(oldest_pending))
                 else:
                     millis, sequence = _stream_id(group["last-delivered-id"])
                     needed.append((millis, sequence + 1))

@@ -186,6 +186,29 @@ class TestShardedAuditStream:
         await cluster_store.stream_ack("audit", "g", ["1-0", "1-0@999", "@3"])
 
 
+class TestTrim:
+    async def test_a_group_whose_pending_entries_were_acknowledged_meanwhile_is_trimmed(
+        self, cluster_store: RedisClusterStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """As on one Redis: XPENDING may find nothing left pending after XINFO said some."""
+        for n in range(3):
+            await cluster_store.stream_append("s", {"n": str(n)})
+        delivered = await cluster_store.stream_read("s", "g", "c", count=2, block_ms=0)
+        client = cluster_store._redis
+        xinfo_groups = client.xinfo_groups
+
+        async def groups_then_acknowledged(name: str) -> object:
+            groups = await xinfo_groups(name)
+            await client.xack(name, "g", *(e.entry_id.rpartition("@")[0] for e in delivered))
+            return groups
+
+        monkeypatch.setattr(client, "xinfo_groups", groups_then_acknowledged)
+        assert await cluster_store.stream_trim_acknowledged("s") == 1
+        monkeypatch.undo()
+        rest = await cluster_store.stream_read("s", "g", "c", count=10, block_ms=0)
+        assert [entry.fields["n"] for entry in rest] == ["2"]
+
+
 class TestClusterUrl:
     def test_scheme_selects_the_cluster_store_with_its_startup_nodes(self) -> None:
         store = RedisStore.from_url("redis+cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2?slot_groups=8")

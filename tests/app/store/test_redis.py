@@ -141,6 +141,31 @@ class TestClaimScript:
         assert result.existing == b"scanner:1|"
 
 
+class TestTrim:
+    async def test_a_group_whose_pending_entries_were_acknowledged_meanwhile_is_trimmed(
+        self, new_store: NewStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """XINFO GROUPS reports pending entries, then the consumer acknowledges them before
+        XPENDING runs (which then reports no oldest entry): the trim goes on, not crash."""
+        store = new_store()
+        for n in range(3):
+            await store.stream_append("s", {"n": str(n)})
+        delivered = await store.stream_read("s", "g", "c", count=2, block_ms=0)
+        client = store._redis
+        xinfo_groups = client.xinfo_groups
+
+        async def groups_then_acknowledged(name: str) -> object:
+            groups = await xinfo_groups(name)
+            await store.stream_ack("s", "g", [entry.entry_id for entry in delivered])
+            return groups
+
+        monkeypatch.setattr(client, "xinfo_groups", groups_then_acknowledged)
+        assert await store.stream_trim_acknowledged("s") == 1
+        monkeypatch.undo()
+        rest = await store.stream_read("s", "g", "c", count=10, block_ms=0)
+        assert [entry.fields["n"] for entry in rest] == ["2"]
+
+
 def _claim(n: int) -> ScanClaim:
     return ScanClaim(
         replay_key=f"replay:{n}",
