@@ -6,6 +6,7 @@ administrator, activate on a phone) and returns what a phone holds afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -15,8 +16,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import orjson
 from fastapi import FastAPI
+from sqlmodel import select
 
+from app.audit.models import AuditEvent
 from app.cards.documents import mod11_2_check_character
 from app.cards.models import Card, CardStatus, Person
 from app.cards.snapshot import CardSnapshot, publish_card_snapshot
@@ -271,3 +275,33 @@ async def create_active_holder(
         access_token=session["access_token"],
         refresh_token=session["refresh_token"],
     )
+
+
+# --- the persisted audit log -----------------------------------------------------------------
+
+
+async def persisted_audit(
+    runtime: Runtime,
+    action: str,
+    matches: Callable[[dict[str, Any]], bool] = lambda data: True,
+    *,
+    count: int = 1,
+    timeout: float = 10.0,
+) -> list[dict[str, Any]]:
+    """The `data` of the persisted audit rows of `action` that `matches` accepts, once at
+    least `count` are stored by the app's audit consumer (or `timeout` has passed), after a
+    short settle so that an extra row would show."""
+
+    async def rows() -> list[dict[str, Any]]:
+        async with runtime.database.session() as session:
+            stored = (
+                await session.exec(select(AuditEvent).where(AuditEvent.action == action))
+            ).all()
+        found = [orjson.loads(row.data) for row in stored]
+        return [data for data in found if matches(data)]
+
+    deadline = time.monotonic() + timeout
+    while len(await rows()) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    return await rows()

@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 AUDIT_OUTCOME_FIRST = "first"
 AUDIT_OUTCOME_AGAIN = "again"
 AUDIT_OUTCOME_PRINCIPAL_REJECTED = "principal_rejected"
+"""The scanner's mirror holds something other than `principal_ok`: it is disabled (or unknown,
+mirrored as disabled), and that is what the service answers."""
 RESERVED_AUDIT_FIELDS = frozenset({"outcome", "status"})
 
 
@@ -29,11 +31,19 @@ class StoreUnavailable(StoreError):
 class ScanClaim:
     """One presentation of a QR token, claimed in a single round trip on the verify path.
 
-    The store atomically: reads `principal_key`; if its value is not `principal_ok`,
-    stops there (a disabled scanner consumes nothing). Otherwise reads `replay_key`;
-    if absent, stores `claim + b"|" + <card status or b"">` there with `ttl` seconds;
-    reads `status_key`; appends `audit_fields` plus `outcome` and `status` to
-    `audit_stream`.
+    The store atomically: reads `principal_key`; if it is absent, stops there and appends
+    nothing; if its value is not `principal_ok`, appends the audit entry with outcome
+    `principal_rejected` and stops there (a disabled scanner consumes nothing). Otherwise
+    reads `replay_key`; if absent, stores `claim + b"|" + <card status or b"">` there with
+    `ttl` seconds; reads `status_key`; appends `audit_fields` plus `outcome` and `status`
+    to `audit_stream`.
+
+    Why a missing mirror appends nothing: it is not an outcome anybody is answered. The
+    caller reloads the mirror from SQL and claims again with the same audit fields (the same
+    event id), and only that second claim's outcome is answered. Had the first claim
+    appended `principal_rejected`, the audit writer (idempotent by event id) would have kept
+    it and dropped the real outcome as a duplicate. A mirror still missing after the reload
+    is the caller's to audit (`app.verification.service`).
     """
 
     replay_key: str
@@ -63,7 +73,8 @@ class ScanClaimResult:
     `first` is True when this call stored the claim. When False, `existing` is the
     value stored by the first presentation (claim + b"|" + status at that time).
     `status` is the card status read now (None when the card is not in the store).
-    When the principal was not ok, `first` is False and `existing` is None.
+    When the principal was not ok, `first` is False and `existing` is None; when it was
+    absent, nothing was written (no audit entry either).
     """
 
     principal: bytes | None

@@ -275,6 +275,8 @@ class MemoryStore:
         first = False
         existing: bytes | None = None
         status: bytes | None = None
+        if principal is None:  # Nobody is answered this: see `ScanClaim`.
+            return ScanClaimResult(principal=None, first=False, existing=None, status=None)
         if principal != claim.principal_ok:
             outcome = AUDIT_OUTCOME_PRINCIPAL_REJECTED
         else:

@@ -39,6 +39,7 @@ from app.store.claim_channel import ChannelAddress, ClaimChannel
 # KEYS per claim: principal, replay, status, audit stream.
 # ARGV per claim: claim, ttl, principal_ok, n audit fields, n name/value pairs.
 # Returns 4 values per claim: principal, first (1/0), existing, status.
+# A missing principal writes nothing, not even the audit entry (see `ScanClaim`).
 _CLAIM_SCANS_LUA = """
 local out = {}
 local n = 0
@@ -58,8 +59,10 @@ for k = 1, #KEYS, 4 do
       first, outcome = 1, 'first'
     end
   end
-  redis.call('XADD', KEYS[k + 3], '*',
-    'outcome', outcome, 'status', status or '', unpack(ARGV, fields_from, fields_to))
+  if principal then
+    redis.call('XADD', KEYS[k + 3], '*',
+      'outcome', outcome, 'status', status or '', unpack(ARGV, fields_from, fields_to))
+  end
   out[n + 1], out[n + 2], out[n + 3], out[n + 4] = principal, first, existing, status
   n = n + 4
   a = fields_to + 1
@@ -444,8 +447,9 @@ class RedisStore:
 
 
 # KEYS: the audit stream shard of this slot group, then one replay key per claim.
-# ARGV per claim: principal ok (1/0), status, claim, ttl, n audit fields,
-# n name/value pairs. Returns 2 values per claim: first (1/0), existing.
+# ARGV per claim: principal ok (1/0, or empty when missing: nothing is written for it, see
+# `ScanClaim`), status, claim, ttl, n audit fields, n name/value pairs.
+# Returns 2 values per claim: first (1/0), existing.
 _CLAIM_GROUP_LUA = """
 local stream = KEYS[1]
 local out = {}
@@ -465,8 +469,10 @@ for k = 2, #KEYS do
       first, outcome = 1, 'first'
     end
   end
-  redis.call('XADD', stream, '*',
-    'outcome', outcome, 'status', status, unpack(ARGV, fields_from, fields_to))
+  if ARGV[a] ~= '' then
+    redis.call('XADD', stream, '*',
+      'outcome', outcome, 'status', status, unpack(ARGV, fields_from, fields_to))
+  end
   out[n + 1], out[n + 2] = first, existing
   n = n + 2
   a = fields_to + 1
@@ -769,9 +775,11 @@ class RedisClusterStore(RedisStore):
         keys = [self._heads[group] + stream] + [self._key(c.replay_key) for c in claims]
         args: list[bytes | str | int] = []
         for claim in claims:
-            ok = values[claim.principal_key] == claim.principal_ok
+            principal = values[claim.principal_key]
+            ok = principal == claim.principal_ok
             status = (values[claim.status_key] if ok else None) or b""
-            args += (b"1" if ok else b"0", status, claim.claim, claim.ttl, len(claim.audit_fields))
+            state = b"1" if ok else b"" if principal is None else b"0"
+            args += (state, status, claim.claim, claim.ttl, len(claim.audit_fields))
             for name, value in claim.audit_fields.items():
                 args += (name, value)
         async with self._bounded():

@@ -34,6 +34,7 @@ from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_
 from app.runtime import Runtime
 from app.security.principals import ScannerPrincipal
 from app.store import ScanClaim, ScanClaimResult
+from app.store.base import AUDIT_OUTCOME_PRINCIPAL_REJECTED
 from app.unique_ids import unique_ids
 from app.verification.errors import ScannerDisabled
 from token_service import Status, TokenCheck, Verdict
@@ -303,14 +304,29 @@ def _pending(
 async def _claim(
     runtime: Runtime, scanner: ScannerPrincipal, claims: list[ScanClaim]
 ) -> list[ScanClaimResult]:
-    """One round trip; a second one only after refilling a scanner missing from the store."""
-    results = await runtime.store.claim_scans(claims)
+    """One round trip; a second one only after refilling a scanner missing from the store.
+
+    A claim that finds the scanner's mirror missing writes nothing, not even its audit entry
+    (see `ScanClaim`): the claim after the refill, with the same audit event, is the one
+    whose outcome is answered and persisted. Should the mirror be missing even then (the
+    store lost it again), the refusal answered is audited here.
+    """
+    store = runtime.store
+    results = await store.claim_scans(claims)
     principal = results[0].principal
     if principal is None:
         async with runtime.database.session() as session:
-            await refill_scanner_principal(session, runtime.store, scanner.client_id)
-        results = await runtime.store.claim_scans(claims)
+            await refill_scanner_principal(session, store, scanner.client_id)
+        results = await store.claim_scans(claims)
         principal = results[0].principal
+        if principal is None:
+            rejected = {"outcome": AUDIT_OUTCOME_PRINCIPAL_REJECTED, "status": ""}
+            await asyncio.gather(
+                *(
+                    store.stream_append(c.audit_stream, {**c.audit_fields, **rejected})
+                    for c in claims
+                )
+            )
     if principal != PRINCIPAL_ACTIVE:
         raise ScannerDisabled("this scanner has been disabled")
     return results

@@ -18,12 +18,14 @@ from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
 from app.clients.service import principal_key
 from app.runtime import Runtime
 from app.store.redis import RedisStore
+from app.verification import service as verification_service
 from tests.factories import (
     ScannerCredentials,
     admin_headers,
     create_organisation,
     create_scannable_card,
     create_scanner,
+    persisted_audit,
     qr_token,
 )
 
@@ -349,6 +351,41 @@ class TestScannerDisablement:
         await runtime.store.delete(principal_key(scanner.client_id))
         assert await verdict_of(client, scanner, qr_token(runtime, card)) == "valid"
         assert await runtime.store.get(principal_key(scanner.client_id)) == b"1"
+
+    async def test_a_scan_after_a_flushed_principal_is_audited_as_answered(
+        self, client: httpx.AsyncClient, runtime: Runtime, scanner: ScannerCredentials
+    ) -> None:
+        """One scan, one audit row, with the outcome that was answered (the first claim found
+        no scanner mirror and must leave no `principal_rejected` behind)."""
+        card = await create_scannable_card(runtime)
+        token = qr_token(runtime, card)
+        cti = runtime.token_verifier.verify(token).cti
+        assert cti is not None
+        await runtime.store.delete(principal_key(scanner.client_id))
+        assert await verdict_of(client, scanner, token) == "valid"
+        rows = await persisted_audit(runtime, "verify", lambda data: data.get("cti") == cti.hex())
+        assert [(row["outcome"], row["status"] != "") for row in rows] == [("first", True)]
+
+    async def test_a_principal_missing_even_after_the_refill_is_audited_once_as_rejected(
+        self,
+        client: httpx.AsyncClient,
+        runtime: Runtime,
+        scanner: ScannerCredentials,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        async def refill_lost_again(*args: object) -> None:
+            return None
+
+        monkeypatch.setattr(verification_service, "refill_scanner_principal", refill_lost_again)
+        card = await create_scannable_card(runtime)
+        token = qr_token(runtime, card)
+        cti = runtime.token_verifier.verify(token).cti
+        assert cti is not None
+        await runtime.store.delete(principal_key(scanner.client_id))
+        response = await verify(client, scanner, token)
+        assert response.json()["type"] == "/problems/scanner-disabled"
+        rows = await persisted_audit(runtime, "verify", lambda data: data.get("cti") == cti.hex())
+        assert [row["outcome"] for row in rows] == ["principal_rejected"]
 
 
 class TestRequestContext:

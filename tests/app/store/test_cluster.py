@@ -38,6 +38,7 @@ class TestClaimScans(contract.TestClaimScans):
         """Entries of one token share a shard and keep their order; across shards, entry-id
         order is all a cluster can give."""
         await enable_scanner(store)
+        await store.set("principal:scanner-off", b"0")
         await store.set("status:card-1", b"suspended")
         await store.claim_scans(
             [

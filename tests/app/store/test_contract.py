@@ -406,6 +406,7 @@ class TestClaimScans:
 
     async def test_audit_entries_carry_fields_outcome_and_status(self, store: Store) -> None:
         await enable_scanner(store)
+        await store.set("principal:scanner-off", b"0")
         await store.set("status:card-1", b"suspended")
         await store.claim_scans(
             [
@@ -419,6 +420,14 @@ class TestClaimScans:
             {"cti": "a", "scene": "pharmacy", "outcome": "again", "status": "suspended"},
             {"cti": "b", "outcome": "principal_rejected", "status": ""},
         ]
+
+    async def test_a_scanner_missing_from_the_store_writes_nothing(self, store: Store) -> None:
+        """Not even an audit entry: its caller reloads the scanner and claims again with the
+        same event, and only that outcome is answered (one event, one outcome)."""
+        (result,) = await store.claim_scans([scan_claim("a", scanner="unknown")])
+        assert (result.principal, result.first, result.existing) == (None, False, None)
+        assert await store.get("replay:a") is None
+        assert await read_all(store, "audit") == []
 
     async def test_audit_fields_may_be_empty(self, store: Store) -> None:
         await enable_scanner(store)
