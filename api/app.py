@@ -5,11 +5,13 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import Receive, Scope, Send
 
 from api.middleware import RequestContextMiddleware, RequestMetrics
@@ -18,7 +20,9 @@ from api.routes import applications, clients, health, holder, keys, lifecycle, m
 from app.audit.consumer import AuditConsumer
 from app.config import Settings, load_settings
 from app.runtime import Runtime
+from app.store import StoreUnavailable
 from app.trust.background import trust_sync
+from app.verification.epoch import epoch_watch
 from app.warmup import warm_store
 from app.workers import watched_audit_consumer
 
@@ -45,11 +49,16 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         app.state.runtime = runtime
         await warm_store(runtime)
         try:
+            await runtime.store_epochs.check()
+        except StoreUnavailable as error:  # The verify path reads it before its first claim.
+            logging.getLogger("ssc.store.epoch").warning("store epoch not read at start: %s", error)
+        try:
             async with (
                 watched_audit_consumer(runtime)
                 if settings.audit_consumer_in_api
                 else nullcontext() as consumer,
                 trust_sync(runtime),
+                epoch_watch(runtime.store_epochs),
             ):
                 app.state.audit_consumer = consumer
                 yield
@@ -71,6 +80,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         "consumer's last trim (NaN: the consumer runs in another process)",
         registry=metrics.registry,
     ).set_function(lambda: _audit_backlog(app))
+    metrics.registry.register(_EpochResets(app))
     app.state.settings = settings
     app.verify_fast_path = verify.VerifyFastPath(
         app, max_body=settings.max_request_bytes, metrics=metrics
@@ -90,6 +100,22 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(trust.router)
     logging.getLogger("ssc").setLevel(settings.log_level.upper())
     return app
+
+
+class _EpochResets(Collector):
+    """`ssc_store_epoch_resets_total`: the store data losses this worker noticed."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    def collect(self) -> Iterable[Metric]:
+        runtime: Runtime | None = getattr(self._app.state, "runtime", None)
+        yield CounterMetricFamily(
+            "ssc_store_epoch_resets",
+            "Times this worker found that the store had lost its data and a new store epoch "
+            "began (tokens valid from before it are answered reissue_required)",
+            value=0 if runtime is None else runtime.store_epochs.resets,
+        )
 
 
 def _audit_backlog(app: FastAPI) -> float:

@@ -18,6 +18,7 @@ from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
 from app.trust.verifier import build_token_verifier
+from app.verification.epoch import StoreEpochs
 from token_service import KeyDirectory, KeyRing, StatusListToken, TokenIssuer, TokenVerifier
 
 logger = logging.getLogger("ssc.runtime")
@@ -59,6 +60,8 @@ class Runtime:
     token_verifier: TokenVerifier
     """Replaced (never mutated) when the trust list changes: see `app.trust.verifier`."""
     token_issuer: TokenIssuer
+    store_epochs: StoreEpochs
+    """The store's data generation as this worker knows it (replay protection after a loss)."""
     foreign_status_lists: Mapping[str, StatusListToken] = field(default_factory=dict)
     """Other issuers' verified status lists by issuer code (refreshed with the verifier)."""
 
@@ -70,10 +73,12 @@ class Runtime:
             settings.secret("key_encryption_key"), "ssc/card-handle/v1", 16
         )
         own_keys = KeyDirectory({settings.issuer: keyring})
+        database = Database(settings.database_url)
+        store = build_store(settings)
         return cls(
             settings=settings,
-            database=Database(settings.database_url),
-            store=build_store(settings),
+            database=database,
+            store=store,
             keyring=keyring,
             access_tokens=AccessTokenCodec(token_secret, f"ssc:{settings.issuer}"),
             pii=PiiCipher.from_master_key(settings.secret("data_key")),
@@ -91,6 +96,7 @@ class Runtime:
             token_issuer=TokenIssuer(
                 keyring, settings.issuer, card_handle_key, lifetime=settings.token_lifetime
             ),
+            store_epochs=StoreEpochs(store, database, clock_skew=settings.clock_skew),
         )
 
     @property

@@ -20,3 +20,6 @@ class Verdict(StrEnum):
     CARD_CANCELLED = "card_cancelled"
     CARD_SUSPENDED = "card_suspended"
     SCENE_NOT_ALLOWED = "scene_not_allowed"
+    REISSUE_REQUIRED = "reissue_required"
+    """A genuine token valid from before the verification store lost its data (its replay
+    record may be gone with it): never admitted online; the phone fetches a new QR."""

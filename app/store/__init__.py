@@ -1,4 +1,6 @@
 from app.store.base import (
+    EPOCH_KEY,
+    EpochChanged,
     ScanClaim,
     ScanClaimResult,
     Store,
@@ -9,6 +11,8 @@ from app.store.base import (
 )
 
 __all__ = [
+    "EPOCH_KEY",
+    "EpochChanged",
     "ScanClaim",
     "ScanClaimResult",
     "Store",

@@ -27,6 +27,21 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or timed out; callers must fail closed."""
 
 
+EPOCH_KEY = "epoch"
+"""The key that marks the store's data generation (`app.verification.epoch`): written once,
+without expiry, by the service; a store that lost its data lacks it."""
+
+
+class EpochChanged(StoreError):
+    """`claim_scans` found `EPOCH_KEY` not holding the epoch its caller expected: the store
+    lost its data (or another worker already started a new epoch). Nothing was claimed and
+    nothing appended."""
+
+    def __init__(self, found: bytes | None) -> None:
+        super().__init__(f"store epoch is {found!r}, not the one expected")
+        self.found = found
+
+
 @dataclass(frozen=True, slots=True)
 class ScanClaim:
     """One presentation of a QR token, claimed in a single round trip on the verify path.
@@ -104,8 +119,9 @@ class Store(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
-        """Atomically store `value` unless `key` exists; True when stored."""
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
+        """Atomically store `value` unless `key` exists; True when stored. `ttl` None: the
+        key does not expire."""
 
     async def delete(self, key: str) -> None: ...
 
@@ -145,7 +161,16 @@ class Store(Protocol):
         at least `min_idle_ms`, now delivered to `consumer`: what a consumer that died, or
         stalled, left behind. Missing stream or group: nothing."""
 
-    async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
-        """Runs every claim in one round trip, in order, each atomically."""
+    async def claim_scans(
+        self, claims: Sequence[ScanClaim], *, epoch: bytes | None = None
+    ) -> list[ScanClaimResult]:
+        """Runs every claim in one round trip, in order, each atomically.
+
+        With `epoch`, the claims run only while `EPOCH_KEY` holds exactly `epoch`, checked in
+        the same round trip (atomically with the claims on one Redis and the memory store;
+        in the cluster's first step, see `RedisClusterStore`).
+
+        :raises EpochChanged: when it does not; then nothing was written.
+        """
 
     async def close(self) -> None: ...

@@ -18,6 +18,8 @@ from app.store.base import (
     AUDIT_OUTCOME_AGAIN,
     AUDIT_OUTCOME_FIRST,
     AUDIT_OUTCOME_PRINCIPAL_REJECTED,
+    EPOCH_KEY,
+    EpochChanged,
     ScanClaim,
     ScanClaimResult,
     StoreError,
@@ -128,7 +130,7 @@ class MemoryStore:
         self._sweep(now)
         self._put(key, value, _expiry(now, ttl))
 
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
         now = self._clock()
         self._sweep(now)
         expires_at = _expiry(now, ttl)
@@ -256,11 +258,17 @@ class MemoryStore:
             reclaimed.append(StreamEntry(entry_id, dict(fields)))
         return reclaimed
 
-    async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
+    async def claim_scans(
+        self, claims: Sequence[ScanClaim], *, epoch: bytes | None = None
+    ) -> list[ScanClaimResult]:
         for claim in claims:
             check_scan_claim(claim)
         now = self._clock()
         self._sweep(now)
+        if epoch is not None and claims:
+            found = self._live(EPOCH_KEY, now)
+            if found is None or found.data != epoch:
+                raise EpochChanged(None if found is None else found.data)
         return [self._claim(claim, now) for claim in claims]
 
     async def close(self) -> None:

@@ -27,6 +27,8 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from app.store.base import (
+    EPOCH_KEY,
+    EpochChanged,
     ScanClaim,
     ScanClaimResult,
     StoreUnavailable,
@@ -36,15 +38,23 @@ from app.store.base import (
 )
 from app.store.claim_channel import ChannelAddress, ClaimChannel
 
-# KEYS per claim: principal, replay, status, audit stream.
-# ARGV per claim: claim, ttl, principal_ok, n audit fields, n name/value pairs.
-# Returns 4 values per claim: principal, first (1/0), existing, status.
+# KEYS: the epoch key, then per claim: principal, replay, status, audit stream.
+# ARGV: the expected epoch (empty: not checked), then per claim: claim, ttl, principal_ok,
+# n audit fields, n name/value pairs.
+# Returns 1 then 4 values per claim: principal, first (1/0), existing, status; or, when the
+# epoch key does not hold the expected epoch, only 0 and what it holds (nothing written).
 # A missing principal writes nothing, not even the audit entry (see `ScanClaim`).
 _CLAIM_SCANS_LUA = """
-local out = {}
-local n = 0
-local a = 1
-for k = 1, #KEYS, 4 do
+if ARGV[1] ~= '' then
+  local epoch = redis.call('GET', KEYS[1])
+  if epoch ~= ARGV[1] then
+    return {0, epoch}
+  end
+end
+local out = {1}
+local n = 1
+local a = 2
+for k = 2, #KEYS, 4 do
   local fields_from = a + 4
   local fields_to = fields_from + 2 * tonumber(ARGV[a + 3]) - 1
   local principal = redis.call('GET', KEYS[k])
@@ -218,7 +228,7 @@ class RedisStore:
         with _unavailable_on_error():
             await self._redis.set(self._key(key), value, px=_millis(ttl))
 
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
         px = _millis(ttl)
         with _unavailable_on_error():
             stored = await self._redis.set(self._key(key), value, px=px, nx=True)
@@ -359,11 +369,13 @@ class RedisStore:
         # Redis 7 drops entries trimmed while pending from the pending list itself.
         return [_entry(entry_id, fields) for entry_id, fields in reply[1] if fields]
 
-    async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
+    async def claim_scans(
+        self, claims: Sequence[ScanClaim], *, epoch: bytes | None = None
+    ) -> list[ScanClaimResult]:
         if not claims:
             return []
-        keys: list[str] = []
-        args: list[bytes | str | int] = []
+        keys: list[str] = [self._key(EPOCH_KEY)]
+        args: list[bytes | str | int] = [b"" if epoch is None else epoch]
         for claim in claims:
             check_scan_claim(claim)
             keys += (
@@ -380,6 +392,8 @@ class RedisStore:
         else:
             with _unavailable_on_error():
                 flat = await self._claim_scans(keys=keys, args=args)
+        if flat[0] != 1:
+            raise EpochChanged(_optional_bytes(flat[1]))
         return [
             ScanClaimResult(
                 principal=_optional_bytes(flat[i]),
@@ -387,7 +401,7 @@ class RedisStore:
                 existing=_optional_bytes(flat[i + 2]),
                 status=_optional_bytes(flat[i + 3]),
             )
-            for i in range(0, len(flat), 4)
+            for i in range(1, len(flat), 4)
         ]
 
     async def drop_namespace(self) -> None:
@@ -623,7 +637,7 @@ class RedisClusterStore(RedisStore):
         async with self._bounded():
             await super().set(key, value, ttl)
 
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
+    async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:
         async with self._bounded():
             return await super().set_if_absent(key, value, ttl)
 
@@ -738,12 +752,19 @@ class RedisClusterStore(RedisStore):
         found.sort(key=lambda item: item[0])
         return [entry for _, entry in found[:count]]
 
-    async def claim_scans(self, claims: Sequence[ScanClaim]) -> list[ScanClaimResult]:
+    async def claim_scans(
+        self, claims: Sequence[ScanClaim], *, epoch: bytes | None = None
+    ) -> list[ScanClaimResult]:
+        """The epoch is read in step (a) with the principals: a master that lost its data
+        between (a) and (b), or one other than the epoch key's, goes unnoticed until the
+        epoch key's own master loses it or the periodic check runs (see README)."""
         if not claims:
             return []
         for claim in claims:
             check_scan_claim(claim)
         reads = list(dict.fromkeys(k for c in claims for k in (c.principal_key, c.status_key)))
+        if epoch is not None:
+            reads.append(EPOCH_KEY)
         batches: dict[tuple[int, str], list[int]] = {}
         for index, claim in enumerate(claims):
             group = (self._group(claim.replay_key), claim.audit_stream)
@@ -753,6 +774,8 @@ class RedisClusterStore(RedisStore):
                 for key in reads:
                     pipe.get(self._key(key))
                 values = dict(zip(reads, map(_optional_bytes, await pipe.execute()), strict=True))
+            if epoch is not None and values[EPOCH_KEY] != epoch:
+                raise EpochChanged(values[EPOCH_KEY])
             replies = await asyncio.gather(
                 *(
                     self._claim_batch(group, stream, [claims[i] for i in indexes], values)

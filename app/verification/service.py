@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from sqlmodel import select
 
 from app.audit.log import AUDIT_STREAM, audit_fields
@@ -33,9 +34,10 @@ from app.catalog.scenes import BASE_ATTRIBUTES, SCENES, Attribute
 from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_principal
 from app.runtime import Runtime
 from app.security.principals import ScannerPrincipal
-from app.store import ScanClaim, ScanClaimResult
+from app.store import EpochChanged, ScanClaim, ScanClaimResult, StoreUnavailable
 from app.store.base import AUDIT_OUTCOME_PRINCIPAL_REJECTED
 from app.unique_ids import unique_ids
+from app.verification.epoch import MAX_CLAIM_ATTEMPTS
 from app.verification.errors import ScannerDisabled
 from token_service import Status, TokenCheck, Verdict
 from token_service.keys import b64url
@@ -204,6 +206,10 @@ async def verify_scans(
     constants = _constants(scanner)
     org = constants.org
     verifier = runtime.token_verifier
+    epochs = runtime.store_epochs
+    if epochs.current is None:
+        await epochs.check()
+    refuse_before = epochs.refuse_before
     results: list[ScanResult | None] = [None] * len(scans)
     pending: list[_Pending] = []
     refused: list[Mapping[str, str]] = []
@@ -214,18 +220,16 @@ async def verify_scans(
         verdict = check.verdict
         if verdict is Verdict.VALID and check.card_handle is None:
             verdict = foreign_status_verdict(runtime, check, now)
+        if verdict is Verdict.VALID and _valid_from(check) < refuse_before:
+            verdict = Verdict.REISSUE_REQUIRED
         if verdict is Verdict.VALID and scan.scene is not None and scan.scene not in scanner.scenes:
             verdict = Verdict.SCENE_NOT_ALLOWED
         if verdict is not Verdict.VALID:
             results[index] = ScanResult(verdict, checked_at, kid, check.issuer, scan.scene)
-            refused.append(
-                audit_fields(
-                    "verify",
-                    scanner.client_id,
-                    "",
-                    {"kid": kid, "scene": scan.scene, "org": org, "verdict": verdict.value},
-                )
-            )
+            data = {"kid": kid, "scene": scan.scene, "org": org, "verdict": verdict.value}
+            if verdict is Verdict.REISSUE_REQUIRED and check.cti is not None:
+                data["cti"] = check.cti.hex()
+            refused.append(audit_fields("verify", scanner.client_id, "", data))
             continue
         pending.append(
             _pending(runtime, scanner, constants, scan, check, index=index, kid=kid, now=now)
@@ -234,13 +238,13 @@ async def verify_scans(
     # they are sent alongside it, concurrently, rather than one round trip after another.
     appends = [store.stream_append(AUDIT_STREAM, fields) for fields in refused]
     if pending:
-        claims = [item.claim for item in pending]
+        claim = _claim_in_epoch(runtime, scanner, pending, results, checked_at)
         if appends:
-            claiming = asyncio.ensure_future(_claim(runtime, scanner, claims))
+            claiming = asyncio.ensure_future(claim)
             await asyncio.gather(claiming, *appends)
-            claimed = claiming.result()
+            pending, claimed = claiming.result()
         else:
-            claimed = await _claim(runtime, scanner, claims)
+            pending, claimed = await claim
         for item, result in zip(pending, claimed, strict=True):
             results[item.index] = await _decide(runtime, scanner, item, result, checked_at)
     elif appends:
@@ -301,8 +305,56 @@ def _pending(
     return _Pending(index, scan, check, handle, kid, claim)
 
 
+def _valid_from(check: TokenCheck) -> float:
+    """When the token's validity starts: the later of `iat` and `nbf`."""
+    issued_at, not_before = check.issued_at, check.not_before
+    if issued_at is None:
+        return -math.inf if not_before is None else not_before
+    return issued_at if not_before is None or not_before < issued_at else not_before
+
+
+async def _claim_in_epoch(
+    runtime: Runtime,
+    scanner: ScannerPrincipal,
+    pending: list[_Pending],
+    results: list[ScanResult | None],
+    checked_at: str,
+) -> tuple[list[_Pending], list[ScanClaimResult]]:
+    """Claims `pending` while the store is in the epoch this worker knows; returns the scans
+    claimed and their results.
+
+    When the store's epoch changed (it lost its data: `app.verification.epoch`), nothing was
+    claimed; the worker settles the new epoch, answers `reissue_required` (and audits it) for
+    the scans whose token is valid from before its line, and claims the rest again.
+
+    :raises StoreUnavailable: when the epoch keeps changing, or the store is unreachable.
+    """
+    epochs = runtime.store_epochs
+    for _ in range(MAX_CLAIM_ATTEMPTS):
+        epoch = epochs.current or await epochs.check()
+        try:
+            claims = [item.claim for item in pending]
+            return pending, await _claim(runtime, scanner, claims, epoch.value)
+        except EpochChanged as changed:
+            await epochs.changed(changed.found)
+        stale = [item for item in pending if _valid_from(item.check) < epochs.refuse_before]
+        pending = [item for item in pending if item not in stale]
+        reissue = Verdict.REISSUE_REQUIRED
+        refused: list[dict[str, str]] = []
+        for item in stale:
+            issuer, scene = item.check.issuer, item.scan.scene
+            results[item.index] = ScanResult(reissue, checked_at, item.kid, issuer, scene)
+            fields = item.claim.audit_fields
+            data = {**orjson.loads(fields["data"]), "verdict": reissue.value}
+            refused.append({**fields, "data": orjson.dumps(data).decode()})
+        await asyncio.gather(*(runtime.store.stream_append(AUDIT_STREAM, f) for f in refused))
+        if not pending:
+            return [], []
+    raise StoreUnavailable("the store epoch changed on every attempt")
+
+
 async def _claim(
-    runtime: Runtime, scanner: ScannerPrincipal, claims: list[ScanClaim]
+    runtime: Runtime, scanner: ScannerPrincipal, claims: list[ScanClaim], epoch: bytes
 ) -> list[ScanClaimResult]:
     """One round trip; a second one only after refilling a scanner missing from the store.
 
@@ -312,12 +364,12 @@ async def _claim(
     store lost it again), the refusal answered is audited here.
     """
     store = runtime.store
-    results = await store.claim_scans(claims)
+    results = await store.claim_scans(claims, epoch=epoch)
     principal = results[0].principal
     if principal is None:
         async with runtime.database.session() as session:
             await refill_scanner_principal(session, store, scanner.client_id)
-        results = await store.claim_scans(claims)
+        results = await store.claim_scans(claims, epoch=epoch)
         principal = results[0].principal
         if principal is None:
             rejected = {"outcome": AUDIT_OUTCOME_PRINCIPAL_REJECTED, "status": ""}

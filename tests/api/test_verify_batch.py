@@ -63,9 +63,11 @@ class CountingStore:
         self.claim_calls = 0
         self.other_calls: list[str] = []
 
-    async def claim_scans(self, claims: list[ScanClaim]) -> list[ScanClaimResult]:
+    async def claim_scans(
+        self, claims: list[ScanClaim], *, epoch: bytes | None = None
+    ) -> list[ScanClaimResult]:
         self.claim_calls += 1
-        return await self.inner.claim_scans(claims)
+        return await self.inner.claim_scans(claims, epoch=epoch)
 
     def __getattr__(self, name: str) -> Any:
         self.other_calls.append(name)

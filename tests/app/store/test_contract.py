@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from app.store import ScanClaim, Store, StreamEntry
+from app.store import EPOCH_KEY, EpochChanged, ScanClaim, Store, StreamEntry
 
 CONCURRENCY = 200
 WAIT = 2.0
@@ -426,6 +426,26 @@ class TestClaimScans:
         same event, and only that outcome is answered (one event, one outcome)."""
         (result,) = await store.claim_scans([scan_claim("a", scanner="unknown")])
         assert (result.principal, result.first, result.existing) == (None, False, None)
+        assert await store.get("replay:a") is None
+        assert await read_all(store, "audit") == []
+
+    async def test_claims_run_while_the_epoch_is_the_one_expected(self, store: Store) -> None:
+        await enable_scanner(store)
+        await store.set_if_absent(EPOCH_KEY, b"e1", None)
+        (result,) = await store.claim_scans([scan_claim("a")], epoch=b"e1")
+        assert result.first
+
+    @pytest.mark.parametrize("stored", [None, b"e2"])
+    async def test_a_missing_or_other_epoch_claims_and_appends_nothing(
+        self, store: Store, stored: bytes | None
+    ) -> None:
+        """A store that lost its data lost its replay keys too: nothing may be claimed."""
+        await enable_scanner(store)
+        if stored is not None:
+            await store.set(EPOCH_KEY, stored)
+        with pytest.raises(EpochChanged) as raised:
+            await store.claim_scans([scan_claim("a"), scan_claim("b")], epoch=b"e1")
+        assert raised.value.found == stored
         assert await store.get("replay:a") is None
         assert await read_all(store, "audit") == []
 
