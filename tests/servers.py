@@ -31,13 +31,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [SSC, "serve", "--port", str(port)],
-        env={**env, "SSC_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def start_server(
+    env: dict[str, str], port: int, *, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`ssc serve` on `port`; its stderr goes to `log` when given (a pipe nobody reads
+    would block a server that logs much), else to a pipe `wait_until_up` shows."""
+    if log is None:
+        stderr: Any = subprocess.PIPE
+    else:
+        stderr = log.open("ab")
+    try:
+        return subprocess.Popen(
+            [SSC, "serve", "--port", str(port)],
+            env={**env, "SSC_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    finally:
+        if log is not None:
+            stderr.close()
 
 
 def wait_until_up(process: subprocess.Popen[bytes], base_url: str, timeout: float = 30) -> None:
