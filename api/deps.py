@@ -30,4 +30,8 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+"""The route's transaction. Scope "function": it commits when the route function returns,
+before the response is sent, so no answer acknowledges a write that is not yet stored (with
+the default scope FastAPI commits after sending, and a commit that then fails is a lost
+write behind a 2xx). A failed commit answers 503 (`app.db.DatabaseUnavailable`)."""

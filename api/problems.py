@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.db import DRIVER_ERRORS, Database, is_unavailable_error
 from app.errors import DomainError
 from app.store import StoreUnavailable
 
@@ -58,9 +59,17 @@ def problem_response(
     )
 
 
+RETRY_AFTER_SECONDS = "1"
+"""`Retry-After` of every 503: a store or database outage, which the service outlives."""
+
+
 async def _domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers: dict[str, str] | None = None
+    if error.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif error.status == 503:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
     return problem_response(
         error.status,
         error.code,
@@ -80,7 +89,7 @@ async def _store_unavailable(request: Request, error: Exception) -> Response:
         "Service temporarily unavailable",
         "The fast store is unreachable; no verdict can be given. Retry shortly.",
         request,
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
 
 
@@ -112,6 +121,15 @@ async def _http_error(request: Request, error: Exception) -> Response:
     )
 
 
+async def _database_error(request: Request, error: Exception) -> Response:
+    """A driver error that escaped `Database.session()` (which maps its own): an outage answers
+    503 like there, anything else is a bug."""
+    if is_unavailable_error(error):
+        database: Database = request.app.state.runtime.database
+        return await _domain_error(request, database.unavailable(error))
+    return await _unexpected_error(request, error)
+
+
 async def _unexpected_error(request: Request, error: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -122,6 +140,8 @@ async def _unexpected_error(request: Request, error: Exception) -> Response:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    for driver_error in DRIVER_ERRORS:
+        app.add_exception_handler(driver_error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -3,20 +3,120 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
+from app.errors import ServiceUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "alembic"
+CONNECT_TIMEOUT_SECONDS = 5
+"""How long opening a PostgreSQL connection may take (asyncpg waits 60 s by default), and how
+long a request waits for a pooled connection: past either it answers 503."""
+logger = logging.getLogger("ssc.db")
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (down, restarting, connection lost, pool exhausted), or a
+    commit failed: nothing was acknowledged, the client may retry."""
+
+    code = "database-unavailable"
+    title = "Database temporarily unavailable"
+
+
+# SQLSTATE classes of an unreachable server: 08 connection exception, 57P01-57P03 shut down or
+# starting up, 53300 too many connections.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+_DRIVER_MODULES = frozenset(("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"))
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    exc.SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    sqlite3.Error,
+)
+"""What the database layers raise; `is_unavailable_error` tells an outage among them."""
+
+
+def is_unavailable_error(error: BaseException) -> bool:
+    """Whether `error` (or what a driver error wraps) means the database cannot be reached
+    right now (down, restarting, connection lost, pool exhausted, SQLite locked), as opposed to
+    a bad statement or a bug. A bare `OSError` counts: callers ask only about errors raised
+    while talking to the database."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if _unavailable(current):
+            return True
+        if type(current).__module__.partition(".")[0] in _DRIVER_MODULES:
+            # A driver's or SQLAlchemy's wrapper: look at what it wraps. Other errors (a store
+            # error caused by a refused socket) are not the database's.
+            pending += [getattr(current, "orig", None), current.__cause__]
+    return False
+
+
+def _unavailable(error: BaseException) -> bool:
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, exc.TimeoutError | exc.DisconnectionError):
+        return True
+    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        return str(error).lower().startswith(_SQLITE_UNAVAILABLE)
+    return isinstance(error, OSError)
+
+
+class DatabaseHealth:
+    """Whether the database answered last time: logs one line when it stops answering and one
+    when it answers again, instead of a traceback per request."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, error: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            logger.error(
+                "database unavailable, answering 503 until it is back: %s", _describe(error)
+            )
+
+    def succeeded(self) -> None:
+        if self.down_since is not None:
+            logger.warning(
+                "database available again after %.1f s", time.monotonic() - self.down_since
+            )
+            self.down_since = None
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).split("\n", 1)[0]
+    return f"{type(error).__name__}: {text[:200]}"
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -28,11 +128,26 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
     else:
-        options.update(pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=5)
+        options.update(
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_timeout=CONNECT_TIMEOUT_SECONDS,
+            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        )
     engine = create_async_engine(url, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "savepoint", _sqlite_begin_before_savepoint)
     return engine
+
+
+def _sqlite_begin_before_savepoint(connection: Connection, _name: str) -> None:
+    """pysqlite emits BEGIN only before a data change, not before SAVEPOINT: a savepoint
+    opened first becomes the transaction itself and its RELEASE commits, so its rows would
+    outlive a rollback (or failed commit) of the session. Begin the real transaction first."""
+    if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -44,28 +159,70 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Database:
-    """Owns the engine; hands out sessions that commit on success and roll back on error."""
+    """Owns the engine; hands out sessions that commit on success and roll back on error.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    Every failure to reach the database, and every failed commit, leaves a session as
+    `DatabaseUnavailable` (503): this is the one place that tells an outage from a bug.
+    """
+
+    def __init__(
+        self, url: str, *, echo: bool = False, health: DatabaseHealth | None = None
+    ) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo)
+        self.health = health or DatabaseHealth()
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
+        """A transaction, committed when the block ends without an error.
+
+        :raises DatabaseUnavailable: the database could not be reached, or the commit failed
+            (then nothing of the block is stored, or, when the connection broke during the
+            commit, its outcome is unknown: never acknowledged).
+        """
         async with self._sessions() as session:
             try:
                 yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
+            except BaseException as error:
+                await self._roll_back(session, error)
+                if isinstance(error, Exception) and is_unavailable_error(error):
+                    raise self.unavailable(error) from error
                 raise
+            try:
+                await session.commit()
+            except Exception as error:
+                await self._roll_back(session, error)
+                if not is_unavailable_error(error):
+                    logger.exception("commit failed")
+                    raise DatabaseUnavailable("the change could not be committed") from error
+                raise self.unavailable(error) from error
+        self.health.succeeded()
+
+    async def _roll_back(self, session: AsyncSession, error: BaseException) -> None:
+        try:
+            await session.rollback()
+        except Exception:
+            if not is_unavailable_error(error):
+                raise
+            # The connection is gone with the transaction; the pool discards it.
+
+    def unavailable(self, error: BaseException) -> DatabaseUnavailable:
+        """The answer to an outage `error`, noted in `health` (one log line per outage)."""
+        self.health.failed(error)
+        return DatabaseUnavailable("the database is temporarily unavailable; retry shortly")
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            if is_unavailable_error(error):
+                self.health.failed(error)
+            raise
+        self.health.succeeded()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -25,7 +25,7 @@ import orjson
 from app.audit.chain import AUDIT_TABLE, AuditRecord, append_records, canonical_data
 from app.audit.log import AUDIT_STREAM
 from app.cooperative import in_slices
-from app.db import Database
+from app.db import Database, DatabaseUnavailable
 from app.runtime import Runtime
 from app.store import Store, StoreUnavailable, StreamEntry
 
@@ -231,6 +231,7 @@ class AuditConsumer:
         waiting). Acknowledges only after the commit, so a failure redelivers the batch.
 
         :raises StoreUnavailable: when the store cannot be reached.
+        :raises DatabaseUnavailable: when the database cannot be reached or the commit fails.
         :raises sqlalchemy.exc.SQLAlchemyError: when the batch cannot be written.
         """
         entries = await self.store.stream_read(
@@ -246,7 +247,7 @@ class AuditConsumer:
         """Takes over and persists entries another consumer left unacknowledged for
         `reclaim_idle_ms` (it died, or is stuck); returns how many.
 
-        :raises StoreUnavailable, sqlalchemy.exc.SQLAlchemyError: as `drain_once`.
+        :raises StoreUnavailable, DatabaseUnavailable, SQLAlchemyError: as `drain_once`.
         """
         entries = await self.store.stream_reclaim(
             self.stream, self.group, self.consumer, self.reclaim_idle_ms, self.batch
@@ -308,6 +309,8 @@ class AuditConsumer:
                 handled = await self.drain_once()
             except StoreUnavailable as error:
                 logger.warning("audit stream unavailable, retry in %.1f s: %s", delay, error)
+            except DatabaseUnavailable:
+                pass  # the database logs the outage once; the events wait in the stream
             except Exception:
                 logger.exception("writing audit events failed, retry in %.1f s", delay)
             else:
@@ -377,7 +380,7 @@ async def audit_consumer(
 ) -> AsyncIterator[AuditConsumer]:
     """The API's consumer, with an engine of its own: its chain-lock transactions never take a
     connection from the request pool, and its statements never mix with a request's."""
-    database = Database(runtime.settings.database_url)
+    database = Database(runtime.settings.database_url, health=runtime.database.health)
     consumer = AuditConsumer(runtime.store, database, on_persisted=on_persisted)
     try:
         async with consumer.running():

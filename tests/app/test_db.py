@@ -1,6 +1,12 @@
-import sqlalchemy as sa
+import sqlite3
 
-from app.db import Database, downgrade, migrate
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.db import Database, DatabaseUnavailable, downgrade, is_unavailable_error, migrate
+from app.store import StoreUnavailable
 
 
 class TestMigrations:
@@ -58,3 +64,101 @@ class TestSessions:
         finally:
             await database.dispose()
         assert count == 0
+
+    async def test_rows_written_in_a_savepoint_roll_back_with_the_session(
+        self, database_url: str
+    ) -> None:
+        """On SQLite a savepoint opened before any write once became the transaction itself,
+        and its release committed: a later failure left its rows behind."""
+        database = Database(database_url)
+        try:
+            try:
+                async with database.session() as session:
+                    await session.execute(sa.text("SELECT count(*) FROM audit_events"))
+                    async with session.begin_nested():
+                        await session.execute(sa.text(_INSERT_EVENT))
+                    raise RuntimeError("boom")
+            except RuntimeError:
+                pass
+            async with database.session() as session:
+                count = (
+                    await session.execute(sa.text("SELECT count(*) FROM audit_events"))
+                ).scalar_one()
+        finally:
+            await database.dispose()
+        assert count == 0
+
+    async def test_a_failed_commit_is_database_unavailable_and_stores_nothing(
+        self, database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        database = Database(database_url)
+
+        async def failing_commit(session: AsyncSession) -> None:
+            raise sa.exc.OperationalError("COMMIT", {}, ConnectionResetError("reset"), True)
+
+        try:
+            with pytest.raises(DatabaseUnavailable), monkeypatch.context() as patch:
+                patch.setattr(AsyncSession, "commit", failing_commit)
+                async with database.session() as session:
+                    await session.execute(sa.text(_INSERT_EVENT))
+            assert not database.health.available
+            async with database.session() as session:
+                count = (
+                    await session.execute(sa.text("SELECT count(*) FROM audit_events"))
+                ).scalar_one()
+            assert database.health.available
+        finally:
+            await database.dispose()
+        assert count == 0
+
+
+_INSERT_EVENT = (
+    "INSERT INTO audit_events (event_id, occurred_at, action, actor, subject, data, prev_hash,"
+    " hash) VALUES ('e1', CURRENT_TIMESTAMP, 'test', 'tester', '', '{}', '', 'h1')"
+)
+
+
+def _wrapped(error: Exception) -> Exception:
+    """`error` as SQLAlchemy raises a driver's error."""
+    return sa.exc.OperationalError("SELECT 1", {}, error)
+
+
+class TestOutageClassification:
+    @pytest.mark.parametrize(
+        "error",
+        [
+            ConnectionRefusedError(111, "Connect call failed"),
+            TimeoutError(),
+            sa.exc.TimeoutError("QueuePool limit of size 10 overflow 10 reached"),
+            sa.exc.DBAPIError("SELECT 1", {}, Exception("closed"), connection_invalidated=True),
+            _wrapped(asyncpg.CannotConnectNowError("the database system is starting up")),
+            _wrapped(asyncpg.ConnectionDoesNotExistError("connection was closed")),
+            _wrapped(asyncpg.TooManyConnectionsError("sorry, too many clients already")),
+            _wrapped(sqlite3.OperationalError("database is locked")),
+        ],
+        ids=repr,
+    )
+    def test_an_unreachable_database_is_an_outage(self, error: Exception) -> None:
+        assert is_unavailable_error(error)
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
+            _wrapped(sqlite3.OperationalError("no such table: cards")),
+            _wrapped(asyncpg.UndefinedTableError('relation "cards" does not exist')),
+            ValueError("a bug"),
+        ],
+        ids=repr,
+    )
+    def test_a_bad_statement_or_a_bug_is_not(self, error: Exception) -> None:
+        assert not is_unavailable_error(error)
+
+    def test_a_store_error_caused_by_a_refused_socket_is_not_the_databases(self) -> None:
+        try:
+            try:
+                raise ConnectionRefusedError(111, "redis refused")
+            except ConnectionRefusedError as refused:
+                raise StoreUnavailable("store down") from refused
+        except StoreUnavailable as error:
+            assert not is_unavailable_error(error)

@@ -1,0 +1,212 @@
+"""The database stops while the service runs (issue 10, defects 1 and 2).
+
+Each test runs its own PostgreSQL (`OwnPostgres`), stops it mid-test and starts it again:
+requests that need the database answer 503 problem+json `database-unavailable` with
+`Retry-After` (never 500, never a dropped connection), the outage is logged in one line, the
+service heals by itself when the database is back, and no application answered 2xx is
+missing afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from api.app import create_app
+from app.cards.models import CardApplication
+from app.config import Settings, load_settings, new_secret
+from app.db import Database, migrate
+from tests.conftest import server_missing
+from tests.factories import application_body, create_active_holder, create_scanner
+from tests.servers import OwnPostgres, free_port, start_server, wait_until_up
+
+PROBLEM = "application/problem+json"
+OUTAGE_LINE = "database unavailable"
+RECOVERY_LINE = "database available again"
+APPLICANTS = 16
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[OwnPostgres]:
+    reason = OwnPostgres.available()
+    if reason is not None:
+        server_missing("a private PostgreSQL", reason)
+    server = OwnPostgres()
+    try:
+        server.init()
+        server.start()
+        await migrate(server.url)
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def outage_settings(own_postgres: OwnPostgres, tmp_path: Path) -> Settings:
+    """The service on the private PostgreSQL and the in-process store."""
+    return load_settings(
+        environment="test",
+        database_url=own_postgres.url,
+        redis_url=None,
+        var_dir=tmp_path / "var",
+        key_dir=tmp_path / "var" / "keys",
+        key_encryption_key=new_secret(),
+        data_key=new_secret(),
+        token_secret=new_secret(),
+        auto_approve_applications=False,
+    )
+
+
+def assert_unavailable(name: str, response: httpx.Response) -> None:
+    assert response.status_code == 503, f"{name}: {response.status_code} {response.text}"
+    assert response.headers["content-type"] == PROBLEM, name
+    assert response.json()["type"].endswith("/database-unavailable"), name
+    assert int(response.headers["retry-after"]) > 0, name
+
+
+def database_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "ssc.db"]
+
+
+async def test_an_outage_answers_503_is_logged_once_and_heals(
+    outage_settings: Settings, own_postgres: OwnPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(outage_settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
+        holder = await create_active_holder(client, app)
+        scanner = await create_scanner(client, app.state.runtime)
+        calls: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
+            "login": lambda: client.post(
+                "/v1/auth/login",
+                json={
+                    "card_number": holder.card_number,
+                    "pin": holder.pin,
+                    "device_id": holder.device_id,
+                },
+            ),
+            "qr": lambda: client.get("/v1/me/qr", headers=holder.headers),
+            "oauth token": lambda: client.post(
+                "/v1/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(scanner.client_id, scanner.client_secret),
+            ),
+            "application": lambda: client.post("/v1/applications", json=application_body()),
+        }
+        caplog.set_level(logging.INFO)
+        caplog.clear()
+
+        own_postgres.stop()
+        for _ in range(3):
+            for name, call in calls.items():
+                assert_unavailable(name, await call())
+        lines = database_lines(caplog)
+        assert len(lines) == 1 and lines[0].startswith(OUTAGE_LINE), lines
+        assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+        own_postgres.start()
+        statuses = {name: (await call()).status_code for name, call in calls.items()}
+        assert statuses == {"login": 200, "qr": 200, "oauth token": 200, "application": 201}
+        lines = database_lines(caplog)
+        assert len(lines) == 2 and lines[1].startswith(RECOVERY_LINE), lines
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    def secret(name: str) -> str:
+        value = getattr(settings, name)
+        return str(value.get_secret_value())
+
+    return {
+        **os.environ,
+        "SSC_ENVIRONMENT": "test",
+        "SSC_DATABASE_URL": settings.database_url,
+        "SSC_VAR_DIR": str(settings.var_dir),
+        "SSC_KEY_DIR": str(settings.key_dir),
+        "SSC_KEY_ENCRYPTION_KEY": secret("key_encryption_key"),
+        "SSC_DATA_KEY": secret("data_key"),
+        "SSC_TOKEN_SECRET": secret("token_secret"),
+        "SSC_LOG_LEVEL": "warning",
+    }
+
+
+async def stored_application_ids(url: str) -> set[str]:
+    database = Database(url)
+    try:
+        async with database.session() as session:
+            return {str(id_) for id_ in await session.exec(select(CardApplication.id))}
+    finally:
+        await database.dispose()
+
+
+async def test_no_application_answered_2xx_is_lost_when_the_database_stops_mid_load(
+    outage_settings: Settings, own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    """Concurrent applications to a real `ssc serve`; the database stops for 3 s among them."""
+    port, log = free_port(), tmp_path / "server.log"
+    process = start_server(server_env(outage_settings), port, log=log)
+    answers: Counter[str] = Counter()
+    acknowledged: list[str] = []
+    created_after_restart = 0
+    restarted = False
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_until_up, process, base_url)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            stop = asyncio.Event()
+
+            async def applicant() -> None:
+                nonlocal created_after_restart
+                while not stop.is_set():
+                    try:
+                        response = await http.post("/v1/applications", json=application_body())
+                    except httpx.TransportError as error:
+                        answers[f"no answer: {type(error).__name__}"] += 1
+                        continue
+                    answers[str(response.status_code)] += 1
+                    if response.is_success:
+                        acknowledged.append(response.json()["id"])
+                        created_after_restart += restarted
+                    elif response.status_code == 503:
+                        await asyncio.sleep(0.05)
+
+            applicants = [asyncio.create_task(applicant()) for _ in range(APPLICANTS)]
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(own_postgres.stop)
+            await asyncio.sleep(3)
+            await asyncio.to_thread(own_postgres.start)
+            restarted = True
+            deadline = time.monotonic() + 10
+            while created_after_restart < APPLICANTS and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            stop.set()
+            await asyncio.gather(*applicants)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    assert set(answers) <= {"201", "503"}, answers
+    assert answers["503"] > 0, "the outage was not noticed"
+    assert created_after_restart >= APPLICANTS, answers
+    missing = set(acknowledged) - await stored_application_ids(own_postgres.url)
+    assert missing == set(), f"{len(missing)} of {len(acknowledged)} acknowledged are lost"
+    server_log = log.read_text()
+    assert server_log.count(OUTAGE_LINE) == 1, server_log[-3000:]
+    assert "Traceback" not in server_log, server_log[-3000:]
