@@ -366,8 +366,13 @@ async def refill_card_snapshots(session: AsyncSession, runtime: Runtime) -> int:
     return written
 
 
+def normalise_card_number(card_number: str) -> str:
+    """The form card numbers are stored in: NFKC, no whitespace, upper case."""
+    return "".join(unicodedata.normalize("NFKC", card_number).split()).upper()
+
+
 async def find_card_by_number(session: AsyncSession, card_number: str) -> Card | None:
-    normal = "".join(unicodedata.normalize("NFKC", card_number).split()).upper()
+    normal = normalise_card_number(card_number)
     return (await session.exec(select(Card).where(Card.card_number == normal))).first()
 
 
