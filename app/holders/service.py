@@ -22,10 +22,12 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.log import record
+from app.audit.models import AuditEvent
 from app.cards.documents import validate_document
 from app.cards.models import Card, CardStatus, Device, DeviceStatus, Person, utcnow
 from app.cards.service import (
     COOPERATING_BANKS,
+    DUPLICATE_FOR_HOLDER,
     NAME_FIELD,
     document_index,
     normalise_card_number,
@@ -521,6 +523,41 @@ async def check_holder_pin(
     lifecycle; the holder's own phone, so the bound gate). None when right; otherwise the error
     to raise once the session has committed the failure count."""
     return await _check_pin(session, runtime, card, pin, attempt, gate=bound_gate(runtime, card.id))
+
+
+HOLDER_NOTICES: dict[str, str] = {
+    DUPLICATE_FOR_HOLDER: "Someone applied for a social security card with your identity "
+    "document. The application is refused in review; if it was not you, contact the service.",
+}
+"""Audit actions about a card that its holder is told of, with the text shown to them."""
+MAX_NOTICES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class HolderNotice:
+    kind: str
+    message: str
+    at: datetime
+
+
+async def holder_notices(session: AsyncSession, holder: HolderPrincipal) -> list[HolderNotice]:
+    """What happened to the holder's card that the holder should know (newest first), read
+    from the persisted audit log: e.g. an application filed with their document."""
+    card, _ = await holder_card_and_device(session, holder)
+    statement = (
+        select(AuditEvent)
+        .where(
+            col(AuditEvent.subject) == str(card.id),
+            col(AuditEvent.action).in_(list(HOLDER_NOTICES)),
+        )
+        .order_by(col(AuditEvent.id).desc())
+        .limit(MAX_NOTICES)
+    )
+    rows = (await session.exec(statement)).all()
+    return [
+        HolderNotice(row.action, HOLDER_NOTICES[row.action], as_utc(row.occurred_at))
+        for row in rows
+    ]
 
 
 def holder_document_matches(runtime: Runtime, person: Person, document_number: str) -> bool:
