@@ -33,7 +33,7 @@ _CREDENTIAL_ERRORS: dict[int | str, dict[str, object]] = {
     423: {"description": "pin-locked, with `unlocks_at`", **_PROBLEM},
 }
 _HOLDER_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"description": "No or invalid holder token", **_PROBLEM},
+    401: {"description": "No or invalid holder token, or session-revoked", **_PROBLEM},
     403: {"description": "device-unbound", **_PROBLEM},
 }
 

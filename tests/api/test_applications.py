@@ -337,3 +337,20 @@ class TestAutoApproval:
         body = response.json()
         assert body["status"] == "approved"
         assert is_valid_card_number(body["card_number"])
+
+    async def test_with_auto_approval_a_card_holders_application_waits_for_review(
+        self, client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        runtime: Runtime = app.state.runtime
+        monkeypatch.setattr(
+            runtime,
+            "settings",
+            runtime.settings.model_copy(update={"auto_approve_applications": True}),
+        )
+        response = await client.post(
+            "/v1/applications",
+            json=application_body(document_number=holder.card.document_number),
+        )
+        assert response.status_code == 201
+        assert (response.json()["status"], response.json()["card_number"]) == ("pending", None)
