@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlmodel import select
 
 from app.cards.models import Card
@@ -75,6 +78,21 @@ async def login_by_document(
             "device_id": device_id,
         },
     )
+
+
+@contextmanager
+def statements_run(runtime: Runtime) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    engine = runtime.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 def shape(response: httpx.Response) -> tuple[int, str, str, frozenset[str]]:
@@ -152,6 +170,17 @@ class TestUnknownAndRealCardsAnswerAlike:
         ]
         # The same argon2 work on both (what the answer's timing is made of).
         assert real_checks == spy.checks == limit
+
+    async def test_an_unknown_number_costs_the_database_what_a_real_one_does(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        runtime: Runtime = app.state.runtime
+        with statements_run(runtime) as real:
+            await login(client, holder.card_number, OTHER_PIN, "attacker-phone")
+        with statements_run(runtime) as unknown:
+            await login(client, "360099999999", OTHER_PIN, "attacker-phone")
+        assert real == unknown
 
     async def test_an_unknown_document_locks_like_a_real_one(
         self, client: httpx.AsyncClient, app: FastAPI
