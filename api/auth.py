@@ -6,7 +6,7 @@ without the scope with 403, so every route is deny-by-default.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -15,6 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import RuntimeDep
 from app.errors import Forbidden, Unauthorized
+from app.holders.sessions import ensure_session_live
+from app.runtime import Runtime
 from app.security.principals import AdminPrincipal, HolderPrincipal, ScannerPrincipal, Scope
 from app.security.tokens import AccessClaims, PrincipalKind
 
@@ -38,23 +40,35 @@ def _verified(
 @dataclass(frozen=True, slots=True)
 class RequirePrincipal(Generic[P]):
     """The dependency behind each alias; `kind` and `scope` say what the route demands, which
-    tests read to prove every route denies every other principal."""
+    tests read to prove every route denies every other principal. `live`, when given, checks
+    that the principal's session was not revoked since its token was issued."""
 
     kind: PrincipalKind
     scope: Scope
     build: Callable[[AccessClaims], P]
+    live: Callable[[Runtime, P], Awaitable[None]] | None = None
 
-    def __call__(self, runtime: RuntimeDep, credentials: BearerDep) -> P:
+    async def __call__(self, runtime: RuntimeDep, credentials: BearerDep) -> P:
         claims = _verified(runtime, credentials, self.kind, self.scope)
         try:
-            return self.build(claims)
+            principal = self.build(claims)
         except (KeyError, ValueError):
             raise Unauthorized("the access token lacks the claims of its kind") from None
+        if self.live is not None:
+            await self.live(runtime, principal)
+        return principal
 
 
 CurrentHolder = Annotated[
     HolderPrincipal,
-    Depends(RequirePrincipal(PrincipalKind.holder, Scope.holder_card, HolderPrincipal.from_claims)),
+    Depends(
+        RequirePrincipal(
+            PrincipalKind.holder,
+            Scope.holder_card,
+            HolderPrincipal.from_claims,
+            ensure_session_live,
+        )
+    ),
 ]
 CurrentScanner = Annotated[
     ScannerPrincipal,

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=3600)
     scanner_token_ttl: int = Field(default=3600, ge=60, le=24 * 3600)
     pin_max_failures: int = Field(default=5, ge=1, le=20)
+    pin_max_failures_unbound: int = Field(default=5, ge=1, le=20)
     pin_lockout_seconds: int = Field(default=15 * 60, ge=1)
     misuse_max_speed_kmh: float = Field(default=300.0, gt=0, le=2000)
     misuse_max_scans_per_minute: int = Field(default=10, ge=1, le=10_000)

@@ -38,14 +38,17 @@ def _admin(admin_id: str) -> str:
     status_code=status.HTTP_201_CREATED,
     summary="Apply for a social security card (one card per person)",
     responses={
-        409: {"description": "application-exists or card-exists", **_PROBLEM},
+        409: {"description": "application-exists", **_PROBLEM},
         422: {"description": "invalid-document, invalid-application, validation-error", **_PROBLEM},
     },
 )
 async def apply(
     body: ApplicationRequest, session: SessionDep, runtime: RuntimeDep
 ) -> ApplicationResponse:
-    """With auto-approval on (demo), the card is issued at once and its number returned."""
+    """With auto-approval on (demo), the card is issued at once and its number returned.
+
+    An application for a person who already has a card is accepted like any other (the answer
+    says nothing about another person's card); review refuses it and the holder is notified."""
     submitted = await service.submit_application(
         session,
         runtime,

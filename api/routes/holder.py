@@ -12,6 +12,7 @@ from api.deps import RuntimeDep, SessionDep
 from api.schemas.holder import (
     ActivationRequest,
     HolderCardResponse,
+    HolderNoticeResponse,
     LoginRequest,
     PinChangeRequest,
     QrResponse,
@@ -32,7 +33,7 @@ _CREDENTIAL_ERRORS: dict[int | str, dict[str, object]] = {
     423: {"description": "pin-locked, with `unlocks_at`", **_PROBLEM},
 }
 _HOLDER_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"description": "No or invalid holder token", **_PROBLEM},
+    401: {"description": "No or invalid holder token, or session-revoked", **_PROBLEM},
     403: {"description": "device-unbound", **_PROBLEM},
 }
 
@@ -146,6 +147,19 @@ async def my_card(
         bank_name=card.bank_name,
         name=card.masked_name,
     )
+
+
+@router.get(
+    "/v1/me/notices",
+    summary="What you should know about your card, newest first (e.g. someone applied "
+    "for a card with your document)",
+    responses=_HOLDER_ERRORS,
+)
+async def my_notices(holder: CurrentHolder, session: SessionDep) -> list[HolderNoticeResponse]:
+    return [
+        HolderNoticeResponse(kind=notice.kind, message=notice.message, at=notice.at)
+        for notice in await service.holder_notices(session, holder)
+    ]
 
 
 _QR_ERRORS: dict[int | str, dict[str, object]] = {

@@ -152,6 +152,26 @@ class HolderCardResponse(BaseModel):
     name: str = Field(description="Masked as shown to others, e.g. 张*三")
 
 
+class HolderNoticeResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "application.duplicate_for_holder",
+                    "message": "Someone applied for a social security card with your identity "
+                    "document. The application is refused in review; if it was not you, "
+                    "contact the service.",
+                    "at": "2026-11-25T08:01:00Z",
+                }
+            ]
+        }
+    )
+
+    kind: str = Field(description="What happened, e.g. application.duplicate_for_holder")
+    message: str
+    at: datetime
+
+
 class UpcomingQr(BaseModel):
     token: str
     not_before: datetime

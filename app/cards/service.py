@@ -60,6 +60,8 @@ _CJK_NAME = re.compile(
 )
 _LATIN_NAME = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ .'\-]*")
 AUTO_APPROVER = "system:auto-approval"
+DUPLICATE_FOR_HOLDER = "application.duplicate_for_holder"
+"""Audit action of an application for a person who already has a card; its subject is the card."""
 _INSERT_ATTEMPTS = 16
 
 # Sealed-field and blind-index names; changing one makes existing rows unreadable.
@@ -160,8 +162,14 @@ async def submit_application(
 ) -> SubmittedApplication:
     """Records an application and, with auto-approval on, issues the card at once.
 
+    The applicant is anonymous, so the answer must not tell whether the person already has a
+    card: an application for a card holder is accepted like any other (leaving the holder's
+    recorded name and phone alone), audited as `application.duplicate_for_holder` with the
+    card as subject (the holder's notice, `holder_notices`), never auto-approved, and settled
+    in review, where approval refuses it (`CardExists`).
+
     :raises InvalidDocument, InvalidApplication: for bad input (422).
-    :raises CardExists, ApplicationExists: when the person has a card or a pending application.
+    :raises ApplicationExists: when the person has a pending application.
     """
     document = validate_document(form.document_type, form.document_number)
     name = normalise_name(form.name)
@@ -172,6 +180,7 @@ async def submit_application(
     index = document_index(pii, document.doc_type, document.number)
 
     person = (await session.exec(select(Person).where(Person.document_index == index))).first()
+    holder_card: uuid.UUID | None = None
     if person is None:
         person = Person(
             document_type=document.doc_type.value,
@@ -189,12 +198,13 @@ async def submit_application(
             # Another request registered the same person a moment ago.
             raise ApplicationExists("an application for this person is already pending") from None
     else:
-        await _refuse_existing_card(session, person)
         await _refuse_pending_application(session, person)
-        person.name_sealed = pii.seal(NAME_FIELD, name)
-        person.phone_sealed = pii.seal(PHONE_FIELD, phone)
-        person.phone_index = pii.blind_index(PHONE_FIELD, phone)
-        session.add(person)
+        holder_card = await _existing_card(session, person)
+        if holder_card is None:
+            person.name_sealed = pii.seal(NAME_FIELD, name)
+            person.phone_sealed = pii.seal(PHONE_FIELD, phone)
+            person.phone_index = pii.blind_index(PHONE_FIELD, phone)
+            session.add(person)
 
     application = CardApplication(person_id=person.id, bank_code=bank, region_code=region)
     session.add(application)
@@ -206,16 +216,31 @@ async def submit_application(
         str(application.id),
         {"document_type": document.doc_type.value, "bank": bank, "region": region},
     )
+    if holder_card is not None:
+        await record(
+            runtime.store,
+            DUPLICATE_FOR_HOLDER,
+            "anonymous",
+            str(holder_card),
+            {"application": str(application.id), "bank": bank, "region": region},
+        )
+        return SubmittedApplication(application, None)
     card = None
     if runtime.settings.auto_approve_applications:
         card = await approve_application(session, runtime, application.id, AUTO_APPROVER)
     return SubmittedApplication(application, card)
 
 
+async def _existing_card(session: AsyncSession, person: Person) -> uuid.UUID | None:
+    return (await session.exec(select(Card.id).where(Card.person_id == person.id))).first()
+
+
 async def _refuse_existing_card(session: AsyncSession, person: Person) -> None:
-    card = (await session.exec(select(Card.id).where(Card.person_id == person.id))).first()
-    if card is not None:
-        raise CardExists("this person already has a social security card")
+    if await _existing_card(session, person) is not None:
+        raise CardExists(
+            "this person already has a social security card: the application is a duplicate; "
+            "reject it (the holder was notified)"
+        )
 
 
 async def _refuse_pending_application(session: AsyncSession, person: Person) -> None:
@@ -366,8 +391,13 @@ async def refill_card_snapshots(session: AsyncSession, runtime: Runtime) -> int:
     return written
 
 
+def normalise_card_number(card_number: str) -> str:
+    """The form card numbers are stored in: NFKC, no whitespace, upper case."""
+    return "".join(unicodedata.normalize("NFKC", card_number).split()).upper()
+
+
 async def find_card_by_number(session: AsyncSession, card_number: str) -> Card | None:
-    normal = "".join(unicodedata.normalize("NFKC", card_number).split()).upper()
+    normal = normalise_card_number(card_number)
     return (await session.exec(select(Card).where(Card.card_number == normal))).first()
 
 

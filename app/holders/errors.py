@@ -49,6 +49,14 @@ class RefreshTokenReused(Unauthorized):
     title = "Refresh token reused; the session was revoked"
 
 
+class SessionRevoked(Unauthorized):
+    """The access token belongs to a session family that was revoked (a refresh token of it
+    was reused): every token of the family is refused, however long it had left."""
+
+    code = "session-revoked"
+    title = "This session was revoked; log in again"
+
+
 class DeviceNotActivated(Forbidden):
     """The credentials are right but the e-card is not activated on this device."""
 

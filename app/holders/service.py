@@ -4,6 +4,10 @@ Activation, login and PIN change run their own transaction (`runtime.database.se
 instead of the request's: a wrong PIN must be counted, and a lockout written, even though the
 request answers with an error, and an error raised inside a request session rolls it back.
 So these functions commit the bookkeeping first and raise afterwards.
+
+Every PIN check is first reserved at a gate in the store (`app.holders.pin_attempts`): the
+holder's own phones and every other phone are counted apart, and an unknown card number is
+counted and locked exactly like a real one, so the answers do not tell which cards exist.
 """
 
 from __future__ import annotations
@@ -13,20 +17,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col, update
+from sqlalchemy import and_
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.log import record
+from app.audit.models import AuditEvent
 from app.cards.documents import validate_document
 from app.cards.models import Card, CardStatus, Device, DeviceStatus, Person, utcnow
 from app.cards.service import (
     COOPERATING_BANKS,
+    DUPLICATE_FOR_HOLDER,
     NAME_FIELD,
     document_index,
-    find_card_by_document,
-    find_card_by_number,
+    normalise_card_number,
 )
 from app.errors import DomainError, Unauthorized
+from app.holders import pin_attempts
 from app.holders.devices import (
     active_device,
     bind_device,
@@ -40,6 +47,7 @@ from app.holders.errors import (
     InvalidCredentials,
     PinLocked,
 )
+from app.holders.pin_attempts import PinChannel, PinGate, bound_gate, unbound_gate
 from app.holders.sessions import HolderSession, as_utc, open_session, rotate
 from app.runtime import Runtime
 from app.security.errors import WeakPinError
@@ -113,14 +121,59 @@ async def activate(runtime: Runtime, activation: Activation) -> HolderSession:
     return _settled(outcome)
 
 
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A card named by a holder, its person, and the presenting phone when it is bound."""
+
+    card: Card
+    person: Person
+    device: Device | None
+
+
+async def _find_card(
+    session: AsyncSession, device_id: str, *, card_number: str | None, document: str | None
+) -> _Found | None:
+    """One query, whether or not the card exists (the same work for real and unknown cards)."""
+    bound_device = and_(
+        col(Device.card_id) == col(Card.id),
+        col(Device.device_id) == device_id,
+        col(Device.status) == DeviceStatus.active,
+    )
+    statement = (
+        select(Card, Person, Device)
+        .join(Person, col(Person.id) == col(Card.person_id))
+        .outerjoin(Device, bound_device)
+    )
+    if card_number is not None:
+        statement = statement.where(col(Card.card_number) == card_number)
+    else:
+        statement = statement.where(col(Person.document_index) == (document or ""))
+    row = (await session.exec(statement)).first()
+    if row is None:
+        return None
+    card, person, device = row
+    return _Found(card, person, device)
+
+
+def _gate(runtime: Runtime, found: _Found | None, identifier: str) -> PinGate:
+    """The holder's own gate for a bound phone; otherwise the card number's (or, without a
+    card, the presented identifier's) gate for other phones."""
+    if found is None:
+        return unbound_gate(runtime, identifier)
+    if found.device is not None:
+        return bound_gate(runtime, found.card.id)
+    return unbound_gate(runtime, found.card.card_number)
+
+
 async def _activate(
     session: AsyncSession, runtime: Runtime, activation: Activation, public_key: str | None
 ) -> HolderSession | DomainError:
-    card = await find_card_by_number(session, activation.card_number)
-    if card is None:
-        return await _no_such_card(runtime, activation.pin, "activate")
-    person = await session.get(Person, card.person_id)
-    assert person is not None, "cards reference their person"
+    number = normalise_card_number(activation.card_number)
+    found = await _find_card(session, activation.device_id, card_number=number, document=None)
+    gate = _gate(runtime, found, number)
+    if found is None:
+        return await _no_such_card(runtime, activation.pin, "activate", gate)
+    card, person = found.card, found.person
     knows_document = _matches_document(runtime, person, activation.document_number)
     first_activation = card.pin_hash is None
     refusal = await _check_pin(
@@ -129,6 +182,7 @@ async def _activate(
         card,
         activation.pin,
         "activate",
+        gate=gate,
         also_required=knows_document,
         first_pin_allowed=True,
     )
@@ -174,23 +228,36 @@ async def _login(
     session: AsyncSession, runtime: Runtime, credentials: Login
 ) -> HolderSession | DomainError:
     if credentials.card_number is not None:
-        card = await find_card_by_number(session, credentials.card_number)
-    else:
-        card = await find_card_by_document(
-            session,
-            runtime.pii,
-            credentials.document_type or "",
-            credentials.document_number or "",
+        identifier = normalise_card_number(credentials.card_number)
+        found = await _find_card(
+            session, credentials.device_id, card_number=identifier, document=None
         )
-    if card is None:
-        return await _no_such_card(runtime, credentials.pin, "login")
-    refusal = await _check_pin(session, runtime, card, credentials.pin, "login")
+    else:
+        identifier, index = _document_identity(
+            runtime, credentials.document_type or "", credentials.document_number or ""
+        )
+        found = await _find_card(session, credentials.device_id, card_number=None, document=index)
+    gate = _gate(runtime, found, identifier)
+    if found is None:
+        return await _no_such_card(runtime, credentials.pin, "login", gate)
+    card = found.card
+    refusal = await _check_pin(session, runtime, card, credentials.pin, "login", gate=gate)
     if refusal is not None:
         return refusal
-    device = await active_device(session, card.id, credentials.device_id)
-    if device is None:
+    if found.device is None:
         return DeviceNotActivated("the e-card is not activated on this device; activate it first")
-    return await open_session(session, runtime, card, device)
+    return await open_session(session, runtime, card, found.device)
+
+
+def _document_identity(runtime: Runtime, document_type: str, number: str) -> tuple[str, str]:
+    """The gate identifier and the blind index of a document (an empty index, matching no
+    person, for a malformed number)."""
+    try:
+        document = validate_document(document_type, number)
+    except DomainError:
+        return f"document:{document_type}:{normalise_card_number(number)}", ""
+    index = document_index(runtime.pii, document.doc_type, document.number)
+    return f"document:{document.doc_type.value}:{document.number}", index
 
 
 async def refresh(runtime: Runtime, raw_token: str) -> HolderSession:
@@ -221,7 +288,8 @@ async def _change_pin(
 ) -> DomainError | None:
     validate_pin_format(new_pin)
     card, _ = await holder_card_and_device(session, holder)
-    refusal = await _check_pin(session, runtime, card, old_pin, "change_pin")
+    gate = bound_gate(runtime, card.id)
+    refusal = await _check_pin(session, runtime, card, old_pin, "change_pin", gate=gate)
     if refusal is not None:
         return refusal
     if new_pin == old_pin:
@@ -239,17 +307,30 @@ async def _change_pin(
     return None
 
 
-async def _no_such_card(runtime: Runtime, pin: str, attempt: str) -> InvalidCredentials:
-    """Spends the time of a real PIN check so "no such card" is not faster than "wrong PIN"."""
+async def _no_such_card(
+    runtime: Runtime, pin: str, attempt: str, gate: PinGate
+) -> InvalidCredentials | PinLocked:
+    """A card that does not exist answers like a real one on another phone: counted at its
+    gate, locked after the same number of tries, and as slow as a real PIN check."""
+    tried = _Attempt(attempt, "anonymous", "", gate)
+    reserved = await pin_attempts.reserve(runtime.store, gate)
+    if isinstance(reserved, datetime):
+        return await _locked(runtime, tried, reserved)
     await asyncio.to_thread(runtime.pins.verify_dummy, pin)
-    await record(
-        runtime.store,
-        "holder.login_failed",
-        "anonymous",
-        "",
-        {"attempt": attempt, "reason": "unknown_card"},
-    )
-    return InvalidCredentials()
+    return await _count_unbound_failure(runtime, tried, reserved, "unknown_card")
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One PIN attempt as audited: what for, by whom, on which card, at which gate."""
+
+    attempt: str
+    actor: str
+    subject: str
+    gate: PinGate
+
+    def audit(self, **details: object) -> dict[str, object]:
+        return {"attempt": self.attempt, "channel": self.gate.channel.value, **details}
 
 
 async def _check_pin(
@@ -259,6 +340,7 @@ async def _check_pin(
     pin: str,
     attempt: str,
     *,
+    gate: PinGate,
     also_required: bool = True,
     first_pin_allowed: bool = False,
 ) -> DomainError | None:
@@ -266,21 +348,20 @@ async def _check_pin(
 
     A card without PIN passes only where the first PIN is being set (`first_pin_allowed`).
 
-    A wrong attempt is counted with one atomic UPDATE, so concurrent guesses are all counted;
-    reaching `pin_max_failures` locks the PIN for `pin_lockout_seconds`.
+    The attempt is reserved at `gate` before anything is checked, so of any number of
+    concurrent guesses at most the gate's limit reach argon2. A right PIN releases the gate;
+    the wrong one that reaches the limit locks it for `pin_lockout_seconds`. On the holder's
+    own (bound) gate the count and the lock are also written to the card row, which keeps the
+    lock when the store loses its data.
     """
+    tried = _Attempt(attempt, f"holder:{card.id}", str(card.id), gate)
+    reserved = await pin_attempts.reserve(runtime.store, gate)
+    if isinstance(reserved, datetime):
+        return await _locked(runtime, tried, reserved)
+    bound = gate.channel is PinChannel.bound
     now = utcnow()
-    actor = f"holder:{card.id}"
-    if card.pin_locked_until is not None and as_utc(card.pin_locked_until) > now:
-        unlocks_at = as_utc(card.pin_locked_until)
-        await record(
-            runtime.store,
-            "holder.login_failed",
-            actor,
-            str(card.id),
-            {"attempt": attempt, "reason": "locked"},
-        )
-        return PinLocked(unlocks_at)
+    if bound and card.pin_locked_until is not None and as_utc(card.pin_locked_until) > now:
+        return await _locked(runtime, tried, as_utc(card.pin_locked_until))
     if card.pin_hash is None:
         # Nothing to compare yet; spend the time of a real check all the same.
         await asyncio.to_thread(runtime.pins.verify_dummy, pin)
@@ -288,7 +369,8 @@ async def _check_pin(
     else:
         pin_ok = await asyncio.to_thread(runtime.pins.verify, card.pin_hash, pin)
     if pin_ok and also_required:
-        if card.pin_failures or card.pin_locked_until is not None:
+        await pin_attempts.release(runtime.store, gate)
+        if bound and (card.pin_failures or card.pin_locked_until is not None):
             card.pin_failures = 0
             card.pin_locked_until = None
             session.add(card)
@@ -296,14 +378,57 @@ async def _check_pin(
             card.pin_hash = await asyncio.to_thread(runtime.pins.hash, pin)
             session.add(card)
         return None
-    return await _count_failure(session, runtime, card, attempt, now)
+    if bound:
+        return await _count_bound_failure(session, runtime, card, tried)
+    return await _count_unbound_failure(runtime, tried, reserved, "wrong_credentials")
 
 
-async def _count_failure(
-    session: AsyncSession, runtime: Runtime, card: Card, attempt: str, now: datetime
+async def _locked(runtime: Runtime, tried: _Attempt, until: datetime) -> PinLocked:
+    await record(
+        runtime.store,
+        "holder.login_failed",
+        tried.actor,
+        tried.subject,
+        tried.audit(reason="locked"),
+    )
+    return PinLocked(until)
+
+
+async def _lock(runtime: Runtime, tried: _Attempt, failures: int) -> PinLocked:
+    unlocks_at = utcnow() + timedelta(seconds=tried.gate.lockout_seconds)
+    await pin_attempts.lock(runtime.store, tried.gate, unlocks_at)
+    await record(
+        runtime.store,
+        "holder.pin_locked",
+        tried.actor,
+        tried.subject,
+        tried.audit(failures=failures, unlocks_at=unlocks_at.isoformat()),
+    )
+    return PinLocked(unlocks_at)
+
+
+async def _count_unbound_failure(
+    runtime: Runtime, tried: _Attempt, tries: int, reason: str
+) -> InvalidCredentials | PinLocked:
+    """A wrong attempt from another phone (or at an unknown card): the gate's reservation is
+    the count; the one that reaches the limit locks the gate."""
+    if tries < tried.gate.limit:
+        await record(
+            runtime.store,
+            "holder.login_failed",
+            tried.actor,
+            tried.subject,
+            tried.audit(reason=reason, failures=tries),
+        )
+        return InvalidCredentials()
+    return await _lock(runtime, tried, tries)
+
+
+async def _count_bound_failure(
+    session: AsyncSession, runtime: Runtime, card: Card, tried: _Attempt
 ) -> DomainError:
-    settings = runtime.settings
-    actor = f"holder:{card.id}"
+    """A wrong attempt from one of the holder's phones, counted with one atomic UPDATE of the
+    card row; the one that reaches `pin_max_failures` locks the card row and the gate."""
     counted = await session.exec(
         update(Card)
         .where(col(Card.id) == card.id)
@@ -312,30 +437,23 @@ async def _count_failure(
         .execution_options(synchronize_session=False)
     )
     failures = int(counted.scalar_one())
-    if failures < settings.pin_max_failures:
+    if failures < tried.gate.limit:
         await record(
             runtime.store,
             "holder.login_failed",
-            actor,
-            str(card.id),
-            {"attempt": attempt, "reason": "wrong_credentials", "failures": failures},
+            tried.actor,
+            tried.subject,
+            tried.audit(reason="wrong_credentials", failures=failures),
         )
         return InvalidCredentials()
-    unlocks_at = now + timedelta(seconds=settings.pin_lockout_seconds)
+    locked = await _lock(runtime, tried, failures)
     await session.exec(
         update(Card)
         .where(col(Card.id) == card.id)
-        .values(pin_failures=0, pin_locked_until=unlocks_at)
+        .values(pin_failures=0, pin_locked_until=locked.unlocks_at)
         .execution_options(synchronize_session=False)
     )
-    await record(
-        runtime.store,
-        "holder.pin_locked",
-        actor,
-        str(card.id),
-        {"attempt": attempt, "failures": failures, "unlocks_at": unlocks_at.isoformat()},
-    )
-    return PinLocked(unlocks_at)
+    return locked
 
 
 async def holder_card_and_device(
@@ -402,9 +520,44 @@ async def check_holder_pin(
     session: AsyncSession, runtime: Runtime, card: Card, pin: str, attempt: str
 ) -> DomainError | None:
     """The PIN check with lockout, for other domains that ask the holder for the PIN (the card
-    lifecycle). None when right; otherwise the error to raise once the session has committed
-    the failure count."""
-    return await _check_pin(session, runtime, card, pin, attempt)
+    lifecycle; the holder's own phone, so the bound gate). None when right; otherwise the error
+    to raise once the session has committed the failure count."""
+    return await _check_pin(session, runtime, card, pin, attempt, gate=bound_gate(runtime, card.id))
+
+
+HOLDER_NOTICES: dict[str, str] = {
+    DUPLICATE_FOR_HOLDER: "Someone applied for a social security card with your identity "
+    "document. The application is refused in review; if it was not you, contact the service.",
+}
+"""Audit actions about a card that its holder is told of, with the text shown to them."""
+MAX_NOTICES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class HolderNotice:
+    kind: str
+    message: str
+    at: datetime
+
+
+async def holder_notices(session: AsyncSession, holder: HolderPrincipal) -> list[HolderNotice]:
+    """What happened to the holder's card that the holder should know (newest first), read
+    from the persisted audit log: e.g. an application filed with their document."""
+    card, _ = await holder_card_and_device(session, holder)
+    statement = (
+        select(AuditEvent)
+        .where(
+            col(AuditEvent.subject) == str(card.id),
+            col(AuditEvent.action).in_(list(HOLDER_NOTICES)),
+        )
+        .order_by(col(AuditEvent.id).desc())
+        .limit(MAX_NOTICES)
+    )
+    rows = (await session.exec(statement)).all()
+    return [
+        HolderNotice(row.action, HOLDER_NOTICES[row.action], as_utc(row.occurred_at))
+        for row in rows
+    ]
 
 
 def holder_document_matches(runtime: Runtime, person: Person, document_number: str) -> bool:

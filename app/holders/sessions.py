@@ -3,6 +3,11 @@
 Refresh tokens are opaque; only their HMAC is stored. Each refresh spends the presented token
 and issues the next one of the same family. A spent token presented again means two parties
 hold the chain (a copy was stolen), so the whole family is revoked: both must log in again.
+
+Access tokens name their family (`fam`), and a revoked family is marked in the store for as
+long as any of its access tokens can live; every holder request checks the mark (one store
+GET, `ensure_session_live`), so a revocation reaches the access tokens on every worker at
+once instead of after their expiry.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit.log import record
 from app.cards.models import Card, Device, DeviceStatus, RefreshToken, utcnow
 from app.errors import DomainError
-from app.holders.errors import InvalidRefreshToken, RefreshTokenReused
+from app.holders.errors import InvalidRefreshToken, RefreshTokenReused, SessionRevoked
 from app.runtime import Runtime
 from app.security.opaque import MAX_SECRET_CHARS, hash_opaque_secret, new_opaque_secret
-from app.security.principals import Scope
+from app.security.principals import SESSION_FAMILY_CLAIM, HolderPrincipal, Scope
 from app.security.tokens import PrincipalKind
 
 REFRESH_TOKEN_PREFIX = "rt_"  # noqa: S105 - a label, not a secret
+REVOCATION_MARGIN = 60
+"""Seconds a revocation mark outlives the access token TTL (clock leeway, in-flight requests)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +60,17 @@ async def open_session(
 ) -> HolderSession:
     """Issues an access token and a refresh token (a new family unless `family_id` is given)."""
     settings = runtime.settings
+    family_id = family_id or uuid.uuid4()
     access = runtime.access_tokens.issue(
         PrincipalKind.holder,
         str(card.id),
         [Scope.holder_card.value],
         settings.access_token_ttl,
-        extra={"device": str(device.id)},
+        extra={"device": str(device.id), SESSION_FAMILY_CLAIM: str(family_id)},
     )
     raw = new_opaque_secret(REFRESH_TOKEN_PREFIX)
     refresh = RefreshToken(
-        family_id=family_id or uuid.uuid4(),
+        family_id=family_id,
         card_id=card.id,
         device_id=device.id,
         token_hash=hash_opaque_secret(raw, runtime.secret_hash_key),
@@ -113,6 +121,7 @@ async def rotate(
     )
     if spent.rowcount != 1:
         await revoke_family(session, stored.family_id)
+        await mark_family_revoked(runtime, stored.family_id)
         await record(
             runtime.store,
             "holder.refresh_reused",
@@ -128,6 +137,25 @@ async def rotate(
     if card is None or device is None or device.status != DeviceStatus.active:
         return InvalidRefreshToken("the device of this session is no longer bound")
     return await open_session(session, runtime, card, device, stored.family_id)
+
+
+def revoked_family_key(family_id: uuid.UUID) -> str:
+    return f"session:revoked:{family_id}"
+
+
+async def mark_family_revoked(runtime: Runtime, family_id: uuid.UUID) -> None:
+    """Refuses the family's access tokens on every worker from now until they have expired."""
+    ttl = runtime.settings.access_token_ttl + REVOCATION_MARGIN
+    await runtime.store.set(revoked_family_key(family_id), b"1", ttl)
+
+
+async def ensure_session_live(runtime: Runtime, holder: HolderPrincipal) -> None:
+    """:raises SessionRevoked: the token's session family was revoked (401).
+    :raises StoreUnavailable: the mark cannot be read; the request fails closed (503)."""
+    if holder.family is None:
+        return
+    if await runtime.store.get(revoked_family_key(holder.family)) is not None:
+        raise SessionRevoked("this session was revoked; log in again")
 
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:

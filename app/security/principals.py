@@ -17,16 +17,29 @@ class Scope(StrEnum):
     admin = "admin"
 
 
+SESSION_FAMILY_CLAIM = "fam"
+"""The `ext` claim of a holder access token naming its session (refresh token) family."""
+
+
 @dataclass(frozen=True, slots=True)
 class HolderPrincipal:
     card_id: uuid.UUID
     device_pk: uuid.UUID
     scopes: frozenset[str]
+    family: uuid.UUID | None = None
+    """The session family of the token, so that revoking the family reaches it; None only in
+    tokens issued before tokens carried it (they expire within `access_token_ttl`)."""
 
     @classmethod
     def from_claims(cls, claims: AccessClaims) -> HolderPrincipal:
         """:raises ValueError: when the claims lack the holder's card or device."""
-        return cls(uuid.UUID(claims.subject), uuid.UUID(claims.extra["device"]), claims.scopes)
+        family = claims.extra.get(SESSION_FAMILY_CLAIM)
+        return cls(
+            uuid.UUID(claims.subject),
+            uuid.UUID(claims.extra["device"]),
+            claims.scopes,
+            uuid.UUID(family) if family is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -110,15 +113,71 @@ class TestApply:
         assert again.status_code == 409
         assert problem_type(again) == "application-exists"
 
-    async def test_a_person_with_a_card_cannot_apply_again(
+    async def test_an_application_for_a_card_holder_is_answered_like_any_other(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
-        card = await issue_card(client, app)
-        again = await client.post(
-            "/v1/applications", json=application_body(document_number=card.document_number)
+        holder = await create_active_holder(client, app)
+        fresh = await client.post("/v1/applications", json=application_body())
+        duplicate = await client.post(
+            "/v1/applications",
+            json=application_body(
+                document_number=holder.card.document_number, name="王五", phone="13912345678"
+            ),
         )
-        assert again.status_code == 409
-        assert problem_type(again) == "card-exists"
+        assert duplicate.status_code == fresh.status_code == 201
+        assert set(duplicate.json()) == set(fresh.json())
+        for answer in (fresh.json(), duplicate.json()):
+            assert (answer["status"], answer["card_id"], answer["card_number"]) == (
+                "pending",
+                None,
+                None,
+            )
+
+    async def test_review_refuses_the_duplicate_and_the_holder_is_notified(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        own_card = (await client.get("/v1/me/card", headers=holder.headers)).json()
+        duplicate = await client.post(
+            "/v1/applications",
+            json=application_body(
+                document_number=holder.card.document_number, name="王五", phone="13912345678"
+            ),
+        )
+        application_id = duplicate.json()["id"]
+        admin = admin_headers(app.state.runtime)
+
+        approval = await client.post(
+            f"/v1/admin/applications/{application_id}/approve", headers=admin
+        )
+        rejection = await client.post(
+            f"/v1/admin/applications/{application_id}/reject",
+            json={"reason": "duplicate: the person already has a card"},
+            headers=admin,
+        )
+        notices = await wait_for_notices(client, holder.headers)
+
+        assert approval.status_code == 409
+        assert problem_type(approval) == "card-exists"
+        assert "duplicate" in approval.json()["detail"]
+        assert rejection.status_code == 200
+        assert [notice["kind"] for notice in notices] == ["application.duplicate_for_holder"]
+        # The stranger's name and phone did not replace the holder's.
+        assert (await client.get("/v1/me/card", headers=holder.headers)).json() == own_card
+
+
+async def wait_for_notices(
+    client: httpx.AsyncClient, headers: dict[str, str], seconds: float = 10.0
+) -> list[Any]:
+    """Notices come from the audit log, which the background consumer persists."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = await client.get("/v1/me/notices", headers=headers)
+        assert response.status_code == 200, response.text
+        found: list[Any] = response.json()
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.1)
 
 
 class TestApprove:
@@ -278,3 +337,20 @@ class TestAutoApproval:
         body = response.json()
         assert body["status"] == "approved"
         assert is_valid_card_number(body["card_number"])
+
+    async def test_with_auto_approval_a_card_holders_application_waits_for_review(
+        self, client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        runtime: Runtime = app.state.runtime
+        monkeypatch.setattr(
+            runtime,
+            "settings",
+            runtime.settings.model_copy(update={"auto_approve_applications": True}),
+        )
+        response = await client.post(
+            "/v1/applications",
+            json=application_body(document_number=holder.card.document_number),
+        )
+        assert response.status_code == 201
+        assert (response.json()["status"], response.json()["card_number"]) == ("pending", None)

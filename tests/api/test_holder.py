@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import itertools
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +21,9 @@ from fastapi import FastAPI
 from PIL import Image
 from sqlmodel import col, update
 
+from api.app import create_app
 from app.cards.models import Card, CardStatus
+from app.config import Settings
 from app.runtime import Runtime
 from tests.factories import (
     DEFAULT_PIN,
@@ -44,6 +50,18 @@ def spki(key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return base64.b64encode(der).decode()
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    """A second service on the fixture's database and store, with some settings changed."""
+    application = create_app(settings.model_copy(update=overrides))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http, application
 
 
 async def login(
@@ -194,22 +212,15 @@ class TestPinLockout:
         assert problem_type(locked) == "pin-locked"
         assert datetime.fromisoformat(locked.json()["unlocks_at"]) > datetime.now().astimezone()
 
-    async def test_the_lock_ends_after_the_lockout_time(
-        self, client: httpx.AsyncClient, app: FastAPI
-    ) -> None:
-        holder = await create_active_holder(client, app)
-        for _ in range(app.state.runtime.settings.pin_max_failures):
-            await login(client, holder.card_number, OTHER_PIN, holder.device_id)
-        runtime: Runtime = app.state.runtime
-        async with runtime.database.session() as session:
-            await session.exec(
-                update(Card)
-                .where(col(Card.card_number) == holder.card_number)
-                .values(pin_locked_until=datetime.fromisoformat("2000-01-01T00:00:00+00:00"))
-            )
-        assert (
-            await login(client, holder.card_number, holder.pin, holder.device_id)
-        ).status_code == 200
+    async def test_the_lock_ends_after_the_lockout_time(self, settings: Settings) -> None:
+        async with serving(settings, pin_lockout_seconds=1) as (client, app):
+            holder = await create_active_holder(client, app)
+            for _ in range(app.state.runtime.settings.pin_max_failures):
+                await login(client, holder.card_number, OTHER_PIN, holder.device_id)
+            locked = await login(client, holder.card_number, holder.pin, holder.device_id)
+            await asyncio.sleep(1.2)
+            after = await login(client, holder.card_number, holder.pin, holder.device_id)
+        assert (locked.status_code, after.status_code) == (423, 200)
 
     async def test_a_right_pin_resets_the_count(
         self, client: httpx.AsyncClient, app: FastAPI

@@ -113,12 +113,18 @@ class TestIssuance:
         assert card.card_number == fresh
 
     async def test_one_card_per_person(self, runtime: Runtime) -> None:
+        """A second application is accepted (the applicant learns nothing) but never approved."""
         document_number = resident_id()
         await issue(runtime, form(document_number=document_number))
         async with runtime.database.session() as session:
+            duplicate = await service.submit_application(
+                session, runtime, form(document_number=document_number)
+            )
+        assert duplicate.card is None
+        async with runtime.database.session() as session:
             with pytest.raises(CardExists):
-                await service.submit_application(
-                    session, runtime, form(document_number=document_number)
+                await service.approve_application(
+                    session, runtime, duplicate.application.id, "admin:test"
                 )
 
     async def test_a_pending_application_blocks_another(self, runtime: Runtime) -> None:
