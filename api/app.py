@@ -61,6 +61,10 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         version="0.1.0",
         description="Signed rotating QR tokens, verification for venue scanners, card lifecycle.",
         lifespan=lifespan,
+        # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
+        docs_url="/docs" if settings.docs_exposed else None,
+        redoc_url="/redoc" if settings.docs_exposed else None,
+        openapi_url="/openapi.json" if settings.docs_exposed else None,
     )
     metrics = RequestMetrics(CollectorRegistry())
     app.state.metrics = metrics
