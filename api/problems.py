@@ -60,7 +60,9 @@ def problem_response(
 
 async def _domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = error.headers()
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return problem_response(
         error.status,
         error.code,

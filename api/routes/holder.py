@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from api.auth import CurrentHolder
 from api.deps import RuntimeDep, SessionDep
+from api.rate_limits import LOGIN_LIMITS, QR_LIMITS, RATE_LIMITED
 from api.schemas.holder import (
     ActivationRequest,
     HolderCardResponse,
@@ -79,7 +80,9 @@ async def activate(
     responses={
         **_CREDENTIAL_ERRORS,
         403: {"description": "device-not-activated", **_PROBLEM},
+        **RATE_LIMITED,
     },
+    dependencies=LOGIN_LIMITS,
 )
 async def login(body: LoginRequest, runtime: RuntimeDep, response: Response) -> SessionResponse:
     opened = await service.login(
@@ -151,6 +154,7 @@ async def my_card(
 _QR_ERRORS: dict[int | str, dict[str, object]] = {
     **_HOLDER_ERRORS,
     409: {"description": "card-lost, card-suspended, card-cancelled", **_PROBLEM},
+    **RATE_LIMITED,
 }
 
 
@@ -158,6 +162,7 @@ _QR_ERRORS: dict[int | str, dict[str, object]] = {
     "/v1/me/qr",
     summary="A fresh QR token, and with ?prefetch=N the next N with staggered validity",
     responses=_QR_ERRORS,
+    dependencies=QR_LIMITS,
 )
 async def my_qr(
     holder: CurrentHolder,
@@ -192,6 +197,7 @@ LargeQuery = Annotated[
     summary="A fresh QR token as a PNG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/png": {}}}},
+    dependencies=QR_LIMITS,
 )
 async def my_qr_png(
     holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False
@@ -205,6 +211,7 @@ async def my_qr_png(
     summary="A fresh QR token as an SVG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/svg+xml": {}}}},
+    dependencies=QR_LIMITS,
 )
 async def my_qr_svg(
     holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False

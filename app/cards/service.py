@@ -35,7 +35,11 @@ from app.cards.models import (
     Person,
     utcnow,
 )
-from app.cards.numbers import new_card_number, new_social_security_number
+from app.cards.numbers import (
+    new_card_number,
+    new_social_security_number,
+    normalise_card_number,
+)
 from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
 from app.errors import DomainError
 from app.runtime import Runtime
@@ -367,7 +371,7 @@ async def refill_card_snapshots(session: AsyncSession, runtime: Runtime) -> int:
 
 
 async def find_card_by_number(session: AsyncSession, card_number: str) -> Card | None:
-    normal = "".join(unicodedata.normalize("NFKC", card_number).split()).upper()
+    normal = normalise_card_number(card_number)
     return (await session.exec(select(Card).where(Card.card_number == normal))).first()
 
 

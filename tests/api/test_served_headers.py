@@ -1,5 +1,6 @@
 """`ssc serve` as deployed (a real uvicorn process): no `Server` header, the security headers
-on both stacks, `X-Forwarded-*` believed only from a trusted proxy, and the metrics listener."""
+on both stacks, `X-Forwarded-*` believed only from a trusted proxy (for HSTS and for the client
+address of the rate limits), and the metrics listener."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def serve(var: Path, **settings: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def direct(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Served with no proxy in front."""
-    yield from serve(tmp_path_factory.mktemp("direct"))
+    yield from serve(tmp_path_factory.mktemp("direct"), rate_limit_token_per_address="2/60")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory, metrics_port: int) -> Iter
         tmp_path_factory.mktemp("proxied"),
         trusted_proxies="127.0.0.1",
         metrics_port=str(metrics_port),
+        rate_limit_token_per_address="2/60",
     )
 
 
@@ -101,3 +103,23 @@ def test_metrics_are_served_on_their_own_listener_only(proxied: str, metrics_por
     assert on_api.status_code == 404
     assert on_listener.status_code == 200
     assert "ssc_http_requests_total" in on_listener.text
+
+
+def token_attempt(base_url: str, forwarded_for: str) -> int:
+    return httpx.post(
+        f"{base_url}/v1/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=("scn_nobody", "wrong-secret"),
+        headers={"X-Forwarded-For": forwarded_for},
+    ).status_code
+
+
+def test_forwarded_for_does_not_escape_the_limit_without_a_trusted_proxy(direct: str) -> None:
+    statuses = [token_attempt(direct, f"198.51.100.{n}") for n in range(3)]
+    assert statuses == [401, 401, 429]
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(proxied: str) -> None:
+    assert [token_attempt(proxied, f"198.51.100.{n}") for n in range(3)] == [401, 401, 401]
+    same_client = [token_attempt(proxied, "192.0.2.77") for _ in range(3)]
+    assert same_client == [401, 401, 429]
