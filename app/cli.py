@@ -19,6 +19,7 @@ from app.config import Settings, SettingsError, load_settings
 from app.db import migrate as apply_migrations
 from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
 from app.runtime import Runtime, open_keyring
+from app.security.pii import PiiCipher
 from app.trust.offline import OfflineScan, scan_offline
 from app.workers import run_audit_worker
 from token_service.keys import b64url
@@ -94,7 +95,8 @@ def serve(
 def migrate(revision: str = "head") -> None:
     """Apply database migrations."""
     settings = settings_or_exit()
-    asyncio.run(apply_migrations(settings.database_url, revision))
+    pii = PiiCipher.from_master_key(settings.secret("data_key"))
+    asyncio.run(apply_migrations(settings.database_url, revision, pii=pii))
     typer.echo(f"database at {settings.database_url.split('@')[-1]} migrated to {revision}")
 
 
@@ -193,7 +195,8 @@ def demo(
     url = base_url or f"http://{settings.host}:{settings.port}"
 
     async def seed() -> DemoSeed:
-        await apply_migrations(settings.database_url)
+        pii = PiiCipher.from_master_key(settings.secret("data_key"))
+        await apply_migrations(settings.database_url, pii=pii)
         runtime = await Runtime.start(settings)
         try:
             return await seed_demo(runtime)
