@@ -16,7 +16,7 @@ from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.problems import install_problem_handlers
 from api.routes import applications, clients, health, holder, keys, lifecycle, misuse, trust, verify
 from app.audit.consumer import AuditConsumer
-from app.config import Settings, load_settings
+from app.config import Environment, Settings, load_settings
 from app.runtime import Runtime
 from app.trust.background import trust_sync
 from app.warmup import warm_store
@@ -93,6 +93,14 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(misuse.router)
     app.include_router(trust.router)
     logging.getLogger("ssc").setLevel(settings.log_level.upper())
+    if (
+        settings.environment is Environment.production
+        and settings.metrics_token is None
+        and settings.metrics_port is None
+    ):
+        logging.getLogger("ssc.api").warning(
+            "/metrics is refused (404): set SSC_METRICS_TOKEN or SSC_METRICS_PORT to serve it"
+        )
     return app
 
 

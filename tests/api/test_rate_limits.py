@@ -16,7 +16,7 @@ from api.app import create_app
 from app.config import Settings
 from app.ratelimits import RateLimit, RateLimited, RateLimitRule, address_subject, enforce
 from app.security.pii import PiiCipher
-from app.store import Store
+from app.store import Store, StoreUnavailable
 from tests.factories import application_body, create_active_holder, issue_card
 
 PROBLEM = "application/problem+json"
@@ -205,6 +205,19 @@ async def test_applications_per_client_address(service: Service) -> None:
     assert [answer.status_code for answer in answers[:2]] == [201, 201]
     assert_rate_limited(answers[2], 3600)
     assert elsewhere.status_code == 201
+
+
+async def test_a_limit_that_cannot_be_counted_is_not_waived(
+    app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreachable(*args: Any, **kwargs: Any) -> int:
+        raise StoreUnavailable("store down")
+
+    monkeypatch.setattr(app.state.runtime.store, "incr", unreachable)
+    response = await client.post("/v1/applications", json=application_body())
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM
+    assert int(response.headers["retry-after"]) >= 1
 
 
 def test_the_429_is_documented_on_every_limited_operation(app: FastAPI) -> None:
