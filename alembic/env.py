@@ -11,6 +11,7 @@ import app.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from alembic import context
 from app.config import load_settings
 from app.db import create_engine
+from app.security.pii import PiiCipher
 
 target_metadata = SQLModel.metadata
 
@@ -31,8 +32,15 @@ def run_online() -> None:
         run_on(connection)
         return
 
+    # The plain `alembic` command: the data key from the settings, as `ssc migrate` passes it
+    # (migrations that seal existing personal data need it).
+    settings = load_settings()
+    context.config.attributes.setdefault(
+        "pii", PiiCipher.from_master_key(settings.secret("data_key"))
+    )
+
     async def run() -> None:
-        engine = create_engine(load_settings().database_url)
+        engine = create_engine(settings.database_url)
         async with engine.begin() as conn:
             await conn.run_sync(run_on)
         await engine.dispose()

@@ -18,7 +18,7 @@ from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.problems import install_problem_handlers
 from api.routes import applications, clients, health, holder, keys, lifecycle, misuse, trust, verify
 from app.audit.consumer import AuditConsumer
-from app.config import Settings, load_settings
+from app.config import Environment, Settings, load_settings
 from app.runtime import Runtime
 from app.store import StoreUnavailable
 from app.trust.background import trust_sync
@@ -70,6 +70,10 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         version="0.1.0",
         description="Signed rotating QR tokens, verification for venue scanners, card lifecycle.",
         lifespan=lifespan,
+        # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
+        docs_url="/docs" if settings.docs_exposed else None,
+        redoc_url="/redoc" if settings.docs_exposed else None,
+        openapi_url="/openapi.json" if settings.docs_exposed else None,
     )
     metrics = RequestMetrics(CollectorRegistry())
     app.state.metrics = metrics
@@ -99,6 +103,14 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(misuse.router)
     app.include_router(trust.router)
     logging.getLogger("ssc").setLevel(settings.log_level.upper())
+    if (
+        settings.environment is Environment.production
+        and settings.metrics_token is None
+        and settings.metrics_port is None
+    ):
+        logging.getLogger("ssc.api").warning(
+            "/metrics is refused (404): set SSC_METRICS_TOKEN or SSC_METRICS_PORT to serve it"
+        )
     return app
 
 

@@ -6,15 +6,17 @@ without the scope with 403, so every route is deny-by-default.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import RuntimeDep
-from app.errors import Forbidden, Unauthorized
+from app.config import Environment, Settings
+from app.errors import Forbidden, NotFound, Unauthorized
 from app.holders.sessions import ensure_session_live
 from app.runtime import Runtime
 from app.security.principals import AdminPrincipal, HolderPrincipal, ScannerPrincipal, Scope
@@ -80,3 +82,31 @@ CurrentAdmin = Annotated[
     AdminPrincipal,
     Depends(RequirePrincipal(PrincipalKind.admin, Scope.admin, AdminPrincipal.from_claims)),
 ]
+
+
+async def require_metrics_access(request: Request, credentials: BearerDep) -> None:
+    """Who may read `/metrics`, one rule:
+
+    - `SSC_METRICS_PORT` set: metrics are served only on that listener (`ssc serve` binds it
+      on `SSC_METRICS_HOST`, default 127.0.0.1), with the token when `SSC_METRICS_TOKEN` is
+      set too; on the API's listener `/metrics` answers 404.
+    - otherwise `SSC_METRICS_TOKEN` set: `Authorization: Bearer <token>` is required (401).
+    - otherwise: served in development and test; refused (404) in production, where
+      metrics need a token or a listener of their own.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.metrics_port is not None:
+        server = request.scope.get("server")
+        if server is None or server[1] != settings.metrics_port:
+            raise NotFound("metrics are served on the metrics listener only")
+    elif settings.metrics_token is None and settings.environment is Environment.production:
+        raise NotFound("metrics need SSC_METRICS_TOKEN or SSC_METRICS_PORT in production")
+    if settings.metrics_token is None:
+        return
+    expected = settings.metrics_token.get_secret_value().encode()
+    presented = credentials.credentials.encode() if credentials is not None else b""
+    if not hmac.compare_digest(presented, expected):
+        raise Unauthorized("the metrics bearer token is required")
+
+
+MetricsAccess = Annotated[None, Depends(require_metrics_access)]

@@ -1,6 +1,6 @@
 """One pure-ASGI middleware for what every request needs: a request id, a body size limit,
-Prometheus metrics and an access log line. Pure ASGI (not BaseHTTPMiddleware) keeps the
-verify hot path cheap.
+the security headers, Prometheus metrics and an access log line. Pure ASGI (not
+BaseHTTPMiddleware) keeps the verify hot path cheap.
 """
 
 from __future__ import annotations
@@ -18,6 +18,28 @@ from app.unique_ids import unique_ids
 
 logger = logging.getLogger("ssc.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+# Sent on every response, by this middleware and by the verify fast path (one definition):
+# no MIME sniffing of our JSON, no Referer leaving with our URLs, never framed.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+# Over TLS only (RFC 6797 8.1: a browser ignores it over plain HTTP). One year; not
+# includeSubDomains: the API does not speak for its parent domain's other hosts.
+HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000")
+_TLS_SECURITY_HEADERS = (*SECURITY_HEADERS, HSTS_HEADER)
+
+
+def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
+    """The security headers for this request's response, precomputed: with HSTS when the
+    request came over TLS. `scope["scheme"]` is `https` when uvicorn terminated TLS or when a
+    trusted proxy said so (`X-Forwarded-Proto`, believed only from `SSC_TRUSTED_PROXIES`,
+    see `ssc serve`)."""
+    return _TLS_SECURITY_HEADERS if scope.get("scheme") == "https" else SECURITY_HEADERS
 
 
 class RequestTooLarge(Exception):
@@ -70,14 +92,14 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         request_id = request_id_of(scope)
-        id_header = (b"x-request-id", request_id.encode())
+        extra_headers = (*security_headers(scope), (b"x-request-id", request_id.encode()))
         status = 500
         response_started = False
 
         declared = declared_length(scope)
         if declared is not None and declared > self.max_body:
             status = 413
-            await send_too_large(send, request_id, self.max_body)
+            await send_too_large(send, scope, request_id, self.max_body)
             self._observe(scope, status, started)
             return
 
@@ -97,7 +119,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), id_header]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         try:
@@ -106,7 +128,7 @@ class RequestContextMiddleware:
             if response_started:
                 raise
             status = 413
-            await send_too_large(send, request_id, self.max_body)
+            await send_too_large(send, scope, request_id, self.max_body)
         finally:
             self._observe(scope, status, started)
             log_access(scope, status, started, request_id)
@@ -156,7 +178,7 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def send_too_large(send: Send, request_id: str, limit: int) -> None:
+async def send_too_large(send: Send, scope: Scope, request_id: str, limit: int) -> None:
     body: dict[str, Any] = {
         "type": "/problems/request-too-large",
         "title": "Request too large",
@@ -174,6 +196,7 @@ async def send_too_large(send: Send, request_id: str, limit: int) -> None:
                 (b"content-length", str(len(payload)).encode()),
                 (b"x-request-id", request_id.encode()),
                 (b"connection", b"close"),
+                *security_headers(scope),
             ],
         }
     )

@@ -65,11 +65,11 @@ RETRY_AFTER_SECONDS = "1"
 
 async def _domain_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, DomainError)
-    headers: dict[str, str] | None = None
+    headers = error.headers()
     if error.status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
+        headers["WWW-Authenticate"] = "Bearer"
     elif error.status == 503:
-        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+        headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
     return problem_response(
         error.status,
         error.code,

@@ -6,11 +6,12 @@ import asyncio
 import datetime as dt
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from app.audit.service import verify_stored_chain
 from app.clients.service import IssuedClient, create_admin_client
@@ -18,6 +19,7 @@ from app.config import Settings, SettingsError, load_settings
 from app.db import migrate as apply_migrations
 from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
 from app.runtime import Runtime, open_keyring
+from app.security.pii import PiiCipher
 from app.trust.offline import OfflineScan, scan_offline
 from app.workers import run_audit_worker
 from token_service.keys import b64url
@@ -52,25 +54,49 @@ def serve(
             "several workers need a shared store: set SSC_REDIS_URL", fg=typer.colors.RED, err=True
         )
         raise typer.Exit(2)
+    bind_port = port or settings.port
+    if settings.metrics_port is not None and settings.metrics_port == bind_port:
+        typer.secho(
+            "SSC_METRICS_PORT must differ from the API's port", fg=typer.colors.RED, err=True
+        )
+        raise typer.Exit(2)
     open_keyring(settings)
-    uvicorn.run(
-        "api.app:serving_app",
-        factory=True,
-        http="api.serving:CoalescingHttpToolsProtocol",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        access_log=False,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "http": "api.serving:CoalescingHttpToolsProtocol",
+        "host": host or settings.host,
+        "port": bind_port,
+        "workers": workers,
+        "log_level": settings.log_level,
+        "access_log": False,
+        # No `server: uvicorn`: what runs us is nobody's business.
+        "server_header": False,
+        # X-Forwarded-For / -Proto are believed from these peers only (the client address of
+        # the rate limits, https for HSTS); with none, the TCP peer is the client.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or "",
+    }
+    if settings.metrics_port is None:
+        uvicorn.run("api.app:serving_app", **options)
+        return
+    # A second listener for /metrics (see api.routes.health): every worker serves both.
+    config = uvicorn.Config("api.app:serving_app", **options)
+    metrics_listener = uvicorn.Config(
+        "api.app:serving_app", host=settings.metrics_host, port=settings.metrics_port
+    ).bind_socket()
+    sockets = [config.bind_socket(), metrics_listener]
+    if workers > 1:
+        Multiprocess(config, sockets=sockets).run()
+    else:
+        uvicorn.Server(config).run(sockets=sockets)
 
 
 @cli.command()
 def migrate(revision: str = "head") -> None:
     """Apply database migrations."""
     settings = settings_or_exit()
-    asyncio.run(apply_migrations(settings.database_url, revision))
+    pii = PiiCipher.from_master_key(settings.secret("data_key"))
+    asyncio.run(apply_migrations(settings.database_url, revision, pii=pii))
     typer.echo(f"database at {settings.database_url.split('@')[-1]} migrated to {revision}")
 
 
@@ -169,7 +195,8 @@ def demo(
     url = base_url or f"http://{settings.host}:{settings.port}"
 
     async def seed() -> DemoSeed:
-        await apply_migrations(settings.database_url)
+        pii = PiiCipher.from_master_key(settings.secret("data_key"))
+        await apply_migrations(settings.database_url, pii=pii)
         runtime = await Runtime.start(settings)
         try:
             return await seed_demo(runtime)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -21,6 +22,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_NAMES = ("key_encryption_key", "data_key", "token_secret")
+# A rate limit setting: "COUNT/SECONDS", e.g. "10/60" (10 requests a minute).
+RATE_LIMIT_PATTERN = r"^[1-9][0-9]{0,6}/[1-9][0-9]{0,5}$"
+MAX_RATE_LIMIT_WINDOW = 24 * 3600
 
 
 class Environment(StrEnum):
@@ -86,6 +90,23 @@ class Settings(BaseSettings):
     key_publish_ahead: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
     key_sync_interval: int = Field(default=60, ge=1, le=3600)
 
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed; empty: none",
+    )
+    metrics_token: SecretStr | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    expose_docs: bool | None = Field(
+        default=None, description="None: on in development and test, off in production"
+    )
+    rate_limit_login_per_address: str = Field(default="100/60", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_login_per_card: str = Field(default="10/60", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_token_per_address: str = Field(default="30/60", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_qr_per_holder: str = Field(default="60/60", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_applications_per_address: str = Field(default="20/3600", pattern=RATE_LIMIT_PATTERN)
+
     audit_consumer_in_api: bool = Field(
         default=True,
         description="false: run `ssc audit consume` instead (needs Redis: a shared stream)",
@@ -117,6 +138,45 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[0-9A-Z]{2,12}", value):
             raise ValueError("must be 2-12 characters of 0-9 and A-Z (a region code, e.g. 360000)")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return ",".join(entries)
+
+    @field_validator(
+        "rate_limit_login_per_address",
+        "rate_limit_login_per_card",
+        "rate_limit_token_per_address",
+        "rate_limit_qr_per_holder",
+        "rate_limit_applications_per_address",
+    )
+    @classmethod
+    def _rate_limit_window(cls, value: str) -> str:
+        if int(value.partition("/")[2]) > MAX_RATE_LIMIT_WINDOW:
+            raise ValueError(f"the window is at most {MAX_RATE_LIMIT_WINDOW} seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _metrics_port_apart(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("SSC_METRICS_PORT must differ from SSC_PORT (a listener of its own)")
+        return self
+
+    @property
+    def docs_exposed(self) -> bool:
+        """`/docs`, `/redoc` and `/openapi.json`: SSC_EXPOSE_DOCS, else off in production."""
+        if self.expose_docs is not None:
+            return self.expose_docs
+        return self.environment is not Environment.production
 
     @field_validator("key_encryption_key", "data_key", "token_secret")
     @classmethod

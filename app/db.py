@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alembic import command
 from app.errors import ServiceUnavailable
+from app.security.pii import PiiCipher
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "alembic"
 CONNECT_TIMEOUT_SECONDS = 5
@@ -234,36 +235,44 @@ def alembic_config() -> Config:
     return config
 
 
-async def migrate(url: str, revision: str = "head") -> None:
-    """Applies migrations up to `revision` on the database at `url`."""
+async def migrate(url: str, revision: str = "head", *, pii: PiiCipher | None = None) -> None:
+    """Applies migrations up to `revision` on the database at `url`, in one transaction.
+
+    `pii` (the cipher of SSC_DATA_KEY) is needed by migrations that seal existing personal
+    data (0006); without it they refuse, changing nothing, when there is data to seal.
+    """
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, revision)
+            await connection.run_sync(_upgrade, revision, pii)
     finally:
         await engine.dispose()
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _config(connection: Connection, pii: PiiCipher | None) -> Config:
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    if pii is not None:
+        config.attributes["pii"] = pii
+    return config
 
 
-async def downgrade(url: str, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str, pii: PiiCipher | None) -> None:
+    command.upgrade(_config(connection, pii), revision)
+
+
+async def downgrade(url: str, revision: str, *, pii: PiiCipher | None = None) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_downgrade, revision)
+            await connection.run_sync(_downgrade, revision, pii)
     finally:
         await engine.dispose()
 
 
-def _downgrade(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)
+def _downgrade(connection: Connection, revision: str, pii: PiiCipher | None) -> None:
+    command.downgrade(_config(connection, pii), revision)
 
 
-def migrate_sync(url: str, revision: str = "head") -> None:
-    asyncio.run(migrate(url, revision))
+def migrate_sync(url: str, revision: str = "head", *, pii: PiiCipher | None = None) -> None:
+    asyncio.run(migrate(url, revision, pii=pii))

@@ -19,6 +19,10 @@ class DomainError(Exception):
         self.detail = detail
         self.extensions = extensions
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer must carry besides the problem body (e.g. `Retry-After`)."""
+        return {}
+
 
 class NotFound(DomainError):
     code = "not-found"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from api.auth import CurrentAdmin
 from api.deps import RuntimeDep, SessionDep
+from api.rate_limits import APPLICATION_LIMITS, RATE_LIMITED
 from api.schemas.cards import (
     ApplicationRequest,
     ApplicationResponse,
@@ -40,7 +41,9 @@ def _admin(admin_id: str) -> str:
     responses={
         409: {"description": "application-exists", **_PROBLEM},
         422: {"description": "invalid-document, invalid-application, validation-error", **_PROBLEM},
+        **RATE_LIMITED,
     },
+    dependencies=APPLICATION_LIMITS,
 )
 async def apply(
     body: ApplicationRequest, session: SessionDep, runtime: RuntimeDep

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from api.auth import CurrentAdmin
 from api.deps import RuntimeDep, SessionDep
+from api.rate_limits import RATE_LIMITED, TOKEN_LIMITS
 from api.schemas.clients import (
     TOKEN_REQUEST_BODY,
     OrganisationCreate,
@@ -45,7 +46,9 @@ def _scanner_out(client: ApiClient) -> ScannerOut:
     responses={
         400: {"description": "invalid_request, unsupported_grant_type, invalid_scope", **_PROBLEM},
         401: {"description": "invalid_client", **_PROBLEM},
+        **RATE_LIMITED,
     },
+    dependencies=TOKEN_LIMITS,
 )
 async def oauth_token(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     """Errors are problem+json that also carry RFC 6749's `error` and `error_description`."""

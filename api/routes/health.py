@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from api.auth import MetricsAccess
 from api.deps import RuntimeDep
 
 router = APIRouter(tags=["operations"])
@@ -52,7 +53,19 @@ async def readyz(runtime: RuntimeDep) -> Response:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
+_PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (bearer SSC_METRICS_TOKEN, or the metrics listener)",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}},
+        401: {"description": "SSC_METRICS_TOKEN is set and was not presented", **_PROBLEM},
+        404: {"description": "Metrics are not served on this listener", **_PROBLEM},
+    },
+)
+async def metrics(request: Request, _: MetricsAccess) -> Response:
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from api.auth import CurrentHolder
 from api.deps import RuntimeDep, SessionDep
+from api.rate_limits import LOGIN_LIMITS, QR_LIMITS, RATE_LIMITED
 from api.schemas.holder import (
     ActivationRequest,
     HolderCardResponse,
@@ -80,7 +81,9 @@ async def activate(
     responses={
         **_CREDENTIAL_ERRORS,
         403: {"description": "device-not-activated", **_PROBLEM},
+        **RATE_LIMITED,
     },
+    dependencies=LOGIN_LIMITS,
 )
 async def login(body: LoginRequest, runtime: RuntimeDep, response: Response) -> SessionResponse:
     opened = await service.login(
@@ -165,6 +168,7 @@ async def my_notices(holder: CurrentHolder, session: SessionDep) -> list[HolderN
 _QR_ERRORS: dict[int | str, dict[str, object]] = {
     **_HOLDER_ERRORS,
     409: {"description": "card-lost, card-suspended, card-cancelled", **_PROBLEM},
+    **RATE_LIMITED,
 }
 
 
@@ -172,6 +176,7 @@ _QR_ERRORS: dict[int | str, dict[str, object]] = {
     "/v1/me/qr",
     summary="A fresh QR token, and with ?prefetch=N the next N with staggered validity",
     responses=_QR_ERRORS,
+    dependencies=QR_LIMITS,
 )
 async def my_qr(
     holder: CurrentHolder,
@@ -206,6 +211,7 @@ LargeQuery = Annotated[
     summary="A fresh QR token as a PNG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/png": {}}}},
+    dependencies=QR_LIMITS,
 )
 async def my_qr_png(
     holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False
@@ -219,6 +225,7 @@ async def my_qr_png(
     summary="A fresh QR token as an SVG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/svg+xml": {}}}},
+    dependencies=QR_LIMITS,
 )
 async def my_qr_svg(
     holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False

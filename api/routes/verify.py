@@ -25,6 +25,7 @@ from api.middleware import (
     declared_length,
     log_access,
     request_id_of,
+    security_headers,
     send_too_large,
 )
 from api.schemas.verify import (
@@ -179,9 +180,10 @@ class VerifyFastPath:
     middleware (together more CPU than a scan's own checks, load/PROFILE.md).
 
     It does their duties for these two routes itself: request id (`X-Request-ID`), body size
-    limit, metrics, access log, and problem+json for every error through the app's own
-    handlers, 500 included. The routes stay registered: they document the API and serve
-    when the app is called without this layer.
+    limit, the security headers (`api.middleware.SECURITY_HEADERS`), metrics, access log, and
+    problem+json for every error through the app's own handlers, 500 included. The routes
+    stay registered: they document the API and serve when the app is called without this
+    layer.
     """
 
     def __init__(self, app: FastAPI, *, max_body: int, metrics: RequestMetrics) -> None:
@@ -213,7 +215,7 @@ class VerifyFastPath:
         try:
             if declared is not None and declared > self.max_body:
                 status = 413
-                await send_too_large(send, request_id, self.max_body)
+                await send_too_large(send, scope, request_id, self.max_body)
                 return
             state = self.app.state
             try:
@@ -227,12 +229,13 @@ class VerifyFastPath:
                     answer = await answer_batch(state, authorization, body)
             except RequestTooLarge:
                 status = 413
-                await send_too_large(send, request_id, self.max_body)
+                await send_too_large(send, scope, request_id, self.max_body)
                 return
             except Exception as error:  # every error answers as the app would answer it
                 response = await self._problem(scope, error)
                 status = response.status_code
                 response.headers["x-request-id"] = request_id
+                response.raw_headers.extend(security_headers(scope))
                 await response(scope, receive, send)
                 return
             await send(
@@ -243,6 +246,7 @@ class VerifyFastPath:
                         (b"content-type", b"application/json"),
                         (b"content-length", b"%d" % len(answer)),
                         (b"x-request-id", request_id.encode()),
+                        *security_headers(scope),
                     ],
                 }
             )

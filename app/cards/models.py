@@ -1,13 +1,13 @@
 """Holders, their card applications, cards, e-card devices and holder sessions.
 
-Personal data (name, document number, phone) is stored only sealed (AES-GCM, `app.security.pii`)
-and found through keyed blind indexes; no column holds it in plaintext.
+Personal data (name, document number, phone, birth date) is stored only sealed (AES-GCM,
+`app.security.pii`) and found through keyed blind indexes; no column holds it in plaintext.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
@@ -50,7 +50,10 @@ class Person(SQLModel, table=True):
     name_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     phone_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     phone_index: str = Field(max_length=64, index=True)
-    birth_date: date | None = None
+    birth_date_sealed: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
+    """None when the document does not state a birth date (a 15-character resident ID)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 

@@ -16,11 +16,18 @@ equal a real document number.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from app.cards.documents import mod11_2_check_character
 
 CARD_SERIAL_DIGITS = 9
 GENERATED_SSN_PREFIX = "0"
+
+
+def normalise_card_number(number: str) -> str:
+    """A card number as typed, in the form it is stored: NFKC (full-width digits from IMEs
+    become ASCII), no whitespace, upper case."""
+    return "".join(unicodedata.normalize("NFKC", number).split()).upper()
 
 
 def _digit_values(text: str) -> str:

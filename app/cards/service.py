@@ -13,6 +13,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -35,7 +36,11 @@ from app.cards.models import (
     Person,
     utcnow,
 )
-from app.cards.numbers import new_card_number, new_social_security_number
+from app.cards.numbers import (
+    new_card_number,
+    new_social_security_number,
+    normalise_card_number,
+)
 from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
 from app.errors import DomainError
 from app.runtime import Runtime
@@ -70,6 +75,7 @@ DOCUMENT_NUMBER_FIELD = "document_number"
 NAME_FIELD = "name"
 PHONE_FIELD = "phone"
 SSN_FIELD = "ssn"
+BIRTH_DATE_FIELD = "birth_date"  # sealed as an ISO date (migration 0006 seals old rows alike)
 
 
 class CardIssuanceFailed(DomainError):
@@ -189,7 +195,7 @@ async def submit_application(
             name_sealed=pii.seal(NAME_FIELD, name),
             phone_sealed=pii.seal(PHONE_FIELD, phone),
             phone_index=pii.blind_index(PHONE_FIELD, phone),
-            birth_date=document.birth_date,
+            birth_date_sealed=seal_birth_date(pii, document.birth_date),
         )
         try:
             async with session.begin_nested():
@@ -391,9 +397,15 @@ async def refill_card_snapshots(session: AsyncSession, runtime: Runtime) -> int:
     return written
 
 
-def normalise_card_number(card_number: str) -> str:
-    """The form card numbers are stored in: NFKC, no whitespace, upper case."""
-    return "".join(unicodedata.normalize("NFKC", card_number).split()).upper()
+def seal_birth_date(pii: PiiCipher, born: date | None) -> bytes | None:
+    return None if born is None else pii.seal(BIRTH_DATE_FIELD, born.isoformat())
+
+
+def birth_date_of(pii: PiiCipher, person: Person) -> date | None:
+    """The person's birth date, opened; None when their document states none."""
+    if person.birth_date_sealed is None:
+        return None
+    return date.fromisoformat(pii.open(BIRTH_DATE_FIELD, person.birth_date_sealed))
 
 
 async def find_card_by_number(session: AsyncSession, card_number: str) -> Card | None:

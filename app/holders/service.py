@@ -25,12 +25,12 @@ from app.audit.log import record
 from app.audit.models import AuditEvent
 from app.cards.documents import validate_document
 from app.cards.models import Card, CardStatus, Device, DeviceStatus, Person, utcnow
+from app.cards.numbers import normalise_card_number
 from app.cards.service import (
     COOPERATING_BANKS,
     DUPLICATE_FOR_HOLDER,
     NAME_FIELD,
     document_index,
-    normalise_card_number,
 )
 from app.errors import DomainError, Unauthorized
 from app.holders import pin_attempts

@@ -54,6 +54,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         "SSC_ISSUER": "360000",
         "SSC_PORT": str(port),
         "SSC_LOG_LEVEL": "warning",
+        # every example reaches its handler (the limits have their own tests)
+        **{
+            f"SSC_RATE_LIMIT_{rule.upper()}": "1000000/60"
+            for rule in (
+                "login_per_address",
+                "login_per_card",
+                "token_per_address",
+                "qr_per_holder",
+                "applications_per_address",
+            )
+        },
     }
     subprocess.run([SSC, "migrate"], env=env, check=True, capture_output=True)
     process = start_server(env, port)

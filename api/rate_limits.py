@@ -1,0 +1,64 @@
+"""The rate limits of `app.ratelimits` as route dependencies: `dependencies=LOGIN_LIMITS`
+and so on, with `RATE_LIMITED` documenting the 429 in each route's responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
+
+from api.auth import CurrentHolder
+from api.deps import RuntimeDep
+from api.schemas.holder import LoginRequest
+from app.ratelimits import RateLimitRule, address_subject, card_subject, enforce
+from app.runtime import Runtime
+
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "too-many-requests: the rate limit of this route is spent",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until the limit's window ends",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+        "content": {"application/problem+json": {}},
+    }
+}
+
+
+async def _count(runtime: Runtime, rule: RateLimitRule, subject: str) -> None:
+    await enforce(runtime.store, runtime.pii, runtime.settings, rule, subject)
+
+
+def _address(request: Request) -> str:
+    """The client's address as the server saw it (behind a trusted proxy, the address the
+    proxy forwarded: `ssc serve` believes X-Forwarded-For only from SSC_TRUSTED_PROXIES)."""
+    client = request.client
+    return address_subject(client.host if client else None)
+
+
+def _per_address(rule: RateLimitRule) -> DependsParam:
+    async def per_address(request: Request, runtime: RuntimeDep) -> None:
+        await _count(runtime, rule, _address(request))
+
+    per_address.__name__ = f"rate_limit_{rule.value}"
+    dependency: DependsParam = Depends(per_address)
+    return dependency
+
+
+async def login_per_card(body: LoginRequest, runtime: RuntimeDep) -> None:
+    """Keyed on the identity as presented, looked up nowhere: unknown and real cards alike."""
+    subject = card_subject(body.card_number, body.document_type, body.document_number)
+    await _count(runtime, RateLimitRule.login_per_card, subject)
+
+
+async def qr_per_holder(holder: CurrentHolder, runtime: RuntimeDep) -> None:
+    await _count(runtime, RateLimitRule.qr_per_holder, str(holder.card_id))
+
+
+LOGIN_LIMITS = [_per_address(RateLimitRule.login_per_address), Depends(login_per_card)]
+TOKEN_LIMITS = [_per_address(RateLimitRule.token_per_address)]
+APPLICATION_LIMITS = [_per_address(RateLimitRule.applications_per_address)]
+QR_LIMITS = [Depends(qr_per_holder)]
