@@ -87,6 +87,10 @@ async def _store_unavailable(request: Request, error: Exception) -> Response:
 def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for item in error.errors():
+        if item.get("type") == "json_invalid":  # FastAPI's: the body's JSON (json_bodies)
+            reason = item.get("ctx", {}).get("error", "")
+            errors.append({"location": ["body"], "message": f"not valid JSON: {reason}"})
+            continue
         location = [str(part) for part in item.get("loc", ())]
         errors.append({"location": location, "message": item.get("msg", "invalid")})
     return errors
