@@ -17,7 +17,7 @@ quote breaks the count), is parsed again with a hook that names the repeat.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import orjson
@@ -55,13 +55,20 @@ def _strings(value: object) -> int:
     pending = [value]
     while pending:
         item = pending.pop()
-        if isinstance(item, str):
-            count += 1
-        elif isinstance(item, dict):
+        if type(item) is dict:
             count += len(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+            members: Iterable[object] = item.values()
+        elif type(item) is list:
+            members = item
+        else:
+            count += type(item) is str
+            continue
+        for member in members:
+            kind = type(member)
+            if kind is str:
+                count += 1
+            elif kind is dict or kind is list:
+                pending.append(member)
     return count
 
 
