@@ -101,7 +101,7 @@ class BatchVerifyRequest(BaseModel):
                             "scene": "metro",
                             "scan_id": "g1-1",
                         },
-                        {"cose": "0oRNogEmBEj...", "scene": "metro", "scan_id": "g1-2"},
+                        {"cose": "0oRNogEmBEjx8Ad3kp5QnA", "scene": "metro", "scan_id": "g1-2"},
                     ]
                 }
             ]
