@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from starlette.types import Receive, Scope, Send
 
 from api.middleware import RequestContextMiddleware, RequestMetrics
+from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import applications, clients, health, holder, keys, lifecycle, misuse, trust, verify
 from app.audit.consumer import AuditConsumer
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics
     )
     install_problem_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(keys.router)
     app.include_router(applications.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 from app.db import DRIVER_ERRORS, Database, is_unavailable_error
 from app.errors import DomainError
@@ -19,6 +21,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
 logger = logging.getLogger("ssc.api")
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 _HTTP_CODES = {
     400: "bad-request",
     401: "unauthorized",
@@ -96,6 +99,10 @@ async def _store_unavailable(request: Request, error: Exception) -> Response:
 def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for item in error.errors():
+        if item.get("type") == "json_invalid":  # FastAPI's: the body's JSON (json_bodies)
+            reason = item.get("ctx", {}).get("error", "")
+            errors.append({"location": ["body"], "message": f"not valid JSON: {reason}"})
+            continue
         location = [str(part) for part in item.get("loc", ())]
         errors.append({"location": location, "message": item.get("msg", "invalid")})
     return errors
@@ -116,9 +123,36 @@ async def _http_error(request: Request, error: Exception) -> Response:
     code = _HTTP_CODES.get(error.status_code, f"http-{error.status_code}")
     title = code.replace("-", " ").capitalize()
     detail = error.detail if isinstance(error.detail, str) else title
-    return problem_response(
-        error.status_code, code, title, detail, request, headers=dict(error.headers or {})
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        methods = allowed_methods(request.app, request.url.path)
+        if methods is not None:
+            headers["Allow"] = ", ".join(methods)
+    return problem_response(error.status_code, code, title, detail, request, headers=headers)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str] | None:
+    """The methods the OpenAPI document lists for the path `path` falls under (HEAD with GET,
+    as the router serves it), or None when it falls under no documented path.
+
+    The router's own `Allow` names only the methods of the first route matching the path,
+    though a path may have one route per method.
+    """
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(
+        app.state, "allowed_methods", None
     )
+    if table is None:
+        table = []
+        for template, item in app.openapi().get("paths", {}).items():
+            methods = sorted(method.upper() for method in item if method in _HTTP_METHODS)
+            if "GET" in methods and "HEAD" not in methods:
+                methods.append("HEAD")
+            table.append((compile_path(template)[0], methods))
+        app.state.allowed_methods = table
+    for pattern, methods in table:
+        if pattern.match(path):
+            return methods
+    return None
 
 
 async def _database_error(request: Request, error: Exception) -> Response:

@@ -18,10 +18,9 @@ import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from token_service import _cbor
-from token_service.codec import der_signature
+from token_service.codec import der_signature, is_low_s, low_s, low_s_signature
 from token_service.errors import TokenServiceError
 from token_service.keys import SigningKey, b64url
 
@@ -140,8 +139,7 @@ def sign1(payload: bytes, *, content_type: str, signing: SigningKey) -> bytes:
     """A tagged COSE_Sign1 with protected header {alg: ES256, kid, typ} (RFC 9052, RFC 9596)."""
     protected = encode({HEADER_ALG: ALG_ES256, HEADER_KID: signing.kid, HEADER_TYP: content_type})
     to_be_signed = encode(["Signature1", protected, b"", payload])
-    r, s = decode_dss_signature(signing.private_key.sign(to_be_signed, _ECDSA_SHA256))
-    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    signature = low_s_signature(signing.private_key.sign(to_be_signed, _ECDSA_SHA256))
     return _TAG_18 + encode([protected, {}, payload, signature])
 
 
@@ -186,7 +184,7 @@ def open_sign1(
     public_key = keys.find(kid)
     if public_key is None:
         raise error(f"signed by unknown key {b64url(kid)}", reason="unknown_key")
-    if len(signature) != SIGNATURE_LENGTH:
+    if len(signature) != SIGNATURE_LENGTH or not is_low_s(signature):
         raise error("bad signature", reason="bad_signature")
     try:
         public_key.verify(
@@ -206,13 +204,16 @@ class KeyLookup(Protocol):
 
 
 def sign_jws(claims: Json, *, typ: str, signing: SigningKey) -> str:
-    """A compact JWS (ES256) with header {alg, typ, kid: base64url(kid)}."""
-    return jwt.encode(
+    """A compact JWS (ES256) with header {alg, typ, kid: base64url(kid)}, its signature low-S
+    (pyjwt signs as `cryptography` does, either way)."""
+    text = jwt.encode(
         claims,
         signing.private_key,
         algorithm="ES256",
         headers={"typ": typ, "kid": b64url(signing.kid)},
     )
+    signed, _, signature = text.rpartition(".")
+    return f"{signed}.{b64url(low_s(b64url_decode(signature, DocumentError)))}"
 
 
 def open_jws(
@@ -244,6 +245,9 @@ def open_jws(
     public_key = keys.find(kid)
     if public_key is None:
         raise error(f"signed by unknown key {kid_text}", reason="unknown_key")
+    signature = b64url_decode(text.rpartition(".")[2], error)
+    if len(signature) != SIGNATURE_LENGTH or not is_low_s(signature):
+        raise error("bad signature", reason="bad_signature")
     try:
         claims = jwt.decode(
             text,

@@ -22,6 +22,12 @@ is 209 characters and one with a 32-bit status index 221: exactly full. Hence tw
   -65001/-65002 lie in the "Specification Required" range and cost 3 bytes, to be registered
   with the national e-card specification.
 
+The signature is `r || s` with `s` in the lower half of the P-256 group order ("low-S",
+`s <= n/2`). ECDSA also verifies `(r, n - s)`, so without this rule every token has a second
+spelling that anyone can make without the key; the issuer writes only the low-S one and
+every verifier refuses the other (`bad_signature`). The signed documents (status lists,
+trust lists, verifier bundles, as COSE_Sign1 or JWS) follow the same rule.
+
 Decoding is strict: it accepts only this layout (tag 18, this exact protected header, an
 empty unprotected map, preferred serialization, no unknown or duplicate claims, no trailing
 bytes) and refuses strings longer than `MAX_TOKEN_CHARS` before decoding anything.
@@ -132,6 +138,32 @@ class DecodedToken:
         return der_signature(self.signature)
 
 
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+"""n, the order of the P-256 group."""
+_HALF_ORDER = P256_ORDER // 2
+_HALF_ORDER_BYTES = _HALF_ORDER.to_bytes(32, "big")
+
+
+def low_s_signature(der: bytes) -> bytes:
+    """The COSE `r || s` (64 bytes) of a DER ECDSA P-256 signature, made low-S (`low_s`)."""
+    r, s = decode_dss_signature(der)
+    return low_s(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def low_s(raw: bytes) -> bytes:
+    """A 64-byte `r || s` signature with `s` replaced by `n - s` when above `n / 2`: the one
+    spelling of the signature that verifiers accept (it verifies as the other does)."""
+    if is_low_s(raw):
+        return raw
+    return raw[:32] + (P256_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
+
+
+def is_low_s(raw: bytes) -> bool:
+    """Whether a 64-byte COSE `r || s` signature has `s <= n / 2` (big-endian byte strings of
+    one length compare as their numbers do)."""
+    return raw[32:] <= _HALF_ORDER_BYTES
+
+
 def der_signature(raw: bytes) -> bytes:
     """Converts a COSE r || s signature (64 bytes) to a DER ECDSA-Sig-Value."""
     return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
@@ -224,7 +256,7 @@ def sign_token(claims: Claims, kid: bytes, private_key: ec.EllipticCurvePrivateK
     """
     protected = protected_header(kid)
     payload = encode_claims(claims)
-    r, s = decode_dss_signature(private_key.sign(sig_structure(protected, payload), _ECDSA_SHA256))
+    signature = low_s_signature(private_key.sign(sig_structure(protected, payload), _ECDSA_SHA256))
     message = b"".join(
         (
             _TOKEN_START,
@@ -234,8 +266,7 @@ def sign_token(claims: Claims, kid: bytes, private_key: ec.EllipticCurvePrivateK
             _cbor.head(_cbor.BYTES, len(payload)),
             payload,
             _SIGNATURE_HEAD,
-            r.to_bytes(32, "big"),
-            s.to_bytes(32, "big"),
+            signature,
         )
     )
     token = PREFIX + b45encode(message)

@@ -3,9 +3,9 @@
 Checks run cheapest first and stop at the first failure: structure (`malformed`; an
 algorithm other than ES256 is outside the profile and also `malformed`, since it fails the
 fixed protected-header check before any key is looked up), kid (`unknown_key`), the key's
-issuer (`issuer_untrusted`), the signature (`bad_signature`), the signed `iss` against the
-key's issuer (`issuer_untrusted`), then times with a clock-skew allowance (`expired`,
-`not_yet_valid`).
+issuer (`issuer_untrusted`), the signature (`bad_signature`, also for the high-S twin
+`(r, n - s)` of a valid signature: see `codec`), the signed `iss` against the key's issuer
+(`issuer_untrusted`), then times with a clock-skew allowance (`expired`, `not_yet_valid`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from token_service.codec import (
     ClaimValues,
     HandleCipher,
     der_signature,
+    is_low_s,
     sig_structure,
     split_message,
     split_token,
@@ -190,6 +191,8 @@ class TokenVerifier:
         issuer = key.issuer
         if issuer not in self._trusted:
             return TokenCheck(Verdict.ISSUER_UNTRUSTED, kid=kid, issuer=issuer)
+        if not is_low_s(signature):
+            return TokenCheck(Verdict.BAD_SIGNATURE, kid=kid, issuer=issuer)
         try:
             key.public_key.verify(
                 der_signature(signature),

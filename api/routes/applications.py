@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from api.auth import CurrentAdmin
 from api.deps import RuntimeDep, SessionDep
+from api.json_bodies import StrictJsonRoute
 from api.rate_limits import APPLICATION_LIMITS, RATE_LIMITED
 from api.schemas.cards import (
     ApplicationRequest,
@@ -19,7 +20,7 @@ from api.schemas.cards import (
 from app.cards import service
 from app.cards.models import CardStatus
 
-router = APIRouter(tags=["applications"])
+router = APIRouter(tags=["applications"], route_class=StrictJsonRoute)
 
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from api.auth import CurrentAdmin
 from api.deps import RuntimeDep, SessionDep
+from api.json_bodies import StrictJsonRoute
 from api.rate_limits import RATE_LIMITED, TOKEN_LIMITS
 from api.schemas.clients import (
     TOKEN_REQUEST_BODY,
@@ -24,7 +25,7 @@ from api.schemas.clients import (
 from app.clients import service
 from app.clients.models import ApiClient
 
-router = APIRouter(tags=["clients"])
+router = APIRouter(tags=["clients"], route_class=StrictJsonRoute)
 
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {

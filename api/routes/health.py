@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from api.auth import MetricsAccess
 from api.deps import RuntimeDep
+from api.json_bodies import StrictJsonRoute
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
 
 
 @router.get("/healthz", summary="The process is up")

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from api.auth import CurrentHolder
 from api.deps import RuntimeDep, SessionDep
+from api.json_bodies import StrictJsonRoute
 from api.rate_limits import LOGIN_LIMITS, QR_LIMITS, RATE_LIMITED
 from api.schemas.holder import (
     ActivationRequest,
@@ -24,7 +25,7 @@ from api.schemas.holder import (
 from app.holders import qr_tokens, service
 from app.holders.sessions import HolderSession
 
-router = APIRouter(tags=["holder"])
+router = APIRouter(tags=["holder"], route_class=StrictJsonRoute)
 
 NO_STORE = {"Cache-Control": "no-store"}
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}

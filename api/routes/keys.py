@@ -8,8 +8,9 @@ from starlette.responses import Response
 
 from api.caching import cacheable_response
 from api.deps import RuntimeDep
+from api.json_bodies import StrictJsonRoute
 
-router = APIRouter(tags=["keys"])
+router = APIRouter(tags=["keys"], route_class=StrictJsonRoute)
 
 # Shorter than the time a next key is published before it signs, so caches pick it up.
 KEYS_MAX_AGE = 300

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 
 from api.auth import CurrentAdmin, CurrentHolder
 from api.deps import RuntimeDep, SessionDep
+from api.json_bodies import StrictJsonRoute
 from api.schemas.lifecycle import (
     CardHistoryEntry,
     HolderTransitionResponse,
@@ -20,7 +21,7 @@ from app.cards.lifecycle import OPERATOR_CHANNELS, CardAction, Channel
 from app.cards.models import CardStatus
 from app.security.principals import AdminPrincipal
 
-router = APIRouter(tags=["card lifecycle"])
+router = APIRouter(tags=["card lifecycle"], route_class=StrictJsonRoute)
 
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 _HOLDER_ERRORS: dict[int | str, dict[str, object]] = {

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Path, Query
 
 from api.auth import CurrentAdmin
 from api.deps import RuntimeDep, SessionDep
+from api.json_bodies import StrictJsonRoute
 from api.schemas.misuse import AlertClose, AlertOut, CreditRecordCreate, CreditRecordOut
 from app.misuse import service
 from app.misuse.models import AlertKind, AlertStatus, CreditRecord, MisuseAlert
 
-router = APIRouter(tags=["misuse"])
+router = APIRouter(tags=["misuse"], route_class=StrictJsonRoute)
 
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {

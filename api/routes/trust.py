@@ -10,11 +10,12 @@ from starlette.responses import Response
 from api.auth import CurrentAdmin, CurrentScanner
 from api.caching import cacheable_response
 from api.deps import RuntimeDep, SessionDep
+from api.json_bodies import StrictJsonRoute
 from api.schemas.trust import IssuerCreate, IssuerOut, StatusListUpload, decode_base64url
 from app.trust import bundles, issuers, status_lists, trust_lists
 from app.trust.documents import SignedDocument
 
-router = APIRouter(tags=["trust"])
+router = APIRouter(tags=["trust"], route_class=StrictJsonRoute)
 
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {

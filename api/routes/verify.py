@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.auth import BearerDep
+from api.json_bodies import StrictJsonRoute
 from api.middleware import (
     RequestMetrics,
     RequestTooLarge,
@@ -44,7 +45,7 @@ from app.security.principals import ScannerPrincipal
 from app.verification.scanners import ScannerTokenCache
 from app.verification.service import Scan, verify_scans
 
-router = APIRouter(tags=["verify"])
+router = APIRouter(tags=["verify"], route_class=StrictJsonRoute)
 JSON = "application/json"
 
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.common import UtcDateTime
 from app.cards.documents import DocumentType
 from app.cards.models import ApplicationStatus, CardStatus
 
@@ -69,7 +69,7 @@ class ApplicationResponse(BaseModel):
 
     id: uuid.UUID
     status: ApplicationStatus
-    created_at: datetime
+    created_at: UtcDateTime
     card_id: uuid.UUID | None = None
     card_number: str | None = None
 
@@ -86,7 +86,7 @@ class RejectionRequest(BaseModel):
 class RejectionResponse(BaseModel):
     id: uuid.UUID
     status: ApplicationStatus
-    decided_at: datetime
+    decided_at: UtcDateTime
     reason: str
 
 

@@ -5,16 +5,28 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal, Self
 from urllib.parse import parse_qsl, unquote_plus
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
+from api.schemas.common import UtcDateTime
+from app.catalog.scenes import SCENES
 from app.clients.errors import InvalidClient, OAuthInvalidRequest
 from app.clients.service import ClientCredentialsRequest
 
-SceneCode = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+SceneCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z_]{1,32}$"),
+    WithJsonSchema({"type": "string", "enum": sorted(SCENES)}),  # else unknown-scene (422)
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -61,7 +73,7 @@ class OrganisationOut(BaseModel):
     scenes: list[str]
     latitude: float | None = None
     longitude: float | None = None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ScannerCreate(BaseModel):
@@ -82,8 +94,8 @@ class ScannerOut(BaseModel):
     organisation_id: uuid.UUID
     scenes: list[str]
     status: str
-    created_at: datetime
-    disabled_at: datetime | None
+    created_at: UtcDateTime
+    disabled_at: UtcDateTime | None
 
 
 class ScannerCreated(ScannerOut):
@@ -112,6 +124,7 @@ class TokenResponse(BaseModel):
     scope: str
 
 
+_MAX_FIELDS = 8
 TOKEN_REQUEST_BODY = {
     "required": True,
     "content": {
@@ -125,6 +138,11 @@ TOKEN_REQUEST_BODY = {
                     "client_secret": {"type": "string", "maxLength": 256},
                     "scope": {"type": "string", "maxLength": 200},
                 },
+                # Other parameters are ignored (RFC 6749 section 3.2), named and at most
+                # 8 in all; none may be repeated.
+                "additionalProperties": {"type": "string"},
+                "propertyNames": {"minLength": 1},
+                "maxProperties": _MAX_FIELDS,
             },
             "example": {
                 "grant_type": "client_credentials",
@@ -137,7 +155,6 @@ TOKEN_REQUEST_BODY = {
 """Documented by hand: the form is parsed here (`token_request`), not by FastAPI."""
 
 _FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
-_MAX_FIELDS = 8
 
 
 def token_request(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.schemas.common import PIN_PATTERN, UtcDateTime
 from app.cards.documents import DocumentType
 from app.cards.models import CardStatus
 
-_PIN = Field(min_length=1, max_length=16, description="The card's 6-digit PIN")
+_PIN = Field(pattern=PIN_PATTERN, description="The card's 6-digit PIN")
 _DEVICE_ID = Field(
     min_length=1, max_length=128, description="The phone's stable installation identifier"
 )
@@ -41,8 +41,7 @@ class ActivationRequest(BaseModel):
         description="Base64 DER SubjectPublicKeyInfo of the phone's P-256 key (offline use)",
     )
     pin: str = Field(
-        min_length=1,
-        max_length=16,
+        pattern=PIN_PATTERN,
         description="First activation: the new 6-digit PIN; later activations: the current PIN",
     )
 
@@ -61,7 +60,26 @@ class LoginRequest(BaseModel):
                     "pin": "284617",
                     "device_id": "iphone-4f9d2c",
                 },
-            ]
+            ],
+            # What `_one_identifier` enforces (an absent and a null member are the same):
+            "oneOf": [
+                {
+                    "required": ["card_number"],
+                    "properties": {
+                        "card_number": {"type": "string"},
+                        "document_type": {"type": "null"},
+                        "document_number": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["document_type", "document_number"],
+                    "properties": {
+                        "card_number": {"type": "null"},
+                        "document_type": {"type": "string"},
+                        "document_number": {"type": "string"},
+                    },
+                },
+            ],
         },
     )
 
@@ -113,9 +131,9 @@ class SessionResponse(BaseModel):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the OAuth2 token type
     expires_in: int
-    expires_at: datetime
+    expires_at: UtcDateTime
     refresh_token: str
-    refresh_expires_at: datetime
+    refresh_expires_at: UtcDateTime
 
 
 class PinChangeRequest(BaseModel):
@@ -169,13 +187,13 @@ class HolderNoticeResponse(BaseModel):
 
     kind: str = Field(description="What happened, e.g. application.duplicate_for_holder")
     message: str
-    at: datetime
+    at: UtcDateTime
 
 
 class UpcomingQr(BaseModel):
     token: str
-    not_before: datetime
-    expires_at: datetime
+    not_before: UtcDateTime
+    expires_at: UtcDateTime
 
 
 class QrResponse(BaseModel):
@@ -196,7 +214,7 @@ class QrResponse(BaseModel):
     )
 
     token: str
-    expires_at: datetime
+    expires_at: UtcDateTime
     refresh_after: int = Field(description="Seconds after which the phone fetches a new code")
     kid: str = Field(description="Key id of the signing key, hex")
     png_url: str

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.common import PIN_PATTERN, UtcDateTime
 from app.cards.lifecycle import CardAction, Channel
 from app.cards.models import CardStatus
 
@@ -25,7 +25,7 @@ class OperatorChannel(StrEnum):
 class PinConfirmation(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"pin": "284617"}]})
 
-    pin: str = Field(min_length=1, max_length=16, description="The card's 6-digit PIN")
+    pin: str = Field(pattern=PIN_PATTERN, description="The card's 6-digit PIN")
 
 
 class OperatorAction(BaseModel):
@@ -55,7 +55,7 @@ class HolderTransitionResponse(BaseModel):
     action: CardAction
     from_status: CardStatus
     to_status: CardStatus
-    at: datetime
+    at: UtcDateTime
 
 
 class OperatorTransitionResponse(HolderTransitionResponse):
@@ -70,4 +70,4 @@ class CardHistoryEntry(BaseModel):
     channel: Channel
     by: str = Field(description="`holder` (you, in the app) or `operator`")
     reason: str | None
-    at: datetime
+    at: UtcDateTime

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from api.schemas.common import UtcDateTime
 from app.misuse.models import AlertKind, AlertStatus
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -19,8 +19,8 @@ class AlertOut(BaseModel):
     kind: AlertKind
     details: dict[str, Any]
     status: AlertStatus
-    created_at: datetime
-    closed_at: datetime | None
+    created_at: UtcDateTime
+    closed_at: UtcDateTime | None
     closed_by: str | None
 
 
@@ -46,4 +46,4 @@ class CreditRecordOut(BaseModel):
     id: uuid.UUID
     note: str
     author: str
-    created_at: datetime
+    created_at: UtcDateTime

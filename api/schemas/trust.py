@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.common import UtcDateTime
 from app.trust.errors import InvalidIssuer
 from app.trust.issuers import IssuerRegistration
 from app.trust.models import TrustedIssuerRecord
@@ -100,10 +100,10 @@ class IssuerOut(BaseModel):
     token_lifetime: int
     status_list_uri: str | None
     kids: list[str] = Field(description="The key ids (base64url) of its published keys")
-    status_list_expires_at: datetime | None = Field(
+    status_list_expires_at: UtcDateTime | None = Field(
         description="When the status list we hold for it expires; null if we hold none"
     )
-    created_at: datetime
+    created_at: UtcDateTime
 
     @classmethod
     def of(cls, record: TrustedIssuerRecord) -> IssuerOut:

@@ -8,11 +8,10 @@ from collections.abc import Callable
 import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from token_service import KeyRing
 from token_service._base45 import b45decode, b45encode
-from token_service.codec import PREFIX
+from token_service.codec import P256_ORDER, PREFIX, low_s_signature
 
 START = 1_750_000_000.0
 ISSUER = "360000"
@@ -72,13 +71,24 @@ def forge(
     if protected is None:
         protected = cbor2.dumps({1: -7, 4: signing.kid})
     to_be_signed = cbor2.dumps(["Signature1", protected, b"", payload])
-    r, s = decode_dss_signature(signing.private_key.sign(to_be_signed, ec.ECDSA(hashes.SHA256())))
+    signature = low_s_signature(signing.private_key.sign(to_be_signed, ec.ECDSA(hashes.SHA256())))
     message: object = [
         protected,
         unprotected or {},
         payload,
-        r.to_bytes(32, "big") + s.to_bytes(32, "big"),
+        signature,
     ]
     if tag is not None:
         message = cbor2.CBORTag(tag, message)
     return PREFIX + b45encode(cbor2.dumps(message))
+
+
+def high_s_twin(token: str) -> str:
+    """The token with its signature `(r, s)` replaced by `(r, n - s)`: ECDSA verifies both,
+    and anyone can make the twin without the key."""
+    return rewrap(token, lambda data: data[:-32] + twin_s(data[-32:]))
+
+
+def twin_s(s: bytes) -> bytes:
+    """`n - s` of a 32-byte big-endian `s`."""
+    return (P256_ORDER - int.from_bytes(s, "big")).to_bytes(32, "big")

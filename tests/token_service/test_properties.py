@@ -17,7 +17,7 @@ from token_service import (
     decode_token,
 )
 from token_service._base45 import ALPHABET, b45decode, b45encode
-from token_service.codec import PREFIX
+from token_service.codec import PREFIX, is_low_s
 
 CLOCK = FakeClock()
 ISSUERS = ["360000", "440300", "110000", "X"]
@@ -76,6 +76,7 @@ class TestTokenRoundTrip:
         assert (check.not_before, check.expires_at) == (issued.not_before, issued.expires_at)
         assert check.status_index == status_index
         assert decode_token(issued.token).claims.issued_at == issued.not_before
+        assert is_low_s(decode_token(issued.token).signature)
 
 
 class TestHostileInput:
