@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     rate_limit_login_per_card: str = Field(default="10/60", pattern=RATE_LIMIT_PATTERN)
     rate_limit_token_per_address: str = Field(default="30/60", pattern=RATE_LIMIT_PATTERN)
     rate_limit_qr_per_holder: str = Field(default="60/60", pattern=RATE_LIMIT_PATTERN)
-    rate_limit_applications_per_address: str = Field(default="20/3600", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_applications_per_address: str = Field(default="60/3600", pattern=RATE_LIMIT_PATTERN)
 
     audit_consumer_in_api: bool = Field(
         default=True,

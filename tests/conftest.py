@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from api.app import create_app
 from app.config import Settings, load_settings, new_secret
 from app.db import migrate
+from app.ratelimits import RateLimitRule
 from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
@@ -218,6 +219,9 @@ async def settings(
         "data_key": new_secret(),
         "token_secret": new_secret(),
         "auto_approve_applications": False,
+        # Every test client comes from one address and may log in or apply many times; the
+        # limits have their own tests (tests/api/test_rate_limits.py), which set them low.
+        **{f"rate_limit_{rule.value}": "1000000/60" for rule in RateLimitRule},
     }
     if request.param == "embedded":
         overrides["database_url"] = await migrated_database_url(request, "sqlite", tmp_path)

@@ -32,6 +32,33 @@ class TestSettingsValidation:
         settings = load_settings(redis_url="", environment="test", var_dir=tmp_path)
         assert settings.redis_url is None
 
+    @pytest.mark.parametrize("value", ["10", "0/60", "10/0", "ten/60", "10/86401", "10 / 60"])
+    def test_rejects_a_rate_limit_not_of_the_form_count_slash_seconds(self, value: str) -> None:
+        with pytest.raises(SettingsError, match="SSC_RATE_LIMIT_LOGIN_PER_CARD"):
+            load_settings(rate_limit_login_per_card=value, environment="test")
+
+    def test_rejects_a_trusted_proxy_that_is_not_an_address(self) -> None:
+        with pytest.raises(SettingsError, match="SSC_TRUSTED_PROXIES"):
+            load_settings(trusted_proxies="10.0.0.1,proxy.example", environment="test")
+
+    def test_trusted_proxies_are_addresses_or_networks(self, tmp_path: Path) -> None:
+        settings = load_settings(
+            trusted_proxies=" 10.0.0.1, 10.1.0.0/16 ,::1", environment="test", var_dir=tmp_path
+        )
+        assert settings.trusted_proxies == "10.0.0.1,10.1.0.0/16,::1"
+
+    def test_the_metrics_listener_is_not_the_api_port(self) -> None:
+        with pytest.raises(SettingsError, match="SSC_METRICS_PORT"):
+            load_settings(port=8000, metrics_port=8000, environment="test")
+
+    def test_docs_are_exposed_outside_production_unless_said_otherwise(
+        self, tmp_path: Path
+    ) -> None:
+        assert load_settings(environment="test", var_dir=tmp_path).docs_exposed
+        assert not load_settings(
+            environment="test", expose_docs=False, var_dir=tmp_path
+        ).docs_exposed
+
 
 class TestDevelopmentSecrets:
     def test_are_generated_once_and_reused(self, tmp_path: Path) -> None:
