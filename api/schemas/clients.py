@@ -43,7 +43,15 @@ class OrganisationCreate(BaseModel):
                     "latitude": 28.6829,
                     "longitude": 115.8579,
                 }
-            ]
+            ],
+            # What `_both_coordinates` enforces (an absent and a null member are the same):
+            "oneOf": [
+                {
+                    "required": ["latitude", "longitude"],
+                    "properties": {"latitude": {"type": "number"}, "longitude": {"type": "number"}},
+                },
+                {"properties": {"latitude": {"type": "null"}, "longitude": {"type": "null"}}},
+            ],
         },
     )
 
@@ -52,10 +60,10 @@ class OrganisationCreate(BaseModel):
     region_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
     scenes: list[SceneCode] = Field(min_length=1, max_length=32, description="Catalog scene codes")
     latitude: float | None = Field(
-        default=None, ge=-90, le=90, description="Venue location (WGS 84 degrees)"
+        default=None, ge=-90, le=90, strict=True, description="Venue location (WGS 84 degrees)"
     )
     longitude: float | None = Field(
-        default=None, ge=-180, le=180, description="Venue location (WGS 84 degrees)"
+        default=None, ge=-180, le=180, strict=True, description="Venue location (WGS 84 degrees)"
     )
 
     @model_validator(mode="after")

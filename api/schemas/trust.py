@@ -14,7 +14,13 @@ from app.trust.issuers import IssuerRegistration
 from app.trust.models import TrustedIssuerRecord
 
 IssuerCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
-Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*={0,2}$", max_length=1 << 20)]
+Base64Url = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3}={0,2})?$", max_length=1 << 20
+    ),
+]
+"""base64url, padded or not (a length of 4k + 1 decodes to nothing)."""
 
 
 def decode_base64url(text: str, what: str) -> bytes:
@@ -86,7 +92,7 @@ class IssuerCreate(BaseModel):
 class StatusListUpload(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"status_list": "0oRYJKMBJgRI..."}]},
+        json_schema_extra={"examples": [{"status_list": "0oRYJKMBJgRIx8Ad3kp5QnA"}]},
     )
 
     status_list: Base64Url = Field(

@@ -15,6 +15,8 @@ from api import json_bodies
 from token_service import Verdict
 
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+BASE64URL_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3}={0,2})?$"
+"""base64url, padded or not (a length of 4k + 1 decodes to nothing)."""
 SCENE_PATTERN = r"^[a-z_]{1,32}$"
 
 
@@ -74,13 +76,28 @@ MAX_COSE_CHARS = 440  # base64url of the longest COSE_Sign1 the codec reads (320
 
 
 class BatchScan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # what `_scan` enforces: exactly one of the two, null is absent
+            "oneOf": [
+                {
+                    "required": ["token"],
+                    "properties": {"token": {"type": "string"}, "cose": {"type": "null"}},
+                },
+                {
+                    "required": ["cose"],
+                    "properties": {"cose": {"type": "string"}, "token": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     token: str | None = Field(default=None, description="The scanned string (or give `cose`)")
     cose: str | None = Field(
         default=None,
         description="base64url of the binary COSE_Sign1 inside the token, for gateways",
         max_length=MAX_COSE_CHARS,
+        pattern=BASE64URL_PATTERN,
     )
     scene: Annotated[str, StringConstraints(pattern=SCENE_PATTERN)] | None = None
     scan_id: Annotated[str, StringConstraints(pattern=IDEMPOTENCY_KEY_PATTERN)] | None = Field(
