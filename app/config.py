@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     key_publish_ahead: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
     key_sync_interval: int = Field(default=60, ge=1, le=3600)
 
+    require_persistent_store: bool = Field(
+        default=False,
+        description="true: refuse to start unless Redis is known to persist (AOF, noeviction)",
+    )
     audit_consumer_in_api: bool = Field(
         default=True,
         description="false: run `ssc audit consume` instead (needs Redis: a shared stream)",
