@@ -22,6 +22,7 @@ from app.audit.consumer import AuditConsumer
 from app.config import Environment, Settings, load_settings
 from app.runtime import Runtime
 from app.store import StoreUnavailable
+from app.store.durability import StoreNotDurable, inspect_durability, report_durability
 from app.trust.background import trust_sync
 from app.verification.epoch import epoch_watch
 from app.warmup import warm_store
@@ -48,6 +49,13 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
         app.state.runtime = runtime
+        durability = await inspect_durability(runtime.store)
+        app.state.store_durability = durability
+        try:
+            report_durability(durability, required=settings.require_persistent_store)
+        except StoreNotDurable:
+            await runtime.close()
+            raise
         await warm_store(runtime)
         try:
             await runtime.store_epochs.check()
@@ -79,6 +87,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     metrics = RequestMetrics(CollectorRegistry())
     app.state.metrics = metrics
     app.state.audit_consumer = None
+    app.state.store_durability = None
     Gauge(
         "ssc_audit_backlog_entries",
         "Audit stream entries not yet persisted by every consumer group, at this worker's "

@@ -74,10 +74,14 @@ class OwnRedis:
     an append-only file fsynced on every write, as production should run it.
     """
 
-    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, appendonly: bool = False, options: tuple[str, ...] = ()
+    ) -> None:
+        """`options`: more `redis-server` arguments, e.g. `("--maxmemory-policy", "noeviction")`."""
         self.port = free_port()
         self.directory = directory
         self.appendonly = appendonly
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,7 +96,7 @@ class OwnRedis:
         )
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(self.directory), *persistence],
+             "--dir", str(self.directory), *persistence, *self.options],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10

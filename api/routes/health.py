@@ -13,6 +13,7 @@ from starlette.responses import Response
 from api.auth import MetricsAccess
 from api.deps import RuntimeDep
 from api.json_bodies import StrictJsonRoute
+from app.store.durability import Durability, DurabilityState
 
 router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
 
@@ -24,7 +25,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The database and the store are reachable",
+    summary="The database and the store are reachable (and whether the store persists)",
     responses={
         503: {
             "description": "A dependency is down",
@@ -36,7 +37,11 @@ async def healthz() -> dict[str, str]:
         }
     },
 )
-async def readyz(runtime: RuntimeDep) -> Response:
+async def readyz(runtime: RuntimeDep, request: Request) -> Response:
+    """`store_persistence` is what start-up found (`app.store.durability`): `ok`, `degraded`
+    (no AOF, or an eviction policy that may evict), `unknown` (INFO refused) or `in-process`
+    (the memory store); `degraded` and `unknown` make `status` `degraded`, still 200."""
+
     async def probe(check: Awaitable[None]) -> str:
         try:
             await asyncio.wait_for(check, timeout=2)
@@ -48,7 +53,18 @@ async def readyz(runtime: RuntimeDep) -> Response:
         probe(runtime.database.ping()), probe(runtime.store.ping())
     )
     ready = database == store == "ok"
-    body = {"status": "ok" if ready else "unavailable", "database": database, "store": store}
+    durability: Durability | None = request.app.state.store_durability
+    persistence = "unknown" if durability is None else durability.state.value
+    status = "ok" if ready else "unavailable"
+    if ready and persistence in {DurabilityState.DEGRADED, DurabilityState.UNKNOWN}:
+        # Still 200: the service works; it would lose replay records on a store restart.
+        status = "degraded"
+    body = {
+        "status": status,
+        "database": database,
+        "store": store,
+        "store_persistence": persistence,
+    }
     return Response(
         orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
     )

@@ -337,8 +337,9 @@ async def _claim_in_epoch(
             return pending, await _claim(runtime, scanner, claims, epoch.value)
         except EpochChanged as changed:
             await epochs.changed(changed.found)
-        stale = [item for item in pending if _valid_from(item.check) < epochs.refuse_before]
-        pending = [item for item in pending if item not in stale]
+        line = epochs.refuse_before
+        stale = [item for item in pending if _valid_from(item.check) < line]
+        pending = [item for item in pending if _valid_from(item.check) >= line]
         reissue = Verdict.REISSUE_REQUIRED
         refused: list[dict[str, str]] = []
         for item in stale:
