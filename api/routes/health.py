@@ -31,7 +31,12 @@ async def healthz() -> dict[str, str]:
             "description": "A dependency is down",
             "content": {
                 "application/json": {
-                    "example": {"status": "unavailable", "database": "ok", "store": "down"}
+                    "example": {
+                        "status": "unavailable",
+                        "database": "ok",
+                        "store": "down",
+                        "store_persistence": "ok",
+                    }
                 }
             },
         }

@@ -96,6 +96,25 @@ class TestStoreLoss:
         )
         assert len(refused) == 2
 
+    async def test_the_periodic_check_notices_a_loss_without_any_scan(
+        self, client: httpx.AsyncClient, runtime: Runtime
+    ) -> None:
+        before = await runtime.store_epochs.check()
+        assert await runtime.store_epochs.check() == before  # nothing changed: nothing done
+        await runtime.store.delete(EPOCH_KEY)
+        after = await runtime.store_epochs.check()
+        assert after != before and after.after_loss
+        assert (
+            runtime.store_epochs.refuse_before == after.started_at + 2 * runtime.settings.clock_skew
+        )
+        assert await runtime.store.get(EPOCH_KEY) == after.value
+        assert resets((await client.get("/metrics")).text) == 1
+        events = await persisted_audit(runtime, EPOCH_ACTION, count=2)
+        assert [(event["epoch"], event["after_loss"]) for event in events] == [
+            (before.id, False),
+            (after.id, True),
+        ]
+
     async def test_a_fresh_store_refuses_nothing(
         self, client: httpx.AsyncClient, runtime: Runtime
     ) -> None:
