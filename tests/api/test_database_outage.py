@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import time
 from collections import Counter
@@ -28,7 +27,7 @@ from app.config import Settings, load_settings, new_secret
 from app.db import Database, migrate
 from tests.conftest import server_missing
 from tests.factories import application_body, create_active_holder, create_scanner
-from tests.servers import OwnPostgres, free_port, start_server, wait_until_up
+from tests.servers import OwnPostgres, free_port, server_env, start_server, wait_until_up
 
 PROBLEM = "application/problem+json"
 OUTAGE_LINE = "database unavailable"
@@ -64,6 +63,7 @@ def outage_settings(own_postgres: OwnPostgres, tmp_path: Path) -> Settings:
         data_key=new_secret(),
         token_secret=new_secret(),
         auto_approve_applications=False,
+        log_level="warning",
     )
 
 
@@ -123,24 +123,6 @@ async def test_an_outage_answers_503_is_logged_once_and_heals(
         assert statuses == {"login": 200, "qr": 200, "oauth token": 200, "application": 201}
         lines = database_lines(caplog)
         assert len(lines) == 2 and lines[1].startswith(RECOVERY_LINE), lines
-
-
-def server_env(settings: Settings) -> dict[str, str]:
-    def secret(name: str) -> str:
-        value = getattr(settings, name)
-        return str(value.get_secret_value())
-
-    return {
-        **os.environ,
-        "SSC_ENVIRONMENT": "test",
-        "SSC_DATABASE_URL": settings.database_url,
-        "SSC_VAR_DIR": str(settings.var_dir),
-        "SSC_KEY_DIR": str(settings.key_dir),
-        "SSC_KEY_ENCRYPTION_KEY": secret("key_encryption_key"),
-        "SSC_DATA_KEY": secret("data_key"),
-        "SSC_TOKEN_SECRET": secret("token_secret"),
-        "SSC_LOG_LEVEL": "warning",
-    }
 
 
 async def stored_application_ids(url: str) -> set[str]:
