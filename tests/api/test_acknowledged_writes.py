@@ -25,7 +25,13 @@ from app.cards.models import ApplicationStatus, Card, CardApplication, Person
 from app.config import Settings, load_settings, new_secret
 from app.runtime import Runtime
 from tests.conftest import PostgresServer, run_blocking, server_missing
-from tests.factories import DEFAULT_PIN, admin_headers, application_body, create_active_holder
+from tests.factories import (
+    DEFAULT_PIN,
+    admin_headers,
+    application_body,
+    create_active_holder,
+    distinct_resident_ids,
+)
 from tests.servers import AnswerFirstTransport, free_port, server_env, start_server, wait_until_up
 
 SEQUENCES = 500
@@ -75,9 +81,10 @@ async def test_each_step_finds_what_the_previous_answer_acknowledged(
     """Apply, approve, activate, back to back: approval finds the application its 201
     announced, activation the card its 200 issued (before the fix: 404s and 401s)."""
     failures: list[str] = []
+    documents = distinct_resident_ids()
     for _ in range(SEQUENCES):
         try:
-            await create_active_holder(answer_first, app)
+            await create_active_holder(answer_first, app, document_number=next(documents))
         except AssertionError as failure:
             failures.append(str(failure).splitlines()[0][:200])
     assert failures == [], f"{len(failures)} of {SEQUENCES} sequences failed"
@@ -115,8 +122,9 @@ async def test_over_http_each_step_finds_what_the_previous_answer_acknowledged(
         base_url = f"http://127.0.0.1:{port}"
         await asyncio.to_thread(wait_until_up, process, base_url)
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            documents = distinct_resident_ids()
             for number in range(HTTP_SEQUENCES):
-                body = application_body()
+                body = application_body(document_number=next(documents))
                 applied = await http.post("/v1/applications", json=body)
                 if applied.status_code != 201:
                     failures[f"apply {applied.status_code}"] += 1

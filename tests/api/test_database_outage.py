@@ -26,7 +26,12 @@ from app.cards.models import CardApplication
 from app.config import Settings, load_settings, new_secret
 from app.db import Database, migrate
 from tests.conftest import server_missing
-from tests.factories import application_body, create_active_holder, create_scanner
+from tests.factories import (
+    application_body,
+    create_active_holder,
+    create_scanner,
+    distinct_resident_ids,
+)
 from tests.servers import OwnPostgres, free_port, server_env, start_server, wait_until_up
 
 PROBLEM = "application/problem+json"
@@ -149,12 +154,16 @@ async def test_no_application_answered_2xx_is_lost_when_the_database_stops_mid_l
         await asyncio.to_thread(wait_until_up, process, base_url)
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
             stop = asyncio.Event()
+            documents = distinct_resident_ids()
 
             async def applicant() -> None:
                 nonlocal created_after_restart
                 while not stop.is_set():
                     try:
-                        response = await http.post("/v1/applications", json=application_body())
+                        response = await http.post(
+                            "/v1/applications",
+                            json=application_body(document_number=next(documents)),
+                        )
                     except httpx.TransportError as error:
                         answers[f"no answer: {type(error).__name__}"] += 1
                         continue
