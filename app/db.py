@@ -79,7 +79,7 @@ def _unavailable(error: BaseException) -> bool:
         return True
     if isinstance(error, exc.TimeoutError | exc.DisconnectionError):
         return True
-    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+    if isinstance(error, asyncpg.PostgresConnectionError):
         return True
     sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):

@@ -10,7 +10,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -159,6 +159,17 @@ def resident_id(
         sequence = (sequence + 1) % 1000
     body = f"{region}{born:%Y%m%d}{sequence:03d}"
     return body + mod11_2_check_character(body)
+
+
+def distinct_resident_ids() -> Iterator[str]:
+    """Resident ID numbers none of which repeats: `resident_id` draws from about 15 million,
+    so hundreds of applications in one test would otherwise collide now and then (409)."""
+    seen: set[str] = set()
+    while True:
+        number = resident_id()
+        if number not in seen:
+            seen.add(number)
+            yield number
 
 
 def residence_permit(region: str = "810000") -> str:

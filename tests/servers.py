@@ -23,6 +23,8 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message
 
+from app.config import Settings
+
 SSC = Path(sys.executable).with_name("ssc")
 
 
@@ -51,6 +53,30 @@ def start_server(
     finally:
         if log is not None:
             stderr.close()
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment of an `ssc serve` with `settings`' database, store, keys and secrets
+    (so a test holding a `Runtime` of the same settings can mint tokens it accepts)."""
+
+    def secret(name: str) -> str:
+        value = getattr(settings, name)
+        return str(value.get_secret_value())
+
+    env = {
+        **os.environ,
+        "SSC_ENVIRONMENT": settings.environment.value,
+        "SSC_DATABASE_URL": settings.database_url,
+        "SSC_VAR_DIR": str(settings.var_dir),
+        "SSC_KEY_DIR": str(settings.key_dir),
+        "SSC_KEY_ENCRYPTION_KEY": secret("key_encryption_key"),
+        "SSC_DATA_KEY": secret("data_key"),
+        "SSC_TOKEN_SECRET": secret("token_secret"),
+        "SSC_LOG_LEVEL": settings.log_level,
+    }
+    if settings.redis_url:
+        env.update(SSC_REDIS_URL=settings.redis_url, SSC_REDIS_NAMESPACE=settings.redis_namespace)
+    return env
 
 
 def wait_until_up(process: subprocess.Popen[bytes], base_url: str, timeout: float = 30) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import time
 from collections import Counter
@@ -27,8 +26,13 @@ from app.cards.models import CardApplication
 from app.config import Settings, load_settings, new_secret
 from app.db import Database, migrate
 from tests.conftest import server_missing
-from tests.factories import application_body, create_active_holder, create_scanner
-from tests.servers import OwnPostgres, free_port, start_server, wait_until_up
+from tests.factories import (
+    application_body,
+    create_active_holder,
+    create_scanner,
+    distinct_resident_ids,
+)
+from tests.servers import OwnPostgres, free_port, server_env, start_server, wait_until_up
 
 PROBLEM = "application/problem+json"
 OUTAGE_LINE = "database unavailable"
@@ -64,6 +68,7 @@ def outage_settings(own_postgres: OwnPostgres, tmp_path: Path) -> Settings:
         data_key=new_secret(),
         token_secret=new_secret(),
         auto_approve_applications=False,
+        log_level="warning",
     )
 
 
@@ -125,24 +130,6 @@ async def test_an_outage_answers_503_is_logged_once_and_heals(
         assert len(lines) == 2 and lines[1].startswith(RECOVERY_LINE), lines
 
 
-def server_env(settings: Settings) -> dict[str, str]:
-    def secret(name: str) -> str:
-        value = getattr(settings, name)
-        return str(value.get_secret_value())
-
-    return {
-        **os.environ,
-        "SSC_ENVIRONMENT": "test",
-        "SSC_DATABASE_URL": settings.database_url,
-        "SSC_VAR_DIR": str(settings.var_dir),
-        "SSC_KEY_DIR": str(settings.key_dir),
-        "SSC_KEY_ENCRYPTION_KEY": secret("key_encryption_key"),
-        "SSC_DATA_KEY": secret("data_key"),
-        "SSC_TOKEN_SECRET": secret("token_secret"),
-        "SSC_LOG_LEVEL": "warning",
-    }
-
-
 async def stored_application_ids(url: str) -> set[str]:
     database = Database(url)
     try:
@@ -167,12 +154,16 @@ async def test_no_application_answered_2xx_is_lost_when_the_database_stops_mid_l
         await asyncio.to_thread(wait_until_up, process, base_url)
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
             stop = asyncio.Event()
+            documents = distinct_resident_ids()
 
             async def applicant() -> None:
                 nonlocal created_after_restart
                 while not stop.is_set():
                     try:
-                        response = await http.post("/v1/applications", json=application_body())
+                        response = await http.post(
+                            "/v1/applications",
+                            json=application_body(document_number=next(documents)),
+                        )
                     except httpx.TransportError as error:
                         answers[f"no answer: {type(error).__name__}"] += 1
                         continue
