@@ -204,6 +204,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 # --- The service -----------------------------------------------------------------------------
 
+UNLIMITED_RATES = {f"rate_limit_{rule.value}": "1000000/60" for rule in RateLimitRule}
+"""Every test client comes from one address and may log in or apply many times; the limits
+have their own tests (tests/api/test_rate_limits.py), which set them low."""
+
 
 @pytest.fixture(params=["embedded", "servers"])
 async def settings(
@@ -219,9 +223,7 @@ async def settings(
         "data_key": new_secret(),
         "token_secret": new_secret(),
         "auto_approve_applications": False,
-        # Every test client comes from one address and may log in or apply many times; the
-        # limits have their own tests (tests/api/test_rate_limits.py), which set them low.
-        **{f"rate_limit_{rule.value}": "1000000/60" for rule in RateLimitRule},
+        **UNLIMITED_RATES,
     }
     if request.param == "embedded":
         overrides["database_url"] = await migrated_database_url(request, "sqlite", tmp_path)

@@ -24,6 +24,7 @@ import pytest
 from starlette.types import ASGIApp, Message
 
 from app.config import Settings
+from app.ratelimits.service import RateLimitRule
 
 SSC = Path(sys.executable).with_name("ssc")
 
@@ -74,6 +75,8 @@ def server_env(settings: Settings) -> dict[str, str]:
         "SSC_TOKEN_SECRET": secret("token_secret"),
         "SSC_LOG_LEVEL": settings.log_level,
     }
+    for rule in RateLimitRule:
+        env[f"SSC_RATE_LIMIT_{rule.name.upper()}"] = getattr(settings, f"rate_limit_{rule.value}")
     if settings.redis_url:
         env.update(SSC_REDIS_URL=settings.redis_url, SSC_REDIS_NAMESPACE=settings.redis_namespace)
     return env

@@ -38,6 +38,7 @@ from app.audit.consumer import AuditConsumer
 from app.config import Settings, load_settings, new_secret
 from app.db import Database, migrate
 from app.runtime import Runtime
+from tests.conftest import UNLIMITED_RATES
 from tests.factories import (
     DEFAULT_PIN,
     ScannerCredentials,
@@ -46,7 +47,7 @@ from tests.factories import (
     bearer,
     create_scanner,
 )
-from tests.servers import SSC, OwnPostgres, OwnRedis, free_port, wait_until_up
+from tests.servers import SSC, OwnPostgres, OwnRedis, free_port, server_env, wait_until_up
 from token_service.codec import decode_token
 
 pytestmark = [
@@ -61,7 +62,6 @@ TRAFFIC_SECONDS = 20.0
 HOLDERS = 6
 APPLICANTS = 3
 SCENE = "museum"
-UNLIMITED = "1000000/60"
 
 
 @dataclass
@@ -120,39 +120,8 @@ def service_settings(postgres: OwnPostgres, redis: OwnRedis, var_dir: Path) -> S
         data_key=new_secret(),
         token_secret=new_secret(),
         log_level="warning",
+        **UNLIMITED_RATES,
     )
-
-
-def server_env(settings: Settings) -> dict[str, str]:
-    def secret(name: str) -> str:
-        value = getattr(settings, name)
-        assert value is not None
-        return str(value.get_secret_value())
-
-    rates = {
-        f"SSC_RATE_LIMIT_{name}": UNLIMITED
-        for name in (
-            "LOGIN_PER_ADDRESS",
-            "LOGIN_PER_CARD",
-            "TOKEN_PER_ADDRESS",
-            "QR_PER_HOLDER",
-            "APPLICATIONS_PER_ADDRESS",
-        )
-    }
-    return {
-        **os.environ,
-        **rates,
-        "SSC_ENVIRONMENT": "test",
-        "SSC_DATABASE_URL": settings.database_url,
-        "SSC_REDIS_URL": settings.redis_url or "",
-        "SSC_REDIS_NAMESPACE": settings.redis_namespace,
-        "SSC_VAR_DIR": str(settings.var_dir),
-        "SSC_KEY_DIR": str(settings.key_dir),
-        "SSC_KEY_ENCRYPTION_KEY": secret("key_encryption_key"),
-        "SSC_DATA_KEY": secret("data_key"),
-        "SSC_TOKEN_SECRET": secret("token_secret"),
-        "SSC_LOG_LEVEL": "warning",
-    }
 
 
 def worker_pids(supervisor: int) -> list[int]:
