@@ -55,19 +55,45 @@ def _is_allowed_host(host: str) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in EXAMPLE_DOMAINS)
 
 
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped,
+    spaces as hyphens, a repeated anchor numbered (`-1`, `-2`, ...)."""
+    anchors: set[str] = set()
+    in_code = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+            continue
+        heading = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if in_code or heading is None:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+        anchor, number = slug, 0
+        while anchor in anchors:
+            number += 1
+            anchor = f"{slug}-{number}"
+        anchors.add(anchor)
+    return anchors
+
+
 def link_problems(path: Path, text: str) -> list[str]:
     """What in one Markdown file leaves the repository (empty: nothing)."""
     problems = [f"points outside the repository: {m}" for m in OUTSIDE_NOTES.findall(text)]
     targets = INLINE_LINK.findall(text) + REFERENCE_DEFINITION.findall(text)
     for target in targets:
-        if target.startswith("#") or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target):
-            continue  # anchors here; URLs are checked below with every other URL
-        local = unquote(target.split("#", 1)[0].split("?", 1)[0])
-        resolved = (path.parent / local).resolve()
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target):
+            continue  # URLs are checked below with every other URL
+        local, _, anchor = target.partition("#")
+        local = unquote(local.split("?", 1)[0])
+        resolved = (path.parent / local).resolve() if local else path.resolve()
         if not resolved.is_relative_to(ROOT):
             problems.append(f"link leaves the repository: {target}")
         elif not resolved.exists():
             problems.append(f"link to a missing file: {target}")
+        elif anchor and resolved.suffix == ".md":
+            headings = text if resolved == path.resolve() else resolved.read_text("utf-8")
+            if anchor not in heading_anchors(headings):
+                problems.append(f"link to a missing heading: {target}")
     for url in URL.findall(text):
         parts = urlsplit(url)
         if parts.scheme in {"http", "https"}:
@@ -112,9 +138,22 @@ class TestTheChecker:
         problems = link_problems(ROOT / "README.md", text)
         assert len(problems) == 7, problems  # the shared link: as a name and as a path
 
+    def test_refuses_a_link_to_a_heading_that_is_not_there(self) -> None:
+        text = "[a](#no-such-heading) [b](docs/token-spec.md#no-such-heading)\n# Title\n"
+        assert len(link_problems(ROOT / "README.md", text)) == 2
+
+    def test_anchors_are_githubs(self) -> None:
+        text = "# Signature: ES256, low-S\n## `ssc verify-offline`\n## Notes\n## Notes\n"
+        assert heading_anchors(text) == {
+            "signature-es256-low-s",
+            "ssc-verify-offline",
+            "notes",
+            "notes-1",
+        }
+
     def test_lets_through_local_files_anchors_and_loopback_examples(self) -> None:
         text = (
-            "[spec](docs/token-spec.md#verdicts) [top](#set-up) [dir](docs/) "
+            "[spec](docs/token-spec.md#verdicts) [top](#set-up) [dir](docs/)\n## Set-up\n"
             "curl -s http://127.0.0.1:8000/readyz http://localhost:8000/docs "
             "SSC_PUBLIC_URL=https://ecard.example.com redis://127.0.0.1:6379/0\n"
         )
