@@ -1,6 +1,6 @@
 """The naive verify endpoint that benchmarks compare against (never part of the product).
 
-Written the obvious way, as DESIGN.md and issue 6 describe: FastAPI with a pydantic body, a
+Written the obvious way, as issue 6 describes: FastAPI with a pydantic body, a
 JWT (ES256) in the QR code decoded with pyjwt, and `await redis.set(nx=True)` against replay.
 Run: `uvicorn load.baseline_app:app` with LOAD_BASELINE_KEY (PEM public key file) and
 LOAD_REDIS_URL set; `load/bench_verify.py` starts it for you.

@@ -1,4 +1,4 @@
-"""The signed list of issuers a verifier accepts (cross-region trust, DESIGN.md section 9).
+"""The signed list of issuers a verifier accepts (cross-region trust).
 
 The trust-list operator (the deployment's administrator) signs, with its own key ring, a
 list of issuers: region code, name, published keys, status list URL, token lifetime; plus

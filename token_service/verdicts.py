@@ -1,4 +1,4 @@
-"""Stable verdict codes of a scan (DESIGN.md section 4); their string values are the API."""
+"""Stable verdict codes of a scan; their string values are the API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The card lifecycle as a table (DESIGN.md section 5; JX9, SY5, GD5, SY17): pure, no I/O.
+"""The card lifecycle as a table (JX9, SY5, GD5, SY17): pure, no I/O.
 
 One card identity, several carriers. States are `CardStatus`; an action moves a card from one
 state to the next only where `TRANSITIONS` says so, and only through the channels that

@@ -1,7 +1,7 @@
 """Card PINs: the rules a new PIN must meet, and argon2id hashing.
 
 A 6-digit PIN has only a million values, so the hash alone cannot stop an offline search by
-someone holding the table: what protects PINs is the online lockout (DESIGN.md section 5) and,
+someone holding the table: what protects PINs is the online lockout and,
 when configured, a pepper (a server secret mixed in before hashing) that is not stored beside
 the hashes. The argon2 cost only makes each guess expensive.
 """

@@ -1,4 +1,4 @@
-"""Who is calling: one typed principal per kind (DESIGN.md section 6), built from a verified
+"""Who is calling: one typed principal per kind, built from a verified
 access token. Scopes name what a route needs; deny by default.
 """
 

@@ -1,4 +1,4 @@
-"""Scheduled key rotation (DESIGN.md section 9).
+"""Scheduled key rotation.
 
 The active key is replaced when it is older than `SSC_KEY_ROTATION_DAYS`, but only once the
 next key has been published for `SSC_KEY_PUBLISH_AHEAD` seconds, so every verifier that

@@ -1,4 +1,4 @@
-"""The verify hot path (DESIGN.md section 4): verdicts for scanned QR tokens, without SQL.
+"""The verify hot path (docs/architecture.md): verdicts for scanned QR tokens, without SQL.
 
 Per scan: the token is checked in process (signature, key, issuer, times); a scan that fails
 there, or asks for a scene the scanner is not bound to, gets its verdict without consuming

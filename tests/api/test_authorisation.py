@@ -1,4 +1,4 @@
-"""Deny by default (DESIGN.md section 6): every route declares the principal it needs, and every
+"""Deny by default: every route declares the principal it needs, and every
 other principal, or none, is refused with 401/403 before the route does anything.
 
 The walk reads the routes from the application itself, so a new route is covered the day it

@@ -2,7 +2,7 @@
 
 Two `ssc serve` processes share a throw-away PostgreSQL database and a Redis namespace, as
 two workers or two machines behind a load balancer do. The 1 s bound is the correctness
-promise of DESIGN.md section 5 (a lost card stops passing everywhere at once), not a speed
+promise of the card lifecycle (a lost card stops passing everywhere at once), not a speed
 benchmark: the loop polls for at most 1 s and records when the verdict changed.
 """
 

@@ -26,7 +26,7 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
 def realistic_token(length: int = 205, seed: int = 1) -> str:
-    """An `SSC1` token of the size DESIGN.md measures, without depending on the codec."""
+    """An `SSC1` token of the size docs/token-spec.md gives, without depending on the codec."""
     rng = random.Random(seed)
     prefix = "SSC1:"
     return prefix + "".join(rng.choice(BASE45_ALPHABET) for _ in range(length - len(prefix)))

@@ -72,7 +72,7 @@ class TestLayout:
 
 
 class TestBudget:
-    """Version 8 at M holds 221 alphanumeric characters; DESIGN.md section 3 and issue 5."""
+    """Version 8 at M holds 221 alphanumeric characters; docs/token-spec.md, issue 5."""
 
     @staticmethod
     def qr_version(token: str) -> int:

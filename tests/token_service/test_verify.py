@@ -1,4 +1,4 @@
-"""Verdicts of the verifier, in the order of DESIGN.md section 4, and key resolution."""
+"""Verdicts of the verifier, in the order of docs/token-spec.md, and key resolution."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ EXPECTED: dict[tuple[CardStatus, CardAction], CardStatus] = {
     (S.active, A.suspend): S.suspended,
     (S.suspended, A.unsuspend): S.active,
 }
-"""Written out by hand from DESIGN.md section 5, independently of the table under test."""
+"""Written out by hand from the lifecycle rules, independently of the table under test."""
 
 ALL_PAIRS = list(itertools.product(CardStatus, CardAction))
 
