@@ -84,7 +84,7 @@ CurrentAdmin = Annotated[
 ]
 
 
-async def require_metrics_access(request: Request, credentials: BearerDep) -> None:
+async def require_metrics_access(request: Request) -> None:
     """Who may read `/metrics`, one rule:
 
     - `SSC_METRICS_PORT` set: metrics are served only on that listener (`ssc serve` binds it
@@ -93,6 +93,9 @@ async def require_metrics_access(request: Request, credentials: BearerDep) -> No
     - otherwise `SSC_METRICS_TOKEN` set: `Authorization: Bearer <token>` is required (401).
     - otherwise: served in development and test; refused (404) in production, where
       metrics need a token or a listener of their own.
+
+    The token is read from the header directly, not through a security scheme: whether it is
+    needed depends on the deployment, and the OpenAPI document must not claim it always is.
     """
     settings: Settings = request.app.state.settings
     if settings.metrics_port is not None:
@@ -104,7 +107,8 @@ async def require_metrics_access(request: Request, credentials: BearerDep) -> No
     if settings.metrics_token is None:
         return
     expected = settings.metrics_token.get_secret_value().encode()
-    presented = credentials.credentials.encode() if credentials is not None else b""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    presented = token.strip().encode() if scheme.lower() == "bearer" else b""
     if not hmac.compare_digest(presented, expected):
         raise Unauthorized("the metrics bearer token is required")
 

@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.cards.models import ApplicationStatus, Card, CardApplication, Person
 from app.config import Settings, load_settings, new_secret
 from app.runtime import Runtime
-from tests.conftest import PostgresServer, run_blocking, server_missing
+from tests.conftest import UNLIMITED_RATES, PostgresServer, run_blocking, server_missing
 from tests.factories import (
     DEFAULT_PIN,
     admin_headers,
@@ -107,6 +107,7 @@ def served_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         data_key=new_secret(),
         token_secret=new_secret(),
         log_level="warning",
+        **UNLIMITED_RATES,
     )
 
 

@@ -25,7 +25,7 @@ from api.app import create_app
 from app.cards.models import CardApplication
 from app.config import Settings, load_settings, new_secret
 from app.db import Database, migrate
-from tests.conftest import server_missing
+from tests.conftest import UNLIMITED_RATES, server_missing
 from tests.factories import (
     application_body,
     create_active_holder,
@@ -69,6 +69,7 @@ def outage_settings(own_postgres: OwnPostgres, tmp_path: Path) -> Settings:
         token_secret=new_secret(),
         auto_approve_applications=False,
         log_level="warning",
+        **UNLIMITED_RATES,
     )
 
 

@@ -123,8 +123,12 @@ class TestConcurrentGuesses:
 
         assert spy.checks <= limit
         statuses = [response.status_code for response in burst]
-        assert set(statuses) == {401, 423}
-        assert statuses.count(401) == limit - 1
+        # On a loaded machine a few of 200 requests may wait past the pool timeout for a
+        # database connection: 503, checked against nothing (the documented overload answer).
+        assert {401, 423} <= set(statuses) <= {401, 423, 503}
+        if 503 not in statuses:
+            assert statuses.count(401) == limit - 1
+        assert statuses.count(401) <= limit - 1
         assert right.status_code == 423
         async with runtime.database.session() as session:
             card = (
@@ -142,7 +146,7 @@ class TestConcurrentGuesses:
             *(login(client, "360000000001", OTHER_PIN, "strange-phone") for _ in range(BURST))
         )
         assert spy.checks <= limit
-        assert sorted({response.status_code for response in burst}) == [401, 423]
+        assert {401, 423} <= {response.status_code for response in burst} <= {401, 423, 503}
 
 
 class TestUnknownAndRealCardsAnswerAlike:
