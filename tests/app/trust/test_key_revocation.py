@@ -147,6 +147,10 @@ class TestRevocationInTheService:
             await revoke_key(runtime.keyring, runtime.store, b"\x00" * 8, COMPROMISED, "t")
         assert runtime.keyring.jwks() == before
 
+    async def test_the_api_schema_names_the_verdict(self, client: httpx.AsyncClient) -> None:
+        schema = (await client.get("/openapi.json")).json()
+        assert "revoked_key" in schema["components"]["schemas"]["Verdict"]["enum"]
+
 
 class TestOtherWorkers:
     # Workers share the announcement through Redis; the memory store is one process.
