@@ -76,15 +76,17 @@ class TrustSync:
         handle = self.refresh_trust if on_message is None else on_message
         while True:
             try:
+                catch_up = subscription is None
                 if subscription is None:
                     subscription = await self._runtime.store.subscribe(channel)
-                    await handle()  # what was announced while we were not subscribed
                 try:
+                    if catch_up:
+                        await handle()  # what was announced while we were not subscribed
                     async for _ in subscription:
                         await handle()
                 finally:
-                    await subscription.aclose()
-                    subscription = None
+                    closing, subscription = subscription, None
+                    await closing.aclose()
             except asyncio.CancelledError:
                 raise
             except Exception:
