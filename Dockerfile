@@ -10,14 +10,19 @@ WORKDIR /srv/ssc
 
 RUN groupadd --system ssc && useradd --system --gid ssc --home-dir /srv/ssc ssc
 
-COPY pyproject.toml README.md alembic.ini ./
+# The locked, hashed dependencies first (their layer survives code changes); `make lock`
+# refreshes requirements/.
+COPY requirements/run.txt ./requirements/run.txt
+RUN pip install --require-hashes -r requirements/run.txt
+
+COPY pyproject.toml README.md LICENSE alembic.ini ./
 COPY app ./app
 COPY api ./api
 COPY token_service ./token_service
 COPY qr ./qr
 COPY alembic ./alembic
 # Editable install keeps alembic/ next to the packages, where app.db finds the migrations.
-RUN pip install -e . && mkdir -p /srv/ssc/var/keys && chown -R ssc:ssc /srv/ssc/var
+RUN pip install --no-deps -e . && python -m pip check && mkdir -p /srv/ssc/var/keys && chown -R ssc:ssc /srv/ssc/var
 
 USER ssc
 

@@ -1,21 +1,42 @@
 # Two entry points: `make run` (serve on embedded defaults) and `make test` (the whole suite).
+# Both install exactly the hashed versions of requirements/ (the lock); `make lock` refreshes it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+UV_VERSION ?= 0.13.9
+# One lock for every platform and Python >= 3.11, with the hashes of every file PyPI serves.
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
+	--default-index https://pypi.org/simple --custom-compile-command "make lock"
 
-.PHONY: run test lint bench load clean
+.PHONY: run test lint bench load clean lock lock-upgrade
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed-run: pyproject.toml requirements/run.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements/run.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements/dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@ $(VENV)/.installed-run
+
+# Re-resolves requirements/ from pyproject.toml, keeping every pin that still fits (run it
+# after changing a dependency; commit both files). `make lock-upgrade` moves every pin to the
+# newest release allowed.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) $(LOCK_UPGRADE) -o requirements/run.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements/run.txt \
+		$(LOCK_FLAGS) $(LOCK_UPGRADE) -o requirements/dev.txt
+
+lock-upgrade:
+	$(MAKE) lock LOCK_UPGRADE=--upgrade
 
 run: $(VENV)/.installed-run
 	$(BIN)/ssc migrate

@@ -18,11 +18,14 @@ from app.clients.service import IssuedClient, create_admin_client
 from app.config import Settings, SettingsError, load_settings
 from app.db import migrate as apply_migrations
 from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
-from app.runtime import Runtime, open_keyring
+from app.runtime import Runtime, build_store, open_keyring
 from app.security.pii import PiiCipher
+from app.store import StoreUnavailable
+from app.trust.key_rotation import InvalidKeyId, KeyRevocation, parse_kid, revoke_key
 from app.trust.offline import OfflineScan, scan_offline
 from app.workers import run_audit_worker
-from token_service.keys import b64url
+from token_service import KeyRingError
+from token_service.keys import RevocationReason, b64url
 
 cli = typer.Typer(help="Electronic social security card backend.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
@@ -108,13 +111,18 @@ def _when(timestamp: float | None) -> str:
 
 @keys_cli.command("list")
 def keys_list() -> None:
-    """List published keys with their states."""
+    """List published keys with their states, then revoked keys."""
     keyring = open_keyring(settings_or_exit())
     for key in keyring.published():
         kid = b64url(key.kid)
         typer.echo(
             f"{kid}  {key.state.value:8}  created {_when(key.created_at)}  "
             f"activated {_when(key.activated_at)}  retired {_when(key.retired_at)}"
+        )
+    for key in keyring.revoked():
+        typer.echo(
+            f"{b64url(key.kid)}  {key.state.value:8}  created {_when(key.created_at)}  "
+            f"revoked {_when(key.revoked_at)}  reason {key.revocation_reason}"
         )
 
 
@@ -126,6 +134,58 @@ def keys_rotate() -> None:
     keyring.prune()
     kid = b64url(keyring.signing_key.kid)
     typer.echo(f"rotated; active key is now {kid}")
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    kid: Annotated[str, typer.Argument(help="The key id, as `ssc keys list` shows it")],
+    reason: Annotated[
+        RevocationReason,
+        typer.Option(help="compromised (the private key leaked) or superseded"),
+    ],
+) -> None:
+    """Emergency: withdraw a key now. It leaves the JWKS, the COSE key set and the next
+    verifier bundles, every worker answers its tokens `revoked_key` within a second, and if
+    it was the active key a fresh key signs at once (no publish-ahead wait)."""
+    settings = settings_or_exit()
+    try:
+        key_id = parse_kid(kid)
+    except InvalidKeyId as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    keyring = open_keyring(settings)
+
+    async def revoke() -> KeyRevocation:
+        store = build_store(settings)
+        try:
+            return await revoke_key(keyring, store, key_id, reason, actor="operator:cli")
+        finally:
+            await store.close()
+
+    try:
+        revocation = asyncio.run(revoke())
+    except KeyRingError as error:
+        typer.secho(f"nothing revoked: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    except StoreUnavailable as error:
+        typer.secho(
+            f"{kid} is revoked in the key ring, but the running workers could not be told "
+            f"(SSC_REDIS_URL: {error}); each applies it at its next key sync "
+            f"(SSC_KEY_SYNC_INTERVAL, {settings.key_sync_interval:g} s): restart them to "
+            "apply it now",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {b64url(revocation.kid)} ({reason}): no longer published or accepted")
+    fresh = " (new, signing now)" if revocation.replaced_active else ""
+    typer.echo(f"active key: {b64url(revocation.active)}{fresh}")
+    if not settings.redis_url:
+        typer.echo(
+            "no SSC_REDIS_URL: a running `ssc serve` applies this at its next key sync "
+            f"(SSC_KEY_SYNC_INTERVAL, {settings.key_sync_interval:g} s); restart it to apply "
+            "it now"
+        )
 
 
 @clients_cli.command("create-admin")

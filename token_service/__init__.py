@@ -29,7 +29,14 @@ from token_service.errors import (
 )
 from token_service.issue import IssuedToken, TokenIssuer
 from token_service.key_set import KeySetError, PublicKeySet
-from token_service.keys import KeyRing, KeyState, PublishedKey, SigningKey, key_id
+from token_service.keys import (
+    KeyRing,
+    KeyState,
+    PublishedKey,
+    RevocationReason,
+    SigningKey,
+    key_id,
+)
 from token_service.offline import (
     OfflineResult,
     OfflineVerifier,
@@ -87,6 +94,7 @@ __all__ = [
     "PublishedKey",
     "ReplayCache",
     "ReplayCacheError",
+    "RevocationReason",
     "SignedBundle",
     "SigningKey",
     "Status",

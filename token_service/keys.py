@@ -5,6 +5,12 @@ one rotation before it signs, so verifiers that sync periodically already know i
 retired key keeps verifying for `retire_grace` seconds (token lifetime plus the offline
 window) and is then pruned.
 
+In an emergency (a leaked key) `revoke` moves a key of any state to `revoked` at once: it
+leaves the published sets and `find` no longer returns it, and `is_revoked` says so (the
+`revoked_key` verdict). Revoking the active key activates a freshly generated key at once,
+without the publish-ahead wait (verifiers fetch it; phones fetch new tokens). Revoked keys
+are kept (never pruned), so their tokens keep answering `revoked_key`.
+
 Storage: one JSON file per key in a key directory, written atomically (temp file +
 `os.replace`, mode 0600). The private key is stored as its 32-byte P-256 scalar encrypted
 with AES-256-GCM under the key-encryption key (KEK), with the kid as associated data, so a
@@ -67,9 +73,20 @@ class KeyState(StrEnum):
     NEXT = "next"
     ACTIVE = "active"
     RETIRED = "retired"
+    REVOKED = "revoked"
+    """Withdrawn in an emergency: never published, never verifies, kept as a record."""
 
 
-_STATE_ORDER = {KeyState.NEXT: 0, KeyState.ACTIVE: 1, KeyState.RETIRED: 2}
+_STATE_ORDER = {KeyState.NEXT: 0, KeyState.ACTIVE: 1, KeyState.RETIRED: 2, KeyState.REVOKED: 3}
+
+
+class RevocationReason(StrEnum):
+    """Why a key was revoked (stored with it, shown by `ssc keys list`, audited)."""
+
+    COMPROMISED = "compromised"
+    """The private key is known or suspected to have leaked."""
+    SUPERSEDED = "superseded"
+    """Withdrawn early for another reason (e.g. a weak generator), no known leak."""
 
 
 def key_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -103,6 +120,8 @@ class PublishedKey:
     created_at: float
     activated_at: float | None
     retired_at: float | None
+    revoked_at: float | None = None
+    revocation_reason: RevocationReason | None = None
 
     def coordinates(self) -> tuple[bytes, bytes]:
         """The affine x and y coordinates, 32 bytes each."""
@@ -148,6 +167,8 @@ class _ManagedKey:
     created_at: float
     activated_at: float | None = None
     retired_at: float | None = None
+    revoked_at: float | None = None
+    revocation_reason: RevocationReason | None = None
 
     @classmethod
     def generate(cls, state: KeyState, now: float) -> _ManagedKey:
@@ -170,6 +191,8 @@ class _ManagedKey:
             created_at=self.created_at,
             activated_at=self.activated_at,
             retired_at=self.retired_at,
+            revoked_at=self.revoked_at,
+            revocation_reason=self.revocation_reason,
         )
 
 
@@ -210,6 +233,10 @@ class _KeyDirectory:
             "created_at": key.created_at,
             "activated_at": key.activated_at,
             "retired_at": key.retired_at,
+            "revoked_at": key.revoked_at,
+            "revocation_reason": None
+            if key.revocation_reason is None
+            else str(key.revocation_reason),
             "public_key": base64.b64encode(
                 key.public_key.public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -281,6 +308,11 @@ class _KeyDirectory:
             created_at=float(document["created_at"]),
             activated_at=_optional_time(document["activated_at"]),
             retired_at=_optional_time(document["retired_at"]),
+            # Absent from files written before revocation existed.
+            revoked_at=_optional_time(document.get("revoked_at")),
+            revocation_reason=None
+            if document.get("revocation_reason") is None
+            else RevocationReason(document["revocation_reason"]),
         )
 
 
@@ -363,6 +395,17 @@ class KeyRing:
             return None
         return key.public_key
 
+    def is_revoked(self, kid: bytes) -> bool:
+        """Whether this kid is one of our keys revoked in an emergency."""
+        key = self._keys.get(kid)
+        return key is not None and key.state is KeyState.REVOKED
+
+    def revoked(self) -> list[PublishedKey]:
+        """The revoked keys (never published), most recently revoked first."""
+        keys = [key for key in self._keys.values() if key.state is KeyState.REVOKED]
+        keys.sort(key=lambda key: -(key.revoked_at or 0.0))
+        return [key.publish() for key in keys]
+
     def published(self) -> list[PublishedKey]:
         """The keys verifiers should hold now: next, active, and retired keys within grace."""
         now = self._clock()
@@ -388,14 +431,47 @@ class KeyRing:
             save(fresh, promoted, retiring)
         return self.signing_key
 
+    def revoke(self, kid: bytes, reason: RevocationReason) -> SigningKey:
+        """Withdraws a key at once (emergency), whatever its state; idempotent.
+
+        The key leaves the published sets and stops verifying. If it was the active key, a
+        freshly generated key becomes active at once (no publish-ahead wait); if it was the
+        next key, a fresh next key replaces it. Persisted before it returns.
+
+        :returns: the signing key from now on.
+        :raises KeyRingError: if no key has this kid, or the stored ring cannot be re-read.
+        """
+        with self._mutation() as save:
+            now = self._clock()
+            key = self._keys.get(kid)
+            if key is None:
+                raise KeyRingError(f"no key {b64url(kid)} in the key ring")
+            if key.state is not KeyState.REVOKED:
+                was_active = key.state is KeyState.ACTIVE
+                key.state, key.revoked_at, key.revocation_reason = KeyState.REVOKED, now, reason
+                # Saved first: a crash before the fresh key is saved leaves no active key, which
+                # _repair answers with a fresh active key, never by reviving the revoked one.
+                save(key)
+                if was_active:
+                    fresh = _ManagedKey.generate(KeyState.ACTIVE, now)
+                    self._keys[fresh.kid] = fresh
+                    save(fresh)
+                self._repair(save)
+        return self.signing_key
+
     def prune(self) -> list[bytes]:
-        """Forgets retired keys whose grace has passed, in memory and on disk.
+        """Forgets retired keys whose grace has passed, in memory and on disk (never revoked
+        keys: they are the record that their tokens answer `revoked_key`).
 
         :returns: the kids removed.
         """
         with self._mutation():
             now = self._clock()
-            expired = [key.kid for key in self._keys.values() if not self._verifies(key, now)]
+            expired = [
+                key.kid
+                for key in self._keys.values()
+                if key.state is KeyState.RETIRED and not self._verifies(key, now)
+            ]
             for kid in expired:
                 del self._keys[kid]
                 if self._storage is not None:
@@ -420,6 +496,8 @@ class KeyRing:
         return _cbor.encode([key.cose_key() for key in self.published()])
 
     def _verifies(self, key: _ManagedKey, now: float) -> bool:
+        if key.state is KeyState.REVOKED:
+            return False
         if key.state is not KeyState.RETIRED:
             return True
         return key.retired_at is not None and now - key.retired_at <= self._retire_grace
@@ -463,9 +541,14 @@ class KeyRing:
 
         Creates both on an empty ring. A rotation interrupted after promoting the next key but
         before retiring the old one leaves two active keys: the most recently activated wins.
+        A revocation of the active key interrupted before its fresh successor was saved leaves
+        no active key but a revoked one: a fresh key becomes active.
         """
         now = self._clock()
-        if not self._keys:
+        if not self._keys or (
+            not any(key.state is KeyState.ACTIVE for key in self._keys.values())
+            and any(key.state is KeyState.REVOKED for key in self._keys.values())
+        ):
             first = _ManagedKey.generate(KeyState.ACTIVE, now)
             self._keys[first.kid] = first
             save(first)

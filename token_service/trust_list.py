@@ -113,6 +113,11 @@ class TrustedKeys:
         """The key with this kid and the issuer it signs for, or None."""
         return self._table.get(kid)
 
+    def is_revoked(self, kid: bytes) -> bool:
+        """Always False: a trust list carries the keys an issuer publishes, and a revoked key
+        is simply absent from them (its tokens answer `unknown_key`)."""
+        return False
+
 
 def check_issuers(issuers: Sequence[TrustedIssuer]) -> None:
     """Refuses duplicate codes, shared kids, and fields outside their ranges.

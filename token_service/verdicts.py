@@ -6,13 +6,16 @@ from enum import StrEnum
 
 
 class Verdict(StrEnum):
-    """Outcome of presenting a token. The codec yields the first seven; the service the rest."""
+    """Outcome of presenting a token. The codec yields the first eight; the service the rest."""
 
     VALID = "valid"
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_KEY = "unknown_key"
+    REVOKED_KEY = "revoked_key"
+    """Signed (or claiming to be signed) by a key its issuer revoked in an emergency (a leaked
+    key): never admitted; the phone fetches a token signed by the new key."""
     ISSUER_UNTRUSTED = "issuer_untrusted"
     MALFORMED = "malformed"
     REPLAYED = "replayed"

@@ -2,7 +2,8 @@
 
 Checks run cheapest first and stop at the first failure: structure (`malformed`; an
 algorithm other than ES256 is outside the profile and also `malformed`, since it fails the
-fixed protected-header check before any key is looked up), kid (`unknown_key`), the key's
+fixed protected-header check before any key is looked up), kid (`unknown_key`, or
+`revoked_key` for a key its issuer revoked in an emergency), the key's
 issuer (`issuer_untrusted`), the signature (`bad_signature`, also for the high-S twin
 `(r, n - s)` of a valid signature: see `codec`), the signed `iss` against the key's issuer
 (`issuer_untrusted`), then times with a clock-skew allowance (`expired`, `not_yet_valid`).
@@ -52,6 +53,11 @@ class KeyResolver(Protocol):
         """The key with this kid, or None."""
         ...
 
+    def is_revoked(self, kid: bytes) -> bool:
+        """Whether this kid is a key revoked by its issuer (asked only when `resolve` found
+        nothing): such tokens answer `revoked_key` rather than `unknown_key`."""
+        ...
+
 
 class KeyDirectory:
     """Resolves kids across the key rings of several issuers with one dict lookup.
@@ -84,6 +90,10 @@ class KeyDirectory:
         if entry is None or entry[1] < self._clock():
             return None
         return entry[0]
+
+    def is_revoked(self, kid: bytes) -> bool:
+        """Whether one of the rings holds this kid as a revoked key."""
+        return any(ring.is_revoked(kid) for ring in self._rings.values())
 
     def _invalidate(self) -> None:
         self._table = None
@@ -187,6 +197,8 @@ class TokenVerifier:
     ) -> TokenCheck:
         key = self._keys.resolve(kid)
         if key is None:
+            if self._keys.is_revoked(kid):
+                return TokenCheck(Verdict.REVOKED_KEY, kid=kid)
             return TokenCheck(Verdict.UNKNOWN_KEY, kid=kid)
         issuer = key.issuer
         if issuer not in self._trusted:

@@ -3,7 +3,13 @@
 - every `SSC_KEY_SYNC_INTERVAL` seconds: re-read the key ring (a rotation by another process
   or `ssc keys rotate`), rotate if due, prune expired keys, and rebuild the token verifier
   if `trust:version` moved (a missed pub/sub message);
-- on every `trust-changes` message: rebuild the token verifier at once.
+- on every `trust-changes` message: rebuild the token verifier at once;
+- on every `key-changes` message (an emergency revocation, `app.trust.key_rotation`): re-read
+  the key ring at once, so this worker stops publishing and accepting the revoked key and
+  signs with the fresh one.
+
+Both channels are subscribed before the worker serves, so a change announced once it answers
+reaches it; after a lost subscription the worker resubscribes and catches up.
 
 Failures are logged and retried at the next tick: a flaky database or store must not stop
 the worker from serving with what it already holds.
@@ -14,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from app.runtime import Runtime
+from app.store.base import Subscription
 from app.trust.documents import current_version
 from app.trust.issuers import TRUST_CHANGES, TRUST_VERSION, refresh_verifier
-from app.trust.key_rotation import RotationPolicy, rotate_if_due
+from app.trust.key_rotation import KEY_CHANGES, RotationPolicy, rotate_if_due
 
 logger = logging.getLogger("ssc.trust")
 
@@ -38,6 +45,10 @@ class TrustSync:
         await refresh_verifier(self._runtime)
         self._trust_version = version
 
+    async def reload_keys(self) -> None:
+        """Re-reads the key ring (a revocation made by another process)."""
+        self._runtime.keyring.reload()
+
     async def tick(self) -> None:
         """One periodic check: keys (reload, rotate if due, prune) and the trust version."""
         runtime = self._runtime
@@ -53,19 +64,33 @@ class TrustSync:
             except Exception:
                 logger.exception("key and trust sync failed; retrying at the next tick")
 
-    async def run_listener(self) -> None:
+    async def run_listener(
+        self,
+        channel: str = TRUST_CHANGES,
+        on_message: Callable[[], Awaitable[None]] | None = None,
+        subscription: Subscription | None = None,
+    ) -> None:
+        """Runs `on_message` (default: rebuild the verifier) on every message of `channel`,
+        starting with `subscription` if already made; resubscribes and catches up after a
+        failure."""
+        handle = self.refresh_trust if on_message is None else on_message
         while True:
             try:
-                subscription = await self._runtime.store.subscribe(TRUST_CHANGES)
+                catch_up = subscription is None
+                if subscription is None:
+                    subscription = await self._runtime.store.subscribe(channel)
                 try:
+                    if catch_up:
+                        await handle()  # what was announced while we were not subscribed
                     async for _ in subscription:
-                        await self.refresh_trust()
+                        await handle()
                 finally:
-                    await subscription.aclose()
+                    closing, subscription = subscription, None
+                    await closing.aclose()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("trust change listener failed; resubscribing")
+                logger.exception("%s listener failed; resubscribing", channel)
                 await asyncio.sleep(1)
 
 
@@ -73,13 +98,28 @@ class TrustSync:
 async def trust_sync(runtime: Runtime) -> AsyncIterator[TrustSync]:
     """Loads the trusted issuers, then runs the periodic sync and the listener until exit."""
     sync = TrustSync(runtime)
+    subscriptions: dict[str, Subscription | None] = dict.fromkeys((TRUST_CHANGES, KEY_CHANGES))
+    for channel in subscriptions:
+        try:
+            subscriptions[channel] = await runtime.store.subscribe(channel)
+        except Exception:
+            # The store is down: do not wait for it twice; the listeners keep trying.
+            logger.exception("cannot subscribe to %s yet; retrying in the background", channel)
+            break
     try:
         await sync.refresh_trust()
     except Exception:
         logger.exception("could not load the trusted issuers; only our own tokens verify")
     tasks = [
         asyncio.create_task(sync.run_periodic(), name="trust-sync:periodic"),
-        asyncio.create_task(sync.run_listener(), name="trust-sync:listener"),
+        asyncio.create_task(
+            sync.run_listener(TRUST_CHANGES, sync.refresh_trust, subscriptions[TRUST_CHANGES]),
+            name="trust-sync:listener",
+        ),
+        asyncio.create_task(
+            sync.run_listener(KEY_CHANGES, sync.reload_keys, subscriptions[KEY_CHANGES]),
+            name="trust-sync:keys",
+        ),
     ]
     try:
         yield sync

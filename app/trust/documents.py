@@ -2,7 +2,9 @@
 
 A document is rebuilt when the counter it depends on (`cards:version`, `trust:version`) moved
 since it was signed, or when it is older than its TTL; otherwise every worker serves the
-same bytes, so ETags agree across workers and signing happens once per change.
+same bytes, so ETags agree across workers and signing happens once per change. The cache key
+names the signing key (`signed_cache_key`): after a revocation no worker serves a document
+signed by the revoked key.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 
 import orjson
 
+from app.runtime import Runtime
 from app.store import Store
+from token_service.keys import b64url
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,12 @@ class SignedDocument:
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
             return None
+
+
+def signed_cache_key(runtime: Runtime, key: str) -> str:
+    """The cache key of a document signed by this worker's current signing key: a document
+    signed by a key since revoked (or by the key before a rotation) is never served again."""
+    return f"{key}:{b64url(runtime.keyring.signing_key.kid)}"
 
 
 Signer = Callable[[int], Awaitable[tuple[bytes, str]]]

@@ -11,10 +11,21 @@ workers never rotate twice in a row. Workers that did not rotate pick the change
 their next `reload`, every `SSC_KEY_SYNC_INTERVAL` seconds: meanwhile they still sign with
 the retired key, whose tokens verify everywhere during its grace, and verify the new
 active key's tokens, which they knew as the published next key.
+
+Emergency revocation (`ssc keys revoke KID --reason compromised`, `revoke_key`): the key ring
+marks the key revoked on disk (so a restart keeps it), activates a fresh key at once if it was
+the active one, and then announces the kid on the store's `KEY_CHANGES` channel; every worker
+re-reads the ring on that message (`app.trust.background`), so within a second none publishes
+the key (JWKS, COSE key set, trust list, verifier bundles) or accepts its tokens online
+(`revoked_key`), and all sign with the fresh key. A worker that missed the message (store
+unreachable) catches up at its next sync tick. Verifier bundles carry the revocation by the
+key's absence: offline its tokens answer `unknown_key` once the scanner has the new bundle.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import time
 from dataclasses import dataclass
@@ -23,12 +34,15 @@ from app.audit.log import record
 from app.config import Settings
 from app.store import Store
 from token_service import KeyRing, KeyState
+from token_service.keys import KID_LENGTH, RevocationReason, b64url
 
 logger = logging.getLogger("ssc.trust.keys")
 
 ROTATION_LOCK = "keys:rotation-lock"
 ROTATION_LOCK_SECONDS = 60
 SYSTEM_ACTOR = "system:key-rotation"
+KEY_CHANGES = "key-changes"
+"""Pub/sub channel: a kid (raw bytes) whose state changed outside the schedule (revocation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +94,60 @@ async def rotate_if_due(
     if pruned:
         await record(store, "keys.pruned", SYSTEM_ACTOR, "", {"kids": [k.hex() for k in pruned]})
     return rotated
+
+
+class InvalidKeyId(ValueError):
+    """A key id on the command line is neither base64url nor hex of 8 bytes."""
+
+
+def parse_kid(text: str) -> bytes:
+    """A kid as `ssc keys list`, the JWKS and verdicts show it (base64url, 11 characters), or
+    as 16 hex digits.
+
+    :raises InvalidKeyId: for anything else.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 2 * KID_LENGTH:
+            return bytes.fromhex(text)
+        kid = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        raise InvalidKeyId(f"{text!r} is not a key id") from None
+    if len(kid) != KID_LENGTH or b64url(kid) != text:
+        raise InvalidKeyId(f"{text!r} is not a key id (base64url of 8 bytes, as `ssc keys list`)")
+    return kid
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRevocation:
+    kid: bytes
+    active: bytes
+    """The key that signs from now on (fresh if the revoked key was the active one)."""
+    replaced_active: bool
+
+
+async def revoke_key(
+    keyring: KeyRing, store: Store, kid: bytes, reason: RevocationReason, actor: str
+) -> KeyRevocation:
+    """Revokes a key in the ring (persisted first), then audits it and tells every worker.
+
+    :raises KeyRingError: if the ring holds no such key (nothing changed).
+    :raises StoreUnavailable: if the store cannot be told; the revocation is already on disk
+        and workers apply it at their next sync tick.
+    """
+    keyring.reload()
+    previous = keyring.signing_key.kid
+    active = keyring.revoke(kid, reason).kid
+    revocation = KeyRevocation(kid, active, replaced_active=previous == kid)
+    logger.warning(
+        "revoked signing key %s (%s); active key is %s", b64url(kid), reason, b64url(active)
+    )
+    await store.publish(KEY_CHANGES, kid)
+    await record(
+        store,
+        "keys.revoked",
+        actor,
+        b64url(kid),
+        {"reason": str(reason), "active": b64url(active)},
+    )
+    return revocation

@@ -1,6 +1,7 @@
 """`ssc verify-offline`: one scan against a downloaded verifier bundle, no network.
 
-The scanned string comes from the command line or from a QR image (decoded with zxing-cpp);
+The scanned string comes from the command line or from a QR image (decoded with zxing-cpp and
+Pillow, the `scanner` extra: `pip install 'ssc-ecard[scanner]'`, imported only for `--image`);
 the bundle's signature is checked against an anchor JWK set (or, on a server host, our own
 key ring); accepted tokens are remembered in a replay cache file next to the bundle, so a
 second presentation answers `replayed` even after a restart.
@@ -8,12 +9,11 @@ second presentation answers `replayed` even after a restart.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import zxingcpp
-from PIL import Image, UnidentifiedImageError
+from typing import Any
 
 from app.config import Settings
 from app.runtime import open_keyring
@@ -31,6 +31,10 @@ from token_service import (
 
 MAX_ANCHOR_BYTES = 1 << 20
 MAX_IMAGE_PIXELS = 40_000_000
+SCANNER_EXTRA_HINT = (
+    "reading QR images needs the scanner extra: pip install 'ssc-ecard[scanner]' "
+    "(zxing-cpp and Pillow); or pass the scanned TOKEN instead of --image"
+)
 
 
 class OfflineInputError(Exception):
@@ -105,16 +109,33 @@ def token_from_image(path: Path) -> str:
 
     :raises OfflineInputError: when the file is no image or holds no SSC1 QR code.
     """
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    zxingcpp, pil_image = _scanner_modules()
+    pil_image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as image:
+        with pil_image.open(path) as image:
             barcodes = zxingcpp.read_barcodes(image.convert("L"))
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as error:
+    except (
+        OSError,
+        pil_image.UnidentifiedImageError,
+        pil_image.DecompressionBombError,
+        ValueError,
+    ) as error:
         raise OfflineInputError(f"{path}: cannot read the image ({error})") from None
     for barcode in barcodes:
         if barcode.text.startswith(PREFIX):
             return str(barcode.text)
     raise OfflineInputError(f"{path}: no SSC1 QR code found")
+
+
+def _scanner_modules() -> tuple[Any, Any]:
+    """zxingcpp and PIL.Image, which only image scans need (the `scanner` extra).
+
+    :raises OfflineInputError: naming what to install when they are missing.
+    """
+    try:
+        return importlib.import_module("zxingcpp"), importlib.import_module("PIL.Image")
+    except ImportError:
+        raise OfflineInputError(SCANNER_EXTRA_HINT) from None
 
 
 def scan_offline(scan: OfflineScan, settings: Settings | None) -> OfflineOutcome:

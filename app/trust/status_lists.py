@@ -36,7 +36,7 @@ from app.cards.models import Card, CardStatus
 from app.cards.snapshot import CARDS_VERSION
 from app.config import Settings
 from app.runtime import Runtime
-from app.trust.documents import SignedDocument, cached_document
+from app.trust.documents import SignedDocument, cached_document, signed_cache_key
 from app.trust.errors import StatusListNotFound
 from token_service import Status, StatusList, sign_status_list_cwt, sign_status_list_jwt
 
@@ -118,7 +118,7 @@ async def published_status_list(
 
     return await cached_document(
         runtime.store,
-        _CACHE_KEY,
+        signed_cache_key(runtime, _CACHE_KEY),
         CARDS_VERSION,
         ttl=ttl,
         now=time.time() if now is None else now,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from app.runtime import Runtime
-from app.trust.documents import SignedDocument, cached_document
+from app.trust.documents import SignedDocument, cached_document, signed_cache_key
 from app.trust.issuers import TRUST_VERSION, trusted_issuers
 from token_service import TrustList, sign_trust_list_cwt, sign_trust_list_jwt
 
@@ -38,7 +38,7 @@ async def published_trust_list(runtime: Runtime, *, now: float | None = None) ->
 
     return await cached_document(
         runtime.store,
-        _CACHE_KEY,
+        signed_cache_key(runtime, _CACHE_KEY),
         TRUST_VERSION,
         ttl=settings.status_list_ttl,
         now=time.time() if now is None else now,

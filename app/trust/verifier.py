@@ -31,6 +31,9 @@ class OwnAndTrustedKeys:
     def resolve(self, kid: bytes) -> VerificationKey | None:
         return self._own.resolve(kid) or self._trusted.resolve(kid)
 
+    def is_revoked(self, kid: bytes) -> bool:
+        return self._own.is_revoked(kid) or self._trusted.is_revoked(kid)
+
 
 def build_token_verifier(
     *,
