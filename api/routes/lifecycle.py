@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, status
 
 from api.auth import CurrentAdmin, CurrentHolder
 from api.deps import RuntimeDep, SessionDep
@@ -13,12 +13,14 @@ from api.schemas.lifecycle import (
     CardHistoryEntry,
     HolderTransitionResponse,
     OperatorAction,
+    OperatorPinResetRequest,
     OperatorTransitionResponse,
     PinConfirmation,
 )
 from app.cards import lifecycle_service as service
 from app.cards.lifecycle import OPERATOR_CHANNELS, CardAction, Channel
 from app.cards.models import CardStatus
+from app.holders import pin_reset
 from app.security.principals import AdminPrincipal
 
 router = APIRouter(tags=["card lifecycle"], route_class=StrictJsonRoute)
@@ -205,3 +207,31 @@ async def operator_unsuspend(
     card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     return await _operator(runtime, admin, card_number, CardAction.unsuspend, body)
+
+
+@router.post(
+    "/v1/admin/cards/{card_number}/pin-reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Reset the holder's PIN at the counter after checking their identity document",
+    responses={
+        **{code: _ADMIN_ERRORS[code] for code in (401, 403, 404, 410)},
+        422: {"description": "validation-error, weak-pin", **_PROBLEM},
+    },
+)
+async def operator_pin_reset(
+    card_number: CardNumber, body: OperatorPinResetRequest, admin: CurrentAdmin, runtime: RuntimeDep
+) -> None:
+    """The document type and number must be the card's holder's (else 403
+    holder-not-verified, audited as `holder.pin_reset_refused`). The new PIN takes effect at
+    once and every PIN lock of the card is lifted; audited as `holder.pin_reset`."""
+    await pin_reset.operator_reset_pin(
+        runtime,
+        admin,
+        pin_reset.OperatorPinReset(
+            card_number=card_number,
+            document_type=body.document_type.value,
+            document_number=body.document_number,
+            new_pin=body.new_pin,
+            reason=body.reason,
+        ),
+    )
