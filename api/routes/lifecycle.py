@@ -11,6 +11,8 @@ from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
 from api.schemas.lifecycle import (
     CardHistoryEntry,
+    HolderReplacementRequest,
+    HolderReplacementResponse,
     HolderTransitionResponse,
     OperatorAction,
     OperatorPinResetRequest,
@@ -89,6 +91,30 @@ async def cancel_card(
 ) -> HolderTransitionResponse:
     transition = await service.holder_transition(runtime, holder, CardAction.cancel, pin=body.pin)
     return _holder_response(transition)
+
+
+@router.post(
+    "/v1/me/card/replace",
+    summary="Replace your card online (补换) with your PIN: a new card number, the e-card "
+    "re-issued",
+    responses=_PIN_ERRORS,
+)
+async def replace_card(
+    body: HolderReplacementRequest, holder: CurrentHolder, runtime: RuntimeDep
+) -> HolderReplacementResponse:
+    """From an active or lost card. The old card number is dead for good, and every QR code
+    fetched before the replacement stops passing at once (`card_cancelled`): fetch a new one.
+    Your phones stay bound and your sessions stay open."""
+    transition = await service.holder_transition(
+        runtime, holder, CardAction.replace_card, pin=body.pin, reason=body.reason
+    )
+    return HolderReplacementResponse(
+        action=transition.action,
+        from_status=transition.from_status,
+        to_status=transition.to_status,
+        at=transition.at,
+        card_number=transition.card_number,
+    )
 
 
 @router.get(
