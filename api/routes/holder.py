@@ -128,13 +128,21 @@ async def change_pin(body: PinChangeRequest, holder: CurrentHolder, runtime: Run
     "/v1/auth/pin-reset",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Reset a forgotten or locked PIN on one of your phones, with your document number",
-    responses={**_CREDENTIAL_ERRORS, **RATE_LIMITED},
+    responses={
+        **_CREDENTIAL_ERRORS,
+        409: {
+            "description": "card-lost, card-suspended, card-cancelled (reset at a counter)",
+            **_PROBLEM,
+        },
+        **RATE_LIMITED,
+    },
     dependencies=PIN_RESET_LIMITS,
 )
 async def reset_pin(body: PinResetRequest, runtime: RuntimeDep) -> None:
     """Only from a phone the e-card is activated on (`device_id`). Each attempt counts: a wrong
     document number is a failed PIN attempt of your phones, and after `SSC_PIN_MAX_FAILURES`
     failed resets they lock for `SSC_PIN_LOCKOUT_SECONDS`. Log in with the new PIN afterwards.
+    Only for an active card: a lost card's PIN is reset at a counter.
     """
     await pin_reset.holder_reset_pin(
         runtime,

@@ -18,7 +18,9 @@ Two ways, both ending with a new PIN set at once (no moment in which the card ha
   `bound` gate and `cards.pin_failures`), and the route shares the login rate limits. From any
   other phone, or for an unknown card, the attempt is counted at the card number's `unbound`
   gate like a login from a stranger's phone and refused alike, whatever the document: the
-  answers never tell which cards exist or which phones are bound.
+  answers never tell which cards exist or which phones are bound. Only an active card's
+  PIN is reset this way: a card reported lost may have been lost with the phone and the ID
+  card, and a new PIN would let the finder cancel the loss; the counter resets it.
 
 Both clear the lock of every gate of the card and its database mirror.
 """
@@ -35,12 +37,12 @@ from app.audit.log import record
 from app.cards.documents import validate_document
 from app.cards.errors import HolderNotVerified
 from app.cards.lifecycle_service import find_operator_card
-from app.cards.models import Card, Person
+from app.cards.models import Card, CardStatus, Person
 from app.cards.numbers import normalise_card_number
 from app.cards.service import document_index
 from app.errors import DomainError
 from app.holders import pin_attempts
-from app.holders.errors import InvalidCredentials, PinLocked
+from app.holders.errors import InvalidCredentials, PinLocked, card_not_active
 from app.holders.pin_attempts import bound_gate, reset_gate, unbound_gate
 from app.holders.service import (
     _Attempt,
@@ -157,6 +159,8 @@ async def holder_reset_pin(runtime: Runtime, request: HolderPinReset) -> None:
     :raises InvalidCredentials: unknown card, a phone that is not bound, or a wrong document
         number (401, alike).
     :raises PinLocked: too many failed resets (or, from other phones, attempts) (423).
+    :raises CardNotActive: a lost, suspended or cancelled card (409, naming the state): its
+        PIN is reset at the counter only.
     """
     validate_pin_format(request.new_pin)
     async with runtime.database.session() as session:
@@ -199,6 +203,12 @@ async def _holder_reset(
         return await _locked(runtime, tried, reserved)
     if not _matches_document(runtime, person, request.document_number):
         return await _wrong_document(session, runtime, card, tried, reserved)
+    status = CardStatus(card.status)
+    if status is not CardStatus.active:
+        # A lost card may be lost with the phone and the ID card: a new PIN would let the
+        # finder cancel the loss. Its PIN is reset at the counter.
+        await record(runtime.store, PIN_RESET_REFUSED, actor, subject, {"refused": status.value})
+        return card_not_active(status)
     await _set_pin(session, runtime, card, request.new_pin)
     return card.id, card.card_number, device.id
 

@@ -217,6 +217,22 @@ class TestOnTheHoldersPhone:
 
         assert (await login(client, holder, holder.pin)).status_code == 200
 
+    async def test_a_lost_cards_pin_is_reset_at_the_counter_only(
+        self, client: httpx.AsyncClient, holder: ActiveHolder, runtime: Runtime
+    ) -> None:
+        """Phone and ID card stolen together: a new PIN would let the thief cancel the loss."""
+        await client.post("/v1/me/card/report-loss", headers=holder.headers)
+
+        refused = await phone_reset(client, holder)
+
+        assert refused.status_code == 409
+        assert refused.json()["type"] == "/problems/card-lost"
+        cancel_loss = await client.post(
+            "/v1/me/card/cancel-loss", json={"pin": NEW_PIN}, headers=holder.headers
+        )
+        assert cancel_loss.status_code == 401
+        assert (await counter_reset(client, runtime, holder)).status_code == 204
+
     async def test_a_weak_new_pin_spends_no_attempt(
         self, client: httpx.AsyncClient, holder: ActiveHolder, runtime: Runtime
     ) -> None:
