@@ -406,6 +406,8 @@ class AuditConsumer:
         try:
             async with asyncio.timeout(max_seconds):
                 await self.checkpoint_once()
+        except (DatabaseUnavailable, TimeoutError):
+            logger.warning("audit: the shutdown checkpoint could not be written")
         except Exception:
             logger.exception("audit: the shutdown checkpoint could not be written")
 
