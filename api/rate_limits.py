@@ -10,7 +10,7 @@ from fastapi.params import Depends as DependsParam
 
 from api.auth import CurrentHolder
 from api.deps import RuntimeDep
-from api.schemas.holder import LoginRequest
+from api.schemas.holder import LoginRequest, PinResetRequest
 from app.ratelimits import RateLimitRule, address_subject, card_subject, enforce
 from app.runtime import Runtime
 
@@ -54,11 +54,18 @@ async def login_per_card(body: LoginRequest, runtime: RuntimeDep) -> None:
     await _count(runtime, RateLimitRule.login_per_card, subject)
 
 
+async def pin_reset_per_card(body: PinResetRequest, runtime: RuntimeDep) -> None:
+    """A PIN reset spends the login budget of its card number: the same subject, the same rule."""
+    subject = card_subject(body.card_number, None, None)
+    await _count(runtime, RateLimitRule.login_per_card, subject)
+
+
 async def qr_per_holder(holder: CurrentHolder, runtime: RuntimeDep) -> None:
     await _count(runtime, RateLimitRule.qr_per_holder, str(holder.card_id))
 
 
 LOGIN_LIMITS = [_per_address(RateLimitRule.login_per_address), Depends(login_per_card)]
+PIN_RESET_LIMITS = [_per_address(RateLimitRule.login_per_address), Depends(pin_reset_per_card)]
 TOKEN_LIMITS = [_per_address(RateLimitRule.token_per_address)]
 APPLICATION_LIMITS = [_per_address(RateLimitRule.applications_per_address)]
 QR_LIMITS = [Depends(qr_per_holder)]

@@ -13,6 +13,7 @@ import typer
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from app.audit.checkpoints import checkpoint_key
 from app.audit.service import verify_stored_chain
 from app.clients.service import IssuedClient, create_admin_client
 from app.config import Settings, SettingsError, load_settings
@@ -210,8 +211,10 @@ def clients_create_admin(
 
 @audit_cli.command("verify-chain")
 def audit_verify_chain() -> None:
-    """Recompute the audit hash chain; exit 1 naming the first edited, deleted or moved row."""
-    report = asyncio.run(verify_stored_chain(settings_or_exit().database_url))
+    """Recompute the audit hash chain and check the latest signed checkpoint of its head; exit 1
+    naming the first edited, deleted or moved row, or the checkpointed row the chain lost."""
+    settings = settings_or_exit()
+    report = asyncio.run(verify_stored_chain(settings.database_url, checkpoint_key(settings)))
     if not report.intact:
         typer.secho(
             f"audit chain broken at row {report.first_broken_id}: {report.reason}",
@@ -219,7 +222,7 @@ def audit_verify_chain() -> None:
             err=True,
         )
         raise typer.Exit(1)
-    typer.echo(f"audit chain intact: {report.rows} rows")
+    typer.echo(f"audit chain intact: {report.rows} rows; {report.checkpoint}")
 
 
 @audit_cli.command("consume")

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         default=True,
         description="false: run `ssc audit consume` instead (needs Redis: a shared stream)",
     )
+    audit_checkpoint_interval: int = Field(
+        default=300,
+        ge=0,
+        le=24 * 3600,
+        description="seconds between signed checkpoints of the audit chain's head; 0: none",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,6 +1,6 @@
 """Every table model, imported once so SQLModel.metadata is complete (Alembic, tests)."""
 
-from app.audit.models import AuditEvent
+from app.audit.models import AuditCheckpoint, AuditEvent
 from app.cards.models import (
     Card,
     CardApplication,
@@ -16,6 +16,7 @@ from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
     "ApiClient",
+    "AuditCheckpoint",
     "AuditEvent",
     "Card",
     "CardApplication",

@@ -10,19 +10,20 @@ from starlette.responses import Response
 from api.auth import CurrentHolder
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
-from api.rate_limits import LOGIN_LIMITS, QR_LIMITS, RATE_LIMITED
+from api.rate_limits import LOGIN_LIMITS, PIN_RESET_LIMITS, QR_LIMITS, RATE_LIMITED
 from api.schemas.holder import (
     ActivationRequest,
     HolderCardResponse,
     HolderNoticeResponse,
     LoginRequest,
     PinChangeRequest,
+    PinResetRequest,
     QrResponse,
     RefreshRequest,
     SessionResponse,
     UpcomingQr,
 )
-from app.holders import qr_tokens, service
+from app.holders import pin_reset, qr_tokens, service
 from app.holders.sessions import HolderSession
 
 router = APIRouter(tags=["holder"], route_class=StrictJsonRoute)
@@ -121,6 +122,37 @@ async def refresh(body: RefreshRequest, runtime: RuntimeDep, response: Response)
 )
 async def change_pin(body: PinChangeRequest, holder: CurrentHolder, runtime: RuntimeDep) -> None:
     await service.change_pin(runtime, holder, body.old_pin, body.new_pin)
+
+
+@router.post(
+    "/v1/auth/pin-reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Reset a forgotten or locked PIN on one of your phones, with your document number",
+    responses={
+        **_CREDENTIAL_ERRORS,
+        409: {
+            "description": "card-lost, card-suspended, card-cancelled (reset at a counter)",
+            **_PROBLEM,
+        },
+        **RATE_LIMITED,
+    },
+    dependencies=PIN_RESET_LIMITS,
+)
+async def reset_pin(body: PinResetRequest, runtime: RuntimeDep) -> None:
+    """Only from a phone the e-card is activated on (`device_id`). Each attempt counts: a wrong
+    document number is a failed PIN attempt of your phones, and after `SSC_PIN_MAX_FAILURES`
+    failed resets they lock for `SSC_PIN_LOCKOUT_SECONDS`. Log in with the new PIN afterwards.
+    Only for an active card: a lost card's PIN is reset at a counter.
+    """
+    await pin_reset.holder_reset_pin(
+        runtime,
+        pin_reset.HolderPinReset(
+            card_number=body.card_number,
+            document_number=body.document_number,
+            device_id=body.device_id,
+            new_pin=body.new_pin,
+        ),
+    )
 
 
 @router.delete(

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, status
 
 from api.auth import CurrentAdmin, CurrentHolder
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
 from api.schemas.lifecycle import (
     CardHistoryEntry,
+    HolderReplacementRequest,
+    HolderReplacementResponse,
     HolderTransitionResponse,
     OperatorAction,
+    OperatorPinResetRequest,
     OperatorTransitionResponse,
     PinConfirmation,
 )
 from app.cards import lifecycle_service as service
 from app.cards.lifecycle import OPERATOR_CHANNELS, CardAction, Channel
 from app.cards.models import CardStatus
+from app.holders import pin_reset
 from app.security.principals import AdminPrincipal
 
 router = APIRouter(tags=["card lifecycle"], route_class=StrictJsonRoute)
@@ -87,6 +91,30 @@ async def cancel_card(
 ) -> HolderTransitionResponse:
     transition = await service.holder_transition(runtime, holder, CardAction.cancel, pin=body.pin)
     return _holder_response(transition)
+
+
+@router.post(
+    "/v1/me/card/replace",
+    summary="Replace your card online (补换) with your PIN: a new card number, the e-card "
+    "re-issued",
+    responses=_PIN_ERRORS,
+)
+async def replace_card(
+    body: HolderReplacementRequest, holder: CurrentHolder, runtime: RuntimeDep
+) -> HolderReplacementResponse:
+    """From an active or lost card. The old card number is dead for good, and every QR code
+    fetched before the replacement stops passing at once (`card_cancelled`): fetch a new one.
+    Your phones stay bound and your sessions stay open."""
+    transition = await service.holder_transition(
+        runtime, holder, CardAction.replace_card, pin=body.pin, reason=body.reason
+    )
+    return HolderReplacementResponse(
+        action=transition.action,
+        from_status=transition.from_status,
+        to_status=transition.to_status,
+        at=transition.at,
+        card_number=transition.card_number,
+    )
 
 
 @router.get(
@@ -205,3 +233,31 @@ async def operator_unsuspend(
     card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     return await _operator(runtime, admin, card_number, CardAction.unsuspend, body)
+
+
+@router.post(
+    "/v1/admin/cards/{card_number}/pin-reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Reset the holder's PIN at the counter after checking their identity document",
+    responses={
+        **{code: _ADMIN_ERRORS[code] for code in (401, 403, 404, 410)},
+        422: {"description": "validation-error, weak-pin", **_PROBLEM},
+    },
+)
+async def operator_pin_reset(
+    card_number: CardNumber, body: OperatorPinResetRequest, admin: CurrentAdmin, runtime: RuntimeDep
+) -> None:
+    """The document type and number must be the card's holder's (else 403
+    holder-not-verified, audited as `holder.pin_reset_refused`). The new PIN takes effect at
+    once and every PIN lock of the card is lifted; audited as `holder.pin_reset`."""
+    await pin_reset.operator_reset_pin(
+        runtime,
+        admin,
+        pin_reset.OperatorPinReset(
+            card_number=card_number,
+            document_type=body.document_type.value,
+            document_number=body.document_number,
+            new_pin=body.new_pin,
+            reason=body.reason,
+        ),
+    )

@@ -146,6 +146,31 @@ class PinChangeRequest(BaseModel):
     new_pin: str = _PIN
 
 
+class PinResetRequest(BaseModel):
+    """A PIN reset on one of the holder's own phones (the e-card is activated on it)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "card_number": "364829130754",
+                    "document_number": "11010519491231002X",
+                    "device_id": "iphone-4f9d2c",
+                    "new_pin": "730415",
+                }
+            ]
+        },
+    )
+
+    card_number: str = Field(min_length=1, max_length=32)
+    document_number: str = Field(
+        min_length=1, max_length=64, description="The holder's identity document number"
+    )
+    device_id: str = _DEVICE_ID
+    new_pin: str = Field(pattern=PIN_PATTERN, description="The new 6-digit PIN")
+
+
 class HolderCardResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

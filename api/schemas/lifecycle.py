@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas.common import PIN_PATTERN, UtcDateTime
+from app.cards.documents import DocumentType
 from app.cards.lifecycle import CardAction, Channel
 from app.cards.models import CardStatus
 
@@ -51,11 +52,53 @@ class OperatorAction(BaseModel):
     holder_document_number: str | None = Field(default=None, min_length=1, max_length=64)
 
 
+class OperatorPinResetRequest(BaseModel):
+    """A PIN reset at the counter: the operator checks the holder's identity document face to
+    face and types its type and number; the holder types the new PIN on the PIN pad."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "document_type": "resident_id",
+                    "document_number": "11010519491231002X",
+                    "new_pin": "730415",
+                    "reason": "holder forgot the PIN; resident ID card checked at counter 3",
+                }
+            ]
+        },
+    )
+
+    document_type: DocumentType
+    document_number: str = Field(min_length=1, max_length=64)
+    new_pin: str = Field(pattern=PIN_PATTERN, description="The new 6-digit PIN")
+    reason: Reason
+
+
+class HolderReplacementRequest(BaseModel):
+    """An online replacement (补换) asked for by the holder, confirmed with the PIN."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"pin": "284617", "reason": "card damaged: chip no longer read"}]
+        },
+    )
+
+    pin: str = Field(pattern=PIN_PATTERN, description="The card's 6-digit PIN")
+    reason: Reason
+
+
 class HolderTransitionResponse(BaseModel):
     action: CardAction
     from_status: CardStatus
     to_status: CardStatus
     at: UtcDateTime
+
+
+class HolderReplacementResponse(HolderTransitionResponse):
+    card_number: str = Field(description="The card's new number (the old one is dead forever)")
 
 
 class OperatorTransitionResponse(HolderTransitionResponse):

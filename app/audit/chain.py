@@ -7,7 +7,7 @@ the head of the chain. Row ids are reserved explicitly in chain order, so walkin
 walks the chain.
 
 Deleting the newest rows (truncating the tail) leaves a valid shorter chain; detecting that
-needs the head hash anchored elsewhere (a signed checkpoint), which this module does not do.
+needs the head anchored elsewhere: `app.audit.checkpoints` writes signed checkpoints of it.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ class ChainReport:
     rows: int
     first_broken_id: int | None
     reason: str
+    checkpoint: str | None = None
+    """What the latest checkpoint showed when the chain is intact (`app.audit.service`)."""
 
     @property
     def intact(self) -> bool:
@@ -125,7 +127,7 @@ async def append_records(session: AsyncSession, records: Sequence[AuditRecord]) 
     if not records:
         return 0
     connection = await session.connection()
-    await _lock_chain(connection)
+    await lock_chain(connection)
     seen = await _stored_event_ids(connection, {record.event_id for record in records})
     fresh: list[AuditRecord] = []
     for record in records:
@@ -134,11 +136,7 @@ async def append_records(session: AsyncSession, records: Sequence[AuditRecord]) 
             fresh.append(record)
     if not fresh:
         return 0
-    head = (
-        await connection.execute(
-            select(AUDIT_TABLE.c.id, AUDIT_TABLE.c.hash).order_by(AUDIT_TABLE.c.id.desc()).limit(1)
-        )
-    ).first()
+    head = await chain_head(connection)
     ids = await _reserve_ids(connection, len(fresh), head[0] if head else None)
     prev_hash = head[1] if head else GENESIS_HASH
     row_insert = _row_insert(connection.dialect)
@@ -162,6 +160,16 @@ async def append_records(session: AsyncSession, records: Sequence[AuditRecord]) 
             prev_hash = digest
     await connection.exec_driver_sql(row_insert.sql, rows)
     return len(fresh)
+
+
+async def chain_head(connection: AsyncConnection) -> tuple[int, str] | None:
+    """The id and hash of the newest row; None for an empty log."""
+    head = (
+        await connection.execute(
+            select(AUDIT_TABLE.c.id, AUDIT_TABLE.c.hash).order_by(AUDIT_TABLE.c.id.desc()).limit(1)
+        )
+    ).first()
+    return None if head is None else (int(head[0]), str(head[1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +206,7 @@ def _unchanged(moment: datetime) -> datetime:
     return moment
 
 
-async def _lock_chain(connection: AsyncConnection) -> None:
+async def lock_chain(connection: AsyncConnection) -> None:
     """Serialises appenders before the head of the chain is read."""
     if connection.dialect.name == "postgresql":
         await connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK_KEY)))

@@ -4,6 +4,9 @@ Each cycle reads a batch from the stream's consumer group, writes it in one tran
 (rows keyed by the entry's `eid`, so a redelivered entry is skipped) and acknowledges it only
 after the commit. A crash between commit and acknowledgement redelivers the batch to the
 same consumer name, which skips what is already stored: nothing lost, nothing doubled.
+
+Every `checkpoint_every` seconds (SSC_AUDIT_CHECKPOINT_INTERVAL), and once more at shutdown,
+the consumer also writes a signed checkpoint of the chain's head (`app.audit.checkpoints`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import orjson
 
 from app.audit.chain import AUDIT_TABLE, AuditRecord, append_records, canonical_data
+from app.audit.checkpoints import Checkpoint, checkpoint_key, write_checkpoint
 from app.audit.log import AUDIT_STREAM
 from app.cooperative import in_slices
 from app.db import Database, DatabaseUnavailable
@@ -202,6 +206,8 @@ class AuditConsumer:
         reclaim_every: float = RECLAIM_EVERY_SECONDS,
         clock: Callable[[], float] = time.time,
         on_persisted: PersistedHook | None = None,
+        checkpoint_key: bytes | None = None,
+        checkpoint_every: float = 0.0,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be positive")
@@ -221,6 +227,8 @@ class AuditConsumer:
         self.reclaim_every = reclaim_every
         self._clock = clock
         self.on_persisted = on_persisted
+        self.checkpoint_key = checkpoint_key
+        self.checkpoint_every = checkpoint_every
         self.backlog = 0
         """Entries waiting in the stream at the last `trim_once`."""
         self._writing = False
@@ -271,6 +279,27 @@ class AuditConsumer:
             )
         return self.backlog
 
+    async def checkpoint_once(self) -> Checkpoint | None:
+        """Writes a signed checkpoint of the chain's head unless the latest one names it
+        already (or no key is set); returns it, and logs it so copies live outside the
+        database.
+
+        :raises DatabaseUnavailable, SQLAlchemyError: as `drain_once`.
+        """
+        if self.checkpoint_key is None:
+            return None
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        async with self.database.session() as session:
+            written = await write_checkpoint(session, self.checkpoint_key, now)
+        if written is not None:
+            logger.info(
+                "audit checkpoint: %s hash %s mac %s",
+                written.describe(),
+                written.row_hash,
+                written.mac,
+            )
+        return written
+
     async def _persist(self, entries: Sequence[StreamEntry]) -> int:
         if not entries:
             return 0
@@ -297,9 +326,14 @@ class AuditConsumer:
         retried with exponential backoff: audit events wait in the stream, never dropped."""
         delay = self.retry_initial
         reclaim_at = trim_at = time.monotonic()
+        checkpoint_at = reclaim_at + self.checkpoint_every
+        checkpoints = self.checkpoint_key is not None and self.checkpoint_every > 0
         while not self._stopping:
             _raise_if_cancelled()
             try:
+                if checkpoints and time.monotonic() >= checkpoint_at:
+                    checkpoint_at = time.monotonic() + self.checkpoint_every
+                    await self.checkpoint_once()
                 if time.monotonic() >= reclaim_at:
                     reclaim_at = time.monotonic() + self.reclaim_every
                     await self.reclaim_once()
@@ -364,6 +398,18 @@ class AuditConsumer:
                 task.cancel()
                 await asyncio.wait([task])
             await self.flush(max_seconds=stop_timeout)
+            if self.checkpoint_every > 0:
+                await self._final_checkpoint(stop_timeout)
+
+    async def _final_checkpoint(self, max_seconds: float) -> None:
+        """At shutdown: the head as left, anchored. Never raises."""
+        try:
+            async with asyncio.timeout(max_seconds):
+                await self.checkpoint_once()
+        except (DatabaseUnavailable, TimeoutError):
+            logger.warning("audit: the shutdown checkpoint could not be written")
+        except Exception:
+            logger.exception("audit: the shutdown checkpoint could not be written")
 
 
 def _raise_if_cancelled() -> None:
@@ -380,8 +426,16 @@ async def audit_consumer(
 ) -> AsyncIterator[AuditConsumer]:
     """The API's consumer, with an engine of its own: its chain-lock transactions never take a
     connection from the request pool, and its statements never mix with a request's."""
-    database = Database(runtime.settings.database_url, health=runtime.database.health)
-    consumer = AuditConsumer(runtime.store, database, on_persisted=on_persisted)
+    settings = runtime.settings
+    database = Database(settings.database_url, health=runtime.database.health)
+    every = settings.audit_checkpoint_interval
+    consumer = AuditConsumer(
+        runtime.store,
+        database,
+        on_persisted=on_persisted,
+        checkpoint_key=checkpoint_key(settings) if every > 0 else None,
+        checkpoint_every=every,
+    )
     try:
         async with consumer.running():
             yield consumer

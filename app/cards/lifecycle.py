@@ -3,7 +3,8 @@
 One card identity, several carriers. States are `CardStatus`; an action moves a card from one
 state to the next only where `TRANSITIONS` says so, and only through the channels that
 `CHANNELS` allows for it. Replacement (补换) gives the physical carrier a new number and leaves
-the card active, whether it was active or lost; the e-card follows the card, not the number.
+the card active, whether it was active or lost; the e-card follows the card, not the number
+(asked for online, the e-card is re-issued as well: `app.cards.lifecycle_service`).
 Cancellation (注销) is terminal: no action leaves `cancelled`.
 """
 
@@ -54,8 +55,9 @@ CHANNELS: Mapping[CardAction, frozenset[Channel]] = {
     # Cancelling a loss needs the PIN online or an identity check face to face; a phone call
     # proves too little to put a possibly stolen card back in force.
     CardAction.cancel_loss: frozenset({Channel.online, Channel.counter, Channel.administration}),
-    # A new physical card is handed out at a desk.
-    CardAction.replace_card: frozenset({Channel.counter, Channel.administration}),
+    # A new physical card is handed out at a desk, or asked for by the holder in the app with
+    # the PIN (GD5's online path): then the e-card is re-issued too (a new card handle).
+    CardAction.replace_card: frozenset({Channel.online, Channel.counter, Channel.administration}),
     CardAction.cancel: frozenset({Channel.online, Channel.counter, Channel.administration}),
     CardAction.suspend: frozenset({Channel.administration}),
     CardAction.unsuspend: frozenset({Channel.administration}),

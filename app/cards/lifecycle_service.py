@@ -8,6 +8,12 @@ counted (committed) even though the request then answers with an error.
 
 The card row is locked (`FOR UPDATE` on PostgreSQL; SQLite serialises writers) while the
 transition is decided, so two concurrent actions are decided one after the other.
+
+Replacement (补换) is one function (`_replace_number`) whichever the channel: the physical
+card gets a new number and the old one is retired for good. Asked for online by the holder
+(on a bound phone, with the PIN), the e-card is re-issued too: the card gets a new handle, so
+every QR token minted before the replacement stops verifying online at once (the old handle
+finds no card), and the phone fetches new tokens. At a desk the e-card follows the card.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ from app.cards.errors import CardNotFound, CardNumberRetired, HolderNotVerified
 from app.cards.lifecycle import CardAction, Channel, next_status
 from app.cards.models import Card, CardEvent, CardStatus, Person, RetiredCardNumber, utcnow
 from app.cards.numbers import new_card_number
-from app.cards.service import card_snapshot
-from app.cards.snapshot import CardSnapshot, publish_card_snapshot
+from app.cards.service import card_snapshot, new_card_handle
+from app.cards.snapshot import CardSnapshot, publish_card_snapshot, retire_card_handle
 from app.errors import DomainError, InvalidRequest
 from app.holders.service import check_holder_pin, holder_card_and_device, holder_document_matches
 from app.runtime import Runtime
@@ -38,10 +44,13 @@ from app.store import StoreUnavailable
 
 logger = logging.getLogger("ssc.cards")
 
-PIN_ACTIONS = frozenset({CardAction.cancel_loss, CardAction.cancel})
-"""What the holder may do only with the PIN: undoing a loss, and the terminal cancellation."""
+PIN_ACTIONS = frozenset({CardAction.cancel_loss, CardAction.cancel, CardAction.replace_card})
+"""What the holder may do only with the PIN: undoing a loss, the terminal cancellation, and a
+replacement (a new card number, and the e-card re-issued)."""
 
-HOLDER_ACTIONS = frozenset({CardAction.report_loss, CardAction.cancel_loss, CardAction.cancel})
+HOLDER_ACTIONS = frozenset(
+    {CardAction.report_loss, CardAction.cancel_loss, CardAction.cancel, CardAction.replace_card}
+)
 
 _NUMBER_ATTEMPTS = 8
 _PUBLISH_ATTEMPTS = 4
@@ -84,6 +93,8 @@ class _Applied:
     snapshot: CardSnapshot
     actor: str
     audit: Mapping[str, str | None]
+    retired_handle: str | None = None
+    """The card handle an online replacement retired (its snapshot leaves the store)."""
 
 
 def normal_card_number(card_number: str) -> str:
@@ -92,7 +103,12 @@ def normal_card_number(card_number: str) -> str:
 
 
 async def holder_transition(
-    runtime: Runtime, holder: HolderPrincipal, action: CardAction, *, pin: str | None = None
+    runtime: Runtime,
+    holder: HolderPrincipal,
+    action: CardAction,
+    *,
+    pin: str | None = None,
+    reason: str | None = None,
 ) -> Transition:
     """The holder acts on their own card through the app.
 
@@ -103,7 +119,7 @@ async def holder_transition(
     if action not in HOLDER_ACTIONS:
         raise InvalidRequest(f"a holder cannot {action.value} a card", action=action.value)
     async with runtime.database.session() as session:
-        outcome = await _holder_transition(session, runtime, holder, action, pin)
+        outcome = await _holder_transition(session, runtime, holder, action, pin=pin, reason=reason)
     if isinstance(outcome, DomainError):
         raise outcome
     return await _make_effective(runtime, outcome)
@@ -114,7 +130,9 @@ async def _holder_transition(
     runtime: Runtime,
     holder: HolderPrincipal,
     action: CardAction,
+    *,
     pin: str | None,
+    reason: str | None,
 ) -> _Applied | DomainError:
     card, _ = await holder_card_and_device(session, holder)
     await session.refresh(card, with_for_update=True)
@@ -125,7 +143,7 @@ async def _holder_transition(
         if refusal is not None:
             return refusal
     return await _apply(
-        session, runtime, card, action, Channel.online, actor=f"holder:{card.id}", reason=None
+        session, runtime, card, action, Channel.online, actor=f"holder:{card.id}", reason=reason
     )
 
 
@@ -211,9 +229,13 @@ async def _apply(
     current = CardStatus(card.status)
     target = next_status(current, action, channel)
     details = dict(details or {})
+    retired_handle = None
     if action is CardAction.replace_card:
         old_number, new_number = await _replace_number(session, card)
         details.update(retired_card_number=old_number, card_number=new_number)
+        if channel is Channel.online:
+            retired_handle, card.handle = card.handle, new_card_handle()
+            details["e_card"] = "reissued"
     card.status = target
     card.status_changed_at = event_time = utcnow()
     session.add(card)
@@ -250,7 +272,8 @@ async def _apply(
         "reason": reason,
         **details,
     }
-    return _Applied(transition, card.handle, card_snapshot(runtime.pii, card, person), actor, audit)
+    snapshot = card_snapshot(runtime.pii, card, person)
+    return _Applied(transition, card.handle, snapshot, actor, audit, retired_handle)
 
 
 async def _replace_number(session: AsyncSession, card: Card) -> tuple[str, str]:
@@ -278,6 +301,8 @@ async def _make_effective(runtime: Runtime, applied: _Applied) -> Transition:
     for attempt in range(_PUBLISH_ATTEMPTS):
         try:
             await publish_card_snapshot(runtime.store, applied.handle, applied.snapshot)
+            if applied.retired_handle is not None:
+                await retire_card_handle(runtime.store, applied.retired_handle)
             break
         except StoreUnavailable:
             if attempt == _PUBLISH_ATTEMPTS - 1:

@@ -361,7 +361,7 @@ async def _issue_card(
             ssn_index=pii.blind_index(SSN_FIELD, ssn),
             region_code=application.region_code,
             bank_code=application.bank_code,
-            handle=secrets.token_bytes(16).hex(),
+            handle=new_card_handle(),
             status_index=draw_status_index(status_list_size),
             status=CardStatus.active,
         )
@@ -372,6 +372,11 @@ async def _issue_card(
             continue
         return card
     raise CardIssuanceFailed("unique card values kept colliding; retry the approval")
+
+
+def new_card_handle() -> str:
+    """A card's handle (sealed into its QR tokens): 16 random bytes, hex."""
+    return secrets.token_bytes(16).hex()
 
 
 def card_snapshot(pii: PiiCipher, card: Card, person: Person) -> CardSnapshot:

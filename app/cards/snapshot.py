@@ -45,3 +45,12 @@ async def publish_card_snapshot(store: Store, handle: str, snapshot: CardSnapsho
     await store.set(card_key(handle), snapshot.encode())
     await store.incr(CARDS_VERSION)
     await store.publish(CARD_CHANGES, handle.encode())
+
+
+async def retire_card_handle(store: Store, handle: str) -> None:
+    """A card handle no card carries any more (an e-card re-issued on replacement): its
+    snapshot goes, every worker drops what it cached, and a token sealing it finds no card
+    (`app.verification.service.UNKNOWN_CARD_VERDICT`)."""
+    await store.delete(card_key(handle))
+    await store.incr(CARDS_VERSION)
+    await store.publish(CARD_CHANGES, handle.encode())

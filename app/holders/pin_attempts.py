@@ -13,6 +13,10 @@ Two gates per card, counted apart so that strangers cannot lock the holder out:
   PIN-confirmed lifecycle actions). Limit `pin_max_failures`; mirrored in the database
   (`cards.pin_failures`, `cards.pin_locked_until`), which keeps the lock if the store loses its
   data.
+- `reset`: a holder's PIN resets on one of their bound phones with the document number
+  (`app.holders.pin_reset`), counted per card apart from the PIN itself, so a locked PIN can
+  still be reset but the document number cannot be guessed beyond `pin_max_failures`. A wrong
+  document number also counts as a failed PIN attempt on the `bound` gate.
 - `unbound`: attempts from any other phone (a new phone's activation, a login on a phone
   without the e-card). Limit `pin_max_failures_unbound`; kept in the store only. It is keyed
   by a keyed hash (`PiiCipher.blind_index`) of the card number as presented, so an unknown
@@ -44,6 +48,7 @@ class PinChannel(StrEnum):
 
     bound = "bound"
     unbound = "unbound"
+    reset = "reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,11 @@ def _gate(runtime: Runtime, channel: PinChannel, subject: str, limit: int) -> Pi
 def bound_gate(runtime: Runtime, card_id: uuid.UUID) -> PinGate:
     """The gate of attempts from the card's own phones."""
     return _gate(runtime, PinChannel.bound, f"card:{card_id}", runtime.settings.pin_max_failures)
+
+
+def reset_gate(runtime: Runtime, card_id: uuid.UUID) -> PinGate:
+    """The gate of PIN resets with the document number from the card's own phones."""
+    return _gate(runtime, PinChannel.reset, f"card:{card_id}", runtime.settings.pin_max_failures)
 
 
 def unbound_gate(runtime: Runtime, identifier: str) -> PinGate:

@@ -32,6 +32,7 @@ PUBLIC_ROUTES = {
     ("POST", "/v1/ecard/activate"),
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/pin-reset"),
     ("POST", "/v1/oauth/token"),
     ("GET", "/v1/status-lists/{issuer}"),
     ("GET", "/v1/trust-list"),

@@ -329,6 +329,91 @@ class TestReplacement:
         assert login_new.status_code == 200, login_new.text
 
 
+async def replace_online(
+    client: httpx.AsyncClient, holder: ActiveHolder, pin: str | None = None
+) -> httpx.Response:
+    return await client.post(
+        "/v1/me/card/replace",
+        json={"pin": pin or holder.pin, "reason": "card damaged: chip no longer read"},
+        headers=holder.headers,
+    )
+
+
+class TestOnlineReplacement:
+    async def test_a_new_card_number_and_the_old_qr_codes_stop_verifying(
+        self,
+        client: httpx.AsyncClient,
+        holder: ActiveHolder,
+        runtime: Runtime,
+        scanner: ScannerCredentials,
+    ) -> None:
+        token_before = await qr(client, holder)
+
+        replaced = await replace_online(client, holder)
+
+        assert replaced.status_code == 200, replaced.text
+        new_number = replaced.json()["card_number"]
+        assert new_number != holder.card_number
+        assert (replaced.json()["action"], replaced.json()["to_status"]) == ("replace", "active")
+        assert await verdict(client, scanner, token_before) == "card_cancelled"
+        assert await verdict(client, scanner, await qr(client, holder)) == "valid"
+        looked_up = await operate(client, runtime, holder.card_number, "suspend")
+        assert looked_up.status_code == 410
+        login_new = await client.post(
+            "/v1/auth/login",
+            json={"card_number": new_number, "pin": holder.pin, "device_id": holder.device_id},
+        )
+        assert login_new.status_code == 200, login_new.text
+        history = await client.get("/v1/me/card/history", headers=holder.headers)
+        assert [(e["action"], e["channel"], e["by"]) for e in history.json()] == [
+            ("replace", "online", "holder")
+        ]
+        assert history.json()[0]["reason"] == "card damaged: chip no longer read"
+
+    async def test_a_lost_card_replaced_online_is_active_and_its_old_codes_stay_dead(
+        self, client: httpx.AsyncClient, holder: ActiveHolder, scanner: ScannerCredentials
+    ) -> None:
+        token_before = await qr(client, holder)
+        await client.post("/v1/me/card/report-loss", headers=holder.headers)
+
+        replaced = await replace_online(client, holder)
+
+        assert replaced.status_code == 200, replaced.text
+        assert (replaced.json()["from_status"], replaced.json()["to_status"]) == ("lost", "active")
+        assert await verdict(client, scanner, token_before) == "card_cancelled"
+        assert await verdict(client, scanner, await qr(client, holder)) == "valid"
+
+    async def test_a_wrong_pin_changes_nothing_and_counts_toward_the_lockout(
+        self,
+        client: httpx.AsyncClient,
+        holder: ActiveHolder,
+        runtime: Runtime,
+        scanner: ScannerCredentials,
+    ) -> None:
+        token_before = await qr(client, holder)
+        answers = [
+            (await replace_online(client, holder, pin="951357")).status_code
+            for _ in range(runtime.settings.pin_max_failures)
+        ]
+
+        assert answers == [401] * (runtime.settings.pin_max_failures - 1) + [423]
+        assert (await replace_online(client, holder)).status_code == 423
+        assert await verdict(client, scanner, token_before) == "valid"
+        async with runtime.database.session() as session:
+            card = (
+                await session.exec(select(Card).where(Card.card_number == holder.card_number))
+            ).one()
+        assert card.status == "active"
+
+    async def test_a_cancelled_card_cannot_be_replaced(
+        self, client: httpx.AsyncClient, holder: ActiveHolder
+    ) -> None:
+        await client.post("/v1/me/card/cancel", json={"pin": holder.pin}, headers=holder.headers)
+        refused = await replace_online(client, holder)
+        assert refused.status_code == 409
+        assert refused.json()["card_status"] == "cancelled"
+
+
 class TestAuthorisation:
     @pytest.mark.parametrize("action", ADMIN_ACTIONS)
     async def test_a_holder_cannot_call_operator_routes(
@@ -347,6 +432,7 @@ class TestAuthorisation:
             ("POST", "/v1/me/card/report-loss"),
             ("POST", "/v1/me/card/cancel-loss"),
             ("POST", "/v1/me/card/cancel"),
+            ("POST", "/v1/me/card/replace"),
             ("GET", "/v1/me/card/history"),
         ],
     )

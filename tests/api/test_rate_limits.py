@@ -128,6 +128,24 @@ class TestLogin:
         assert first.status_code == 200
         assert_rate_limited(second, 60)
 
+    async def test_a_pin_reset_spends_the_login_budget_of_its_card(self, service: Service) -> None:
+        async with (
+            service(rate_limit_login_per_card="2/60") as app,
+            client_at(app, "192.0.2.2") as http,
+        ):
+            holder = await create_active_holder(http, app)
+            login = await http.post("/v1/auth/login", json=login_body(holder.card_number))
+            reset_body = {
+                "card_number": holder.card_number,
+                "document_number": holder.card.document_number,
+                "device_id": holder.device_id,
+                "new_pin": "604182",
+            }
+            reset = await http.post("/v1/auth/pin-reset", json=reset_body)
+            again = await http.post("/v1/auth/pin-reset", json=reset_body)
+        assert (login.status_code, reset.status_code) == (401, 204)
+        assert_rate_limited(again, 60)
+
     async def test_a_limit_holds_across_workers_sharing_the_store(
         self, service: Service, settings: Settings
     ) -> None:
@@ -224,6 +242,7 @@ def test_the_429_is_documented_on_every_limited_operation(app: FastAPI) -> None:
     paths = app.openapi()["paths"]
     for path, method in (
         ("/v1/auth/login", "post"),
+        ("/v1/auth/pin-reset", "post"),
         ("/v1/oauth/token", "post"),
         ("/v1/applications", "post"),
         ("/v1/me/qr", "get"),

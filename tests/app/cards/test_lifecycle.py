@@ -64,9 +64,13 @@ class TestChannels:
         with pytest.raises(ChannelNotAllowed):
             next_status(CardStatus.lost, A.cancel_loss, Channel.hotline)
 
-    def test_a_replacement_is_handed_out_at_a_desk_not_online(self) -> None:
+    @pytest.mark.parametrize("channel", [Channel.online, Channel.counter, Channel.administration])
+    def test_a_replacement_is_asked_for_at_a_desk_or_online(self, channel: Channel) -> None:
+        assert next_status(CardStatus.lost, A.replace_card, channel) is CardStatus.active
+
+    def test_a_phone_call_cannot_replace_a_card(self) -> None:
         with pytest.raises(ChannelNotAllowed):
-            next_status(CardStatus.active, A.replace_card, Channel.online)
+            next_status(CardStatus.active, A.replace_card, Channel.hotline)
 
     @pytest.mark.parametrize("channel", list(Channel))
     def test_a_loss_can_be_reported_through_every_channel(self, channel: Channel) -> None:
