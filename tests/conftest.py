@@ -112,6 +112,14 @@ class PostgresServer:
     def _url(self, name: str) -> str:
         return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
 
+    def url_of(self, name: str) -> str:
+        """The URL of database `name` on this server (whether it exists or not)."""
+        return self._url(name)
+
+    def run(self, sql: str) -> None:
+        """Runs one administrative statement (from sync code)."""
+        run_blocking(self._admin(sql))
+
     async def _admin(self, sql: str) -> None:
         base = make_url(self.base_url)
         conn = await asyncpg.connect(
