@@ -205,7 +205,7 @@ class Settings(BaseSettings):
 
     @property
     def docs_exposed(self) -> bool:
-        """`/docs`, `/redoc` and `/openapi.json`: SSC_EXPOSE_DOCS, else off in production."""
+        """`/docs` and `/openapi.json`: SSC_EXPOSE_DOCS, else off in production."""
         if self.expose_docs is not None:
             return self.expose_docs
         return self.environment is not Environment.production
