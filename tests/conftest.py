@@ -30,6 +30,7 @@ from app.db import migrate
 from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
+from tests.app.store.clock import ShiftableClock, StoreTime
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REDIS_URL = os.environ.get("SSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -83,11 +84,25 @@ def redis_namespace() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture
+def store_clock() -> ShiftableClock:
+    """The clock of the memory store of `store` (real time, moved on by `store_time`)."""
+    return ShiftableClock()
+
+
+@pytest.fixture
+def store_time(store: Store, store_clock: ShiftableClock) -> StoreTime:
+    """Lets time pass for the expiries of `store` without sleeping (tests/app/store/clock.py)."""
+    return StoreTime(store, store_clock)
+
+
 @pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, redis_namespace: str) -> AsyncIterator[Store]:
+async def store(
+    request: pytest.FixtureRequest, redis_namespace: str, store_clock: ShiftableClock
+) -> AsyncIterator[Store]:
     """A fresh store; the Redis variant lives in its own key namespace."""
     if request.param == "memory":
-        memory = MemoryStore()
+        memory = MemoryStore(clock=store_clock)
         yield memory
         await memory.close()
         return
