@@ -32,11 +32,12 @@ ENV SSC_ENVIRONMENT=production \
     SSC_VAR_DIR=/srv/ssc/var \
     SSC_KEY_DIR=/srv/ssc/var/keys
 
-EXPOSE 8000
+EXPOSE ${SSC_PORT}
 VOLUME ["/srv/ssc/var"]
 
+# Asks the port the API really listens on (SSC_PORT, also when set at `docker run`).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
+    CMD python -c "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/healthz' % os.environ.get('SSC_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(url, timeout=2).status == 200 else 1)"
 
 # SSC_DATABASE_URL, SSC_REDIS_URL and the three secrets come from the environment.
 CMD ["sh", "-c", "ssc migrate && exec ssc serve"]

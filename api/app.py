@@ -17,7 +17,18 @@ from starlette.types import Receive, Scope, Send
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
-from api.routes import applications, clients, health, holder, keys, lifecycle, misuse, trust, verify
+from api.routes import (
+    applications,
+    clients,
+    docs,
+    health,
+    holder,
+    keys,
+    lifecycle,
+    misuse,
+    trust,
+    verify,
+)
 from app.audit.consumer import AuditConsumer
 from app.config import Environment, Settings, load_settings
 from app.runtime import Runtime
@@ -79,10 +90,10 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         version="0.1.0",
         description="Signed rotating QR tokens, verification for venue scanners, card lifecycle.",
         lifespan=lifespan,
-        # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
-        docs_url="/docs" if settings.docs_exposed else None,
-        redoc_url="/redoc" if settings.docs_exposed else None,
-        openapi_url="/openapi.json" if settings.docs_exposed else None,
+        # Served by api.routes.docs (assets from a package, no CDN), when exposed.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     metrics = RequestMetrics(CollectorRegistry())
     app.state.metrics = metrics
@@ -113,6 +124,9 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(lifecycle.router)
     app.include_router(misuse.router)
     app.include_router(trust.router)
+    if settings.docs_exposed:
+        # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
+        app.include_router(docs.router)
     logging.getLogger("ssc").setLevel(settings.log_level.upper())
     if (
         settings.environment is Environment.production
@@ -121,6 +135,12 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     ):
         logging.getLogger("ssc.api").warning(
             "/metrics is refused (404): set SSC_METRICS_TOKEN or SSC_METRICS_PORT to serve it"
+        )
+    if settings.environment is Environment.production and settings.public_url_is_loopback:
+        logging.getLogger("ssc.api").warning(
+            "SSC_PUBLIC_URL is %s, a loopback address: the status list URL in tokens and the "
+            "trust list reaches no verifier; set SSC_PUBLIC_URL to the public base URL",
+            settings.public_url,
         )
     return app
 

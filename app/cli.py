@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import signal
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 import orjson
 import typer
 import uvicorn
@@ -17,8 +21,10 @@ from app.audit.checkpoints import checkpoint_key
 from app.audit.service import verify_stored_chain
 from app.clients.service import IssuedClient, create_admin_client
 from app.config import Settings, SettingsError, load_settings
+from app.db import check_schema, create_database, is_missing_database_error
 from app.db import migrate as apply_migrations
 from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
+from app.failures import CannotCreateDatabase, database_location, explain
 from app.runtime import Runtime, build_store, open_keyring
 from app.security.pii import PiiCipher
 from app.store import StoreUnavailable
@@ -37,12 +43,47 @@ clients_cli = typer.Typer(help="Manage API clients.", no_args_is_help=True)
 cli.add_typer(clients_cli, name="clients")
 
 
+@dataclass
+class _Invocation:
+    """What `main` needs to know about the command it ran, to explain its failure."""
+
+    debug: bool = False
+    settings: Settings | None = None
+
+
+_invocation = _Invocation()
+
+
+@cli.callback()
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback when a command fails")
+    ] = False,
+) -> None:
+    """Electronic social security card backend."""
+    _invocation.debug = debug or os.environ.get("SSC_LOG_LEVEL", "").lower() == "debug"
+
+
 def settings_or_exit() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+    _invocation.settings = settings
+    return settings
+
+
+async def check_dependencies(settings: Settings) -> None:
+    """What `ssc serve` needs before it starts a worker: the database, migrated to head, and
+    Redis when configured. Raises what `app.failures.explain` turns into one line."""
+    await check_schema(settings.database_url)
+    if settings.redis_url:
+        store = build_store(settings)
+        try:
+            await store.ping()
+        finally:
+            await store.close()
 
 
 @cli.command()
@@ -64,11 +105,17 @@ def serve(
             "SSC_METRICS_PORT must differ from the API's port", fg=typer.colors.RED, err=True
         )
         raise typer.Exit(2)
+    # The workers read their settings from the environment: SSC_PUBLIC_URL, when unset, is
+    # derived from the address they really serve.
+    os.environ["SSC_HOST"] = host or settings.host
+    os.environ["SSC_PORT"] = str(bind_port)
+    settings = settings_or_exit()
     open_keyring(settings)
-    options: dict[str, Any] = {
+    asyncio.run(check_dependencies(settings))
+    uvicorn_options: dict[str, Any] = {
         "factory": True,
         "http": "api.serving:CoalescingHttpToolsProtocol",
-        "host": host or settings.host,
+        "host": settings.host,
         "port": bind_port,
         "workers": workers,
         "log_level": settings.log_level,
@@ -81,10 +128,10 @@ def serve(
         "forwarded_allow_ips": settings.trusted_proxies or "",
     }
     if settings.metrics_port is None:
-        uvicorn.run("api.app:serving_app", **options)
+        uvicorn.run("api.app:serving_app", **uvicorn_options)
         return
     # A second listener for /metrics (see api.routes.health): every worker serves both.
-    config = uvicorn.Config("api.app:serving_app", **options)
+    config = uvicorn.Config("api.app:serving_app", **uvicorn_options)
     metrics_listener = uvicorn.Config(
         "api.app:serving_app", host=settings.metrics_host, port=settings.metrics_port
     ).bind_socket()
@@ -96,12 +143,35 @@ def serve(
 
 
 @cli.command()
-def migrate(revision: str = "head") -> None:
-    """Apply database migrations."""
+def migrate(
+    revision: Annotated[
+        str, typer.Argument(help="The revision to migrate to (default: the newest)")
+    ] = "head",
+) -> None:
+    """Apply database migrations; create the PostgreSQL database first if it is missing."""
     settings = settings_or_exit()
     pii = PiiCipher.from_master_key(settings.secret("data_key"))
-    asyncio.run(apply_migrations(settings.database_url, revision, pii=pii))
-    typer.echo(f"database at {settings.database_url.split('@')[-1]} migrated to {revision}")
+    where = database_location(settings.database_url)
+
+    async def run() -> None:
+        try:
+            await apply_migrations(settings.database_url, revision, pii=pii)
+            return
+        except Exception as error:
+            if not is_missing_database_error(error):
+                raise
+        try:
+            await create_database(settings.database_url)
+        except asyncpg.InsufficientPrivilegeError:
+            raise CannotCreateDatabase(
+                f"database {where} does not exist and its role may not create it: "
+                "have an administrator create it (createdb), then run `ssc migrate` again"
+            ) from None
+        typer.echo(f"created database {where}")
+        await apply_migrations(settings.database_url, revision, pii=pii)
+
+    asyncio.run(run())
+    typer.echo(f"database at {where} migrated to {revision}")
 
 
 def _when(timestamp: float | None) -> str:
@@ -255,7 +325,7 @@ def demo(
 ) -> None:
     """Seed a demo holder, venue and scanner and print how to try the QR journey."""
     settings = settings_or_exit()
-    url = base_url or f"http://{settings.host}:{settings.port}"
+    url = base_url or settings.public_url
 
     async def seed() -> DemoSeed:
         pii = PiiCipher.from_master_key(settings.secret("data_key"))
@@ -294,7 +364,14 @@ def verify_offline(
     ] = None,
 ) -> None:
     """Verify a token without a network; exit 0 only when the holder is admitted."""
-    if (token is None) == (image is None):
+    if token is None and image is None:
+        typer.secho(
+            "nothing to verify: give the scanned TOKEN or --image QR.png",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    if token is not None and image is not None:
         typer.secho("give a TOKEN or --image, not both", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     outcome = scan_offline(
@@ -318,4 +395,17 @@ def verify_offline(
 
 
 def main() -> None:
-    cli()
+    """`ssc`: a command that fails prints one line naming the setting and the cause and exits
+    1; `--debug` (or SSC_LOG_LEVEL=debug) shows the traceback instead."""
+    try:
+        cli()
+    except Exception as error:
+        if _invocation.debug:
+            raise
+        try:
+            message = explain(error, _invocation.settings)
+        except Exception:  # the explanation must never be what fails
+            message = f"unexpected error: {type(error).__name__}"
+        typer.secho(f"ssc: {message}", fg=typer.colors.RED, err=True)
+        typer.secho("(--debug shows the traceback)", err=True)
+        sys.exit(1)

@@ -17,6 +17,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,16 @@ def decode_secret(value: str, name: str) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"{name} must decode to 32 bytes, got {len(raw)}")
     return raw
+
+
+def derived_public_url(host: str, port: int) -> str:
+    """The base URL of a service bound to `host:port`, as seen from this machine: a wildcard
+    address (0.0.0.0, ::) is reached as 127.0.0.1."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (a bind address read, not bound)
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def new_secret() -> str:
@@ -82,7 +93,11 @@ class Settings(BaseSettings):
     pin_lockout_seconds: int = Field(default=15 * 60, ge=1)
     misuse_max_speed_kmh: float = Field(default=300.0, gt=0, le=2000)
     misuse_max_scans_per_minute: int = Field(default=10, ge=1, le=10_000)
-    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+[^\s]*$")
+    public_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^\s/]+[^\s]*)?$",
+        description="empty: http://SSC_HOST:SSC_PORT (a wildcard host as 127.0.0.1)",
+    )
     status_list_ttl: int = Field(default=300, ge=10, le=24 * 3600)
     status_list_size: int = Field(default=1 << 20, ge=1024, le=1 << 27)
     bundle_max_age: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
@@ -181,9 +196,26 @@ class Settings(BaseSettings):
             raise ValueError("SSC_METRICS_PORT must differ from SSC_PORT (a listener of its own)")
         return self
 
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        if not self.public_url:
+            self.public_url = derived_public_url(self.host, self.port)
+        return self
+
+    @property
+    def public_url_is_loopback(self) -> bool:
+        """Whether SSC_PUBLIC_URL names this machine only (no verifier elsewhere reaches it)."""
+        host = urlsplit(self.public_url).hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
     @property
     def docs_exposed(self) -> bool:
-        """`/docs`, `/redoc` and `/openapi.json`: SSC_EXPOSE_DOCS, else off in production."""
+        """`/docs` and `/openapi.json`: SSC_EXPOSE_DOCS, else off in production."""
         if self.expose_docs is not None:
             return self.expose_docs
         return self.environment is not Environment.production

@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -272,6 +274,77 @@ async def downgrade(url: str, revision: str, *, pii: PiiCipher | None = None) ->
 
 def _downgrade(connection: Connection, revision: str, pii: PiiCipher | None) -> None:
     command.downgrade(_config(connection, pii), revision)
+
+
+class DatabaseMissing(Exception):
+    """The database named in the URL does not exist on its (reachable) server."""
+
+
+class DatabaseNotMigrated(Exception):
+    """The database has no schema yet, or an older one: `ssc migrate` first."""
+
+
+def is_missing_database_error(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps) says the database named in the URL does not exist
+    (PostgreSQL SQLSTATE 3D000, invalid_catalog_name)."""
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.InvalidCatalogNameError):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
+async def create_database(url: str) -> None:
+    """Creates the PostgreSQL database named in `url`, connected as the URL's role to the
+    server's `postgres` maintenance database.
+
+    :raises asyncpg.InsufficientPrivilegeError: the role may not create databases.
+    :raises asyncpg.DuplicateDatabaseError: someone created it meanwhile.
+    """
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+        timeout=CONNECT_TIMEOUT_SECONDS,
+    )
+    try:
+        name = (parsed.database or "").replace('"', '""')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def check_schema(url: str) -> None:
+    """Checks that the database at `url` answers and is migrated to the newest revision.
+
+    :raises DatabaseMissing: the database does not exist on its server.
+    :raises DatabaseNotMigrated: it has no schema, or an older one.
+    :raises Exception: what the driver raises when the server cannot be reached.
+    """
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(_current_revisions)
+    except Exception as error:
+        if is_missing_database_error(error):
+            raise DatabaseMissing(make_url(url).database or "") from error
+        raise
+    finally:
+        await engine.dispose()
+    head = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    if current != head:
+        found = ", ".join(sorted(current)) or "no schema"
+        raise DatabaseNotMigrated(f"at {found}, not {', '.join(sorted(head))}")
+
+
+def _current_revisions(connection: Connection) -> set[str]:
+    return set(MigrationContext.configure(connection).get_current_heads())
 
 
 def migrate_sync(url: str, revision: str = "head", *, pii: PiiCipher | None = None) -> None:

@@ -153,3 +153,26 @@ class TestVerifyOffline:
         bundle = await download(client, scanner, tmp_path / "bundle.cwt")
         code, lines = verify(bundle, anchor, "SSC1:%%%")
         assert (code, lines["verdict"]) == (1, "malformed")
+
+
+class TestVerifyOfflineInputs:
+    """What the operator is told when the command line itself is short of something."""
+
+    def test_without_a_token_or_image_it_asks_for_one(self, tmp_path: Path) -> None:
+        bundle = tmp_path / "bundle.cwt"
+        bundle.write_bytes(b"whatever")
+        result = runner.invoke(cli, ["verify-offline", "--bundle", str(bundle)])
+        assert result.exit_code == 2
+        assert "nothing to verify: give the scanned TOKEN or --image" in result.output
+        assert "not both" not in result.output
+
+    def test_a_missing_bundle_file_is_called_missing(self, tmp_path: Path) -> None:
+        anchor = tmp_path / "anchor.json"
+        anchor.write_text(json.dumps({"keys": []}))
+        missing = tmp_path / "no-such-bundle.cwt"
+        result = runner.invoke(
+            cli, ["verify-offline", "--bundle", str(missing), "--anchor", str(anchor), "SSC1:ABC"]
+        )
+        assert result.exit_code == 2
+        assert f"{missing}: no such bundle file" in result.output
+        assert "malformed" not in result.output

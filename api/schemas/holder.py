@@ -229,7 +229,7 @@ class QrResponse(BaseModel):
                     "token": "SSC1:6BFOXN*TS0BI$ZD...",
                     "expires_at": "2026-11-25T08:01:00Z",
                     "refresh_after": 30,
-                    "kid": "3f2a9c1d0b7e4a55",
+                    "kid": "q3Lk9xY0AbE",
                     "png_url": "/v1/me/qr.png",
                     "svg_url": "/v1/me/qr.svg",
                     "upcoming": [],
@@ -241,7 +241,7 @@ class QrResponse(BaseModel):
     token: str
     expires_at: UtcDateTime
     refresh_after: int = Field(description="Seconds after which the phone fetches a new code")
-    kid: str = Field(description="Key id of the signing key, hex")
+    kid: str = Field(description="Key id of the signing key, base64url (as in the JWKS)")
     png_url: str
     svg_url: str
     upcoming: list[UpcomingQr] = Field(

@@ -19,6 +19,7 @@ from app.runtime import Runtime
 from app.security.principals import HolderPrincipal
 from qr import ImageFormat, render
 from token_service import IssuedToken
+from token_service.keys import b64url
 
 MAX_PREFETCH = 5
 
@@ -34,7 +35,7 @@ class QrToken:
     def of(cls, issued: IssuedToken) -> QrToken:
         return cls(
             token=issued.token,
-            kid=issued.kid.hex(),
+            kid=b64url(issued.kid),
             not_before=datetime.fromtimestamp(issued.not_before, UTC),
             expires_at=datetime.fromtimestamp(issued.expires_at, UTC),
         )

@@ -83,8 +83,8 @@ async def rotate_if_due(
         try:
             keyring.reload()  # another worker may have rotated just before we took the lock
             if policy.due(keyring, moment):
-                retired = keyring.signing_key.kid.hex()
-                active = keyring.rotate().kid.hex()
+                retired = b64url(keyring.signing_key.kid)
+                active = b64url(keyring.rotate().kid)
                 await record(store, "keys.rotated", SYSTEM_ACTOR, active, {"retired": retired})
                 logger.info("rotated the signing key: %s replaces %s", active, retired)
                 rotated = True
@@ -92,7 +92,7 @@ async def rotate_if_due(
             await store.delete(ROTATION_LOCK)
     pruned = keyring.prune()
     if pruned:
-        await record(store, "keys.pruned", SYSTEM_ACTOR, "", {"kids": [k.hex() for k in pruned]})
+        await record(store, "keys.pruned", SYSTEM_ACTOR, "", {"kids": [b64url(k) for k in pruned]})
     return rotated
 
 

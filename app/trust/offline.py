@@ -140,6 +140,8 @@ def _scanner_modules() -> tuple[Any, Any]:
 
 def scan_offline(scan: OfflineScan, settings: Settings | None) -> OfflineOutcome:
     """Verifies one scan; never raises for bad files or hostile tokens (see `error`)."""
+    if not scan.bundle.is_file():
+        return OfflineOutcome(error=f"{scan.bundle}: no such bundle file")
     try:
         keys = anchor_keys(scan.anchor, settings)
         token = scan.token if scan.token is not None else _image_token(scan.image)

@@ -3,6 +3,7 @@ verify fast path alike), and what is exposed: `/metrics` and the API docs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -122,7 +123,7 @@ class TestMetricsExposure:
 
 
 class TestDocs:
-    DOCS = ("/docs", "/redoc", "/openapi.json")
+    DOCS = ("/docs", "/openapi.json", "/docs/assets/swagger-ui-bundle.js")
 
     async def test_served_outside_production(self, client: httpx.AsyncClient) -> None:
         for path in self.DOCS:
@@ -138,3 +139,37 @@ class TestDocs:
             assert (await http.get("/openapi.json")).status_code == 200
         async with service(expose_docs=False) as http:
             assert (await http.get("/openapi.json")).status_code == 404
+
+    async def test_swagger_ui_loads_its_assets_from_this_service_only(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+        assert urls, page.text
+        assert [url for url in urls if not url.startswith("/")] == []
+        for url in urls:
+            answer = await client.get(url)
+            assert answer.status_code == 200, url
+            assert answer.content, url
+        assert "/openapi.json" in urls
+        assert {"/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"} <= set(urls)
+
+    async def test_assets_outside_the_distribution_are_not_found(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        for name in ("__init__.py", "..%2F..%2Fmain.py", "missing.js"):
+            answer = await client.get(f"/docs/assets/{name}")
+            assert answer.status_code == 404, name
+            assert answer.headers["content-type"] == "application/problem+json"
+
+    async def test_redoc_is_off(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/redoc")).status_code == 404
+
+    async def test_metrics_label_them_by_their_path(self, client: httpx.AsyncClient) -> None:
+        for path in self.DOCS:
+            assert (await client.get(path)).status_code == 200, path
+        metrics = (await client.get("/metrics")).text
+        for route in ("/docs", "/openapi.json", "/docs/assets/{name}"):
+            assert f'method="GET",route="{route}",status="200"' in metrics, route
+        assert 'route="unmatched"' not in metrics

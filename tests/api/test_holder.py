@@ -35,6 +35,7 @@ from tests.factories import (
     issue_card,
 )
 from token_service import KeyDirectory, TokenVerifier, Verdict
+from token_service.keys import b64url
 
 PROBLEM = "application/problem+json"
 
@@ -354,7 +355,10 @@ class TestQr:
         assert card is not None
         assert check.card_handle == bytes.fromhex(card.handle)
         assert body["refresh_after"] == runtime.settings.qr_refresh_after
-        assert check.kid is not None and body["kid"] == check.kid.hex()
+        # One key id format everywhere: the JWKS's (base64url), not hex.
+        jwks = (await client.get("/.well-known/jwks.json")).json()
+        assert check.kid is not None and body["kid"] == b64url(check.kid)
+        assert body["kid"] in {key["kid"] for key in jwks["keys"]}
         assert body["png_url"] == "/v1/me/qr.png" and body["svg_url"] == "/v1/me/qr.svg"
         assert body["upcoming"] == []
 

@@ -1,9 +1,11 @@
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from app.config import Environment, SettingsError, load_settings, new_secret
+from api.app import create_app
+from app.config import SECRET_NAMES, Environment, SettingsError, load_settings, new_secret
 
 
 class TestSettingsValidation:
@@ -77,3 +79,51 @@ class TestDevelopmentSecrets:
         )
         assert settings.data_key is not None
         assert settings.data_key.get_secret_value() == secret
+
+
+class TestPublicUrl:
+    def test_unset_it_is_where_the_service_listens(self, tmp_path: Path) -> None:
+        settings = load_settings(environment="test", var_dir=tmp_path, port=8123)
+        assert settings.public_url == "http://127.0.0.1:8123"
+
+    @pytest.mark.parametrize(
+        ("host", "url"),
+        [
+            ("0.0.0.0", "http://127.0.0.1:9000"),
+            ("::", "http://127.0.0.1:9000"),
+            ("::1", "http://[::1]:9000"),
+            ("10.1.2.3", "http://10.1.2.3:9000"),
+        ],
+    )
+    def test_a_wildcard_host_is_reached_on_loopback(
+        self, tmp_path: Path, host: str, url: str
+    ) -> None:
+        settings = load_settings(environment="test", var_dir=tmp_path, host=host, port=9000)
+        assert settings.public_url == url
+
+    def test_a_set_url_is_kept(self, tmp_path: Path) -> None:
+        settings = load_settings(
+            environment="test", var_dir=tmp_path, port=9000, public_url="https://ecard.example.cn"
+        )
+        assert settings.public_url == "https://ecard.example.cn"
+        assert not settings.public_url_is_loopback
+
+    @pytest.mark.parametrize(
+        "url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"]
+    )
+    def test_loopback_urls_are_recognised(self, tmp_path: Path, url: str) -> None:
+        settings = load_settings(environment="test", var_dir=tmp_path, public_url=url)
+        assert settings.public_url_is_loopback
+
+    def test_production_warns_at_start_about_a_loopback_url(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        secrets = {name: new_secret() for name in SECRET_NAMES}
+        production = {"environment": "production", "var_dir": tmp_path, **secrets}
+        with caplog.at_level(logging.WARNING, logger="ssc.api"):
+            create_app(load_settings(**production))
+        assert "SSC_PUBLIC_URL is http://127.0.0.1:8000, a loopback address" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ssc.api"):
+            create_app(load_settings(**production, public_url="https://ecard.example.cn"))
+        assert "SSC_PUBLIC_URL" not in caplog.text

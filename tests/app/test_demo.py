@@ -43,7 +43,7 @@ class TestDemoJourney:
         assert {"client_id", "client_secret", "access_token"} <= set(document["scanner"])  # type: ignore[arg-type]
 
 
-def test_cli_prints_json_for_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def demo_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "SSC_ENVIRONMENT": "test",
         "SSC_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ssc.db",
@@ -55,9 +55,22 @@ def test_cli_prints_json_for_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyP
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SSC_REDIS_URL", raising=False)
+    monkeypatch.delenv("SSC_PUBLIC_URL", raising=False)
+
+
+def test_cli_prints_json_for_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_environment(tmp_path, monkeypatch)
     result = CliRunner().invoke(cli, ["demo", "--json", "--base-url", "http://127.0.0.1:9"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert document["base_url"] == "http://127.0.0.1:9"
     assert document["holder"]["pin"] == "284617"
     assert document["scanner"]["client_id"].startswith("scn_")
+
+
+def test_the_journey_uses_the_public_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_environment(tmp_path, monkeypatch)
+    monkeypatch.setenv("SSC_PUBLIC_URL", "https://ecard.example.cn")
+    result = CliRunner().invoke(cli, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["base_url"] == "https://ecard.example.cn"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import pytest
 
 from app.store import EPOCH_KEY, EpochChanged, ScanClaim, Store, StreamEntry
+from tests.app.store.clock import StoreTime
 
 CONCURRENCY = 200
 WAIT = 2.0
@@ -63,16 +64,19 @@ class TestGetSet:
         await store.set("k", b"new")
         assert await store.get("k") == b"new"
 
-    async def test_value_expires_after_ttl(self, store: Store) -> None:
-        await store.set("k", b"v", ttl=0.2)
+    async def test_value_expires_after_ttl(self, store: Store, store_time: StoreTime) -> None:
+        await store.set("k", b"v", ttl=30)
+        await store_time.elapse(29)
         assert await store.get("k") == b"v"
-        await asyncio.sleep(0.35)
+        await store_time.elapse(2)
         assert await store.get("k") is None
 
-    async def test_set_without_ttl_removes_the_previous_ttl(self, store: Store) -> None:
-        await store.set("k", b"short", ttl=0.2)
+    async def test_set_without_ttl_removes_the_previous_ttl(
+        self, store: Store, store_time: StoreTime
+    ) -> None:
+        await store.set("k", b"short", ttl=30)
         await store.set("k", b"kept")
-        await asyncio.sleep(0.35)
+        await store_time.elapse(3600)
         assert await store.get("k") == b"kept"
 
     async def test_delete(self, store: Store) -> None:
@@ -93,9 +97,11 @@ class TestSetIfAbsent:
         assert await store.set_if_absent("k", b"second", ttl=10) is False
         assert await store.get("k") == b"first"
 
-    async def test_stores_again_once_expired(self, store: Store) -> None:
-        assert await store.set_if_absent("k", b"first", ttl=0.2) is True
-        await asyncio.sleep(0.35)
+    async def test_stores_again_once_expired(self, store: Store, store_time: StoreTime) -> None:
+        assert await store.set_if_absent("k", b"first", ttl=30) is True
+        await store_time.elapse(29)
+        assert await store.set_if_absent("k", b"second", ttl=10) is False
+        await store_time.elapse(2)
         assert await store.set_if_absent("k", b"second", ttl=10) is True
         assert await store.get("k") == b"second"
 
@@ -122,13 +128,15 @@ class TestIncr:
         results = await asyncio.gather(*(store.incr("n", ttl=10) for _ in range(CONCURRENCY)))
         assert sorted(results) == list(range(1, CONCURRENCY + 1))
 
-    async def test_ttl_applies_from_creation_and_is_not_extended(self, store: Store) -> None:
-        assert await store.incr("n", ttl=0.6) == 1
-        await asyncio.sleep(0.3)
-        assert await store.incr("n", ttl=0.6) == 2
-        await asyncio.sleep(0.45)
-        # 0.75 s after creation: a ttl renewed by the second call would still hold the counter.
-        assert await store.incr("n", ttl=0.6) == 1
+    async def test_ttl_applies_from_creation_and_is_not_extended(
+        self, store: Store, store_time: StoreTime
+    ) -> None:
+        assert await store.incr("n", ttl=60) == 1
+        await store_time.elapse(30)
+        assert await store.incr("n", ttl=60) == 2
+        await store_time.elapse(45)
+        # 75 s after creation: a ttl renewed by the second call would still hold the counter.
+        assert await store.incr("n", ttl=60) == 1
 
 
 class TestPubSub:
@@ -369,10 +377,12 @@ class TestClaimScans:
         )
         assert await store.get("replay:cti-1") is None
 
-    async def test_replay_key_expires_after_ttl(self, store: Store) -> None:
+    async def test_replay_key_expires_after_ttl(self, store: Store, store_time: StoreTime) -> None:
         await enable_scanner(store)
-        await store.claim_scans([scan_claim(ttl=1)])
-        await asyncio.sleep(1.1)
+        await store.claim_scans([scan_claim(ttl=60)])
+        await store_time.elapse(59)
+        assert await store.get("replay:cti-1") is not None
+        await store_time.elapse(2)
         assert await store.get("replay:cti-1") is None
         (result,) = await store.claim_scans([scan_claim(claim=b"later", ttl=1)])
         assert result.first is True
