@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     misuse_max_scans_per_minute: int = Field(default=10, ge=1, le=10_000)
     public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s/]+[^\s]*$")
     status_list_ttl: int = Field(default=300, ge=10, le=24 * 3600)
-    status_list_size: int = Field(default=1 << 20, ge=1024, le=1 << 27)
+    status_list_size: int = Field(default=1 << 24, ge=1024, le=1 << 28)
+    status_index_pool: int = Field(default=16, ge=1, le=64)
     bundle_max_age: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
     key_rotation_days: float = Field(default=90, ge=0, le=3650)
     key_publish_ahead: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
@@ -164,6 +165,14 @@ class Settings(BaseSettings):
         if int(value.partition("/")[2]) > MAX_RATE_LIMIT_WINDOW:
             raise ValueError(f"the window is at most {MAX_RATE_LIMIT_WINDOW} seconds")
         return value
+
+    @model_validator(mode="after")
+    def _pool_fits_list(self) -> Settings:
+        if self.status_index_pool * 2 > self.status_list_size:
+            raise ValueError(
+                "SSC_STATUS_LIST_SIZE must hold at least two pools of SSC_STATUS_INDEX_POOL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metrics_port_apart(self) -> Settings:

@@ -34,8 +34,9 @@ from token_service.keys import KeyRing, b64url
 CWT_TYPE = "application/statuslist+cwt"
 JWT_TYPE = "statuslist+jwt"
 BITS = (1, 2, 4, 8)
-MAX_LIST_BYTES = 32 * 1024 * 1024
-"""Largest uncompressed list accepted (128 Mi entries at 2 bits): stops zlib bombs."""
+MAX_LIST_BYTES = 64 * 1024 * 1024
+"""Largest uncompressed list accepted (256 Mi entries at 2 bits: 10 M cards with a pool of
+16 indexes each, at 60 % fill): stops zlib bombs."""
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 """Largest signed status list accepted before parsing."""
 

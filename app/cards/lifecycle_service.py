@@ -30,6 +30,7 @@ from app.cards.models import Card, CardEvent, CardStatus, Person, RetiredCardNum
 from app.cards.numbers import new_card_number
 from app.cards.service import card_snapshot
 from app.cards.snapshot import CardSnapshot, publish_card_snapshot
+from app.cards.status_indexes import renew_pool
 from app.errors import DomainError, InvalidRequest
 from app.holders.service import check_holder_pin, holder_card_and_device, holder_document_matches
 from app.runtime import Runtime
@@ -214,6 +215,9 @@ async def _apply(
     if action is CardAction.replace_card:
         old_number, new_number = await _replace_number(session, card)
         details.update(retired_card_number=old_number, card_number=new_number)
+        # The new carrier's tokens must not be linkable to the old one's by index.
+        settings = runtime.settings
+        await renew_pool(session, card, settings.status_index_pool, settings.status_list_size)
     card.status = target
     card.status_changed_at = event_time = utcnow()
     session.add(card)

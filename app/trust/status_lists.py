@@ -29,10 +29,11 @@ import logging
 import time
 from collections.abc import Mapping
 
+from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.cards.models import Card, CardStatus
+from app.cards.models import Card, CardStatus, CardStatusIndex
 from app.cards.snapshot import CARDS_VERSION
 from app.config import Settings
 from app.runtime import Runtime
@@ -64,19 +65,29 @@ def card_status_entry(status: str) -> Status:
 
 
 async def build_status_list(session: AsyncSession, size: int) -> StatusList:
-    """The list of every card; cards whose index lies beyond `size` are left out (logged)."""
+    """The list of every card: each index of a card's pool carries the card's status (all
+    set together), each index of a retired pool (a replaced carrier) INVALID for good.
+    Indexes beyond `size` are left out (logged). Only entries that are not VALID are read."""
     status_list = StatusList(size, bits=2)
     rows = await session.exec(
-        select(Card.status_index, Card.status).where(col(Card.status) != CardStatus.active.value)
+        select(CardStatusIndex.status_index, Card.status, CardStatusIndex.retired_at)
+        .join(Card, col(Card.id) == col(CardStatusIndex.card_id))
+        .where(
+            or_(
+                col(Card.status) != CardStatus.active.value,
+                col(CardStatusIndex.retired_at).is_not(None),
+            )
+        )
     )
     outside = 0
-    for index, status in rows:
+    for index, status, retired_at in rows:
         if 0 <= index < status_list.size:
-            status_list.set(index, card_status_entry(status))
+            entry = Status.INVALID if retired_at is not None else card_status_entry(status)
+            status_list.set(index, entry)
         else:
             outside += 1
     if outside:
-        logger.warning("%d non-active cards have a status index beyond the list size", outside)
+        logger.warning("%d status list entries lie beyond the list size", outside)
     return status_list
 
 
