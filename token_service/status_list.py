@@ -10,14 +10,13 @@ Values (2 bits): 0 VALID, 1 INVALID (cancelled or replaced: final), 2 SUSPENDED
 (administrator, reversible), and 3, which the draft leaves to applications: here LOST
 (the holder reported the card lost; reversible by 解挂).
 
-Linkability: the index is fixed per card, so two tokens with the same index belong to the
-same card, even though their sealed handles differ. A verifier that keeps scans can link a
-card's presentations at its own venues (it could also link them by time and place); two
-different verifiers compare indexes only by colluding. To keep the index from saying more:
-indexes are allocated at random in a list of fixed capacity (not in card order, so an index
-reveals nothing about age or region), and the whole list is downloaded, so fetching it
-reveals nothing about the card being checked. Rotating a card's index (e.g. on replacement)
-limits how long presentations stay linkable.
+Linkability: two tokens with the same index belong to the same card, even though their
+sealed handles differ. An issuer may give each card several indexes, all set together, and
+put a different one in each token (this service does: `app.cards.status_indexes`), and
+give a replaced card fresh indexes; indexes allocated at random in a list of fixed capacity
+reveal nothing about age or region, and the whole list is downloaded, so fetching it
+reveals nothing about the card being checked. A verifier reads the entry of the token's
+index and needs to know nothing of this.
 """
 
 from __future__ import annotations

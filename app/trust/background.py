@@ -3,7 +3,9 @@
 - every `SSC_KEY_SYNC_INTERVAL` seconds: re-read the key ring (a rotation by another process
   or `ssc keys rotate`), rotate if due, prune expired keys, and rebuild the token verifier
   if `trust:version` moved (a missed pub/sub message);
-- on every `trust-changes` message: rebuild the token verifier at once.
+- on every `trust-changes` message: rebuild the token verifier at once;
+- every few seconds (`status_fetch.fetch_tick`): fetch the other issuers' status lists that
+  are due from their announced URLs (`app.trust.status_fetch`), one worker per list.
 
 Failures are logged and retried at the next tick: a flaky database or store must not stop
 the worker from serving with what it already holds.
@@ -16,10 +18,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
+
 from app.runtime import Runtime
 from app.trust.documents import current_version
 from app.trust.issuers import TRUST_CHANGES, TRUST_VERSION, refresh_verifier
 from app.trust.key_rotation import RotationPolicy, rotate_if_due
+from app.trust.status_fetch import fetch_status_lists, fetch_tick
 
 logger = logging.getLogger("ssc.trust")
 
@@ -53,6 +58,18 @@ class TrustSync:
             except Exception:
                 logger.exception("key and trust sync failed; retrying at the next tick")
 
+    async def run_status_lists(self) -> None:
+        """Fetches the other issuers' status lists as they fall due, until cancelled."""
+        async with httpx.AsyncClient(
+            timeout=self._runtime.settings.status_list_fetch_timeout, follow_redirects=False
+        ) as http:
+            while True:
+                await asyncio.sleep(fetch_tick(self._runtime))
+                try:
+                    await fetch_status_lists(self._runtime, http)
+                except Exception:
+                    logger.exception("status list fetch failed; retrying at the next tick")
+
     async def run_listener(self) -> None:
         while True:
             try:
@@ -80,6 +97,7 @@ async def trust_sync(runtime: Runtime) -> AsyncIterator[TrustSync]:
     tasks = [
         asyncio.create_task(sync.run_periodic(), name="trust-sync:periodic"),
         asyncio.create_task(sync.run_listener(), name="trust-sync:listener"),
+        asyncio.create_task(sync.run_status_lists(), name="trust-sync:status-lists"),
     ]
     try:
         yield sync

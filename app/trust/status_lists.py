@@ -1,26 +1,15 @@
 """Our Token Status List (IETF draft, 2 bits per card), built from the cards table.
 
 Entries: active -> VALID, lost -> LOST, suspended -> SUSPENDED, anything else (cancelled,
-replaced) -> INVALID. Only cards that are not active are read: a fresh list is all VALID.
+a replaced carrier's retired pool) -> INVALID. Only entries that are not VALID are read: a
+fresh list is all VALID.
 The signed list (CWT and JWT) is cached in the store and rebuilt when `cards:version`
 moved (every card change bumps it in `publish_card_snapshot`) or after
 `SSC_STATUS_LIST_TTL` seconds, whichever comes first.
 
-Linkability. The index is fixed per card and carried in every token of it, signed but not
-encrypted: anyone who sees two tokens of one card (a venue keeping scans, an offline
-verifier) can tell they belong to the same card, although their sealed card handles differ.
-What we do about it:
-
-- the list has a fixed, large capacity (`SSC_STATUS_LIST_SIZE`, 2^20 entries by default)
-  and is always downloaded whole, so fetching it says nothing about the card being checked
-  and its size says little about how many cards exist;
-- the index is only in the signed token, never in a URL or a query a verifier makes;
-- no personal data sits next to it: a venue learns "same card as before", which its own
-  clock and camera could tell it too; two venues link cards only by pooling their scans;
-- indexes are drawn at random within the capacity (`app.cards.service.draw_status_index`),
-  so an index tells nothing about a card's age or issuing office;
-- not done yet: a replaced card keeps its index; giving it a new one (and keeping the old one
-  INVALID for good) would end linkability with the carrier.
+Each card has a pool of indexes (`app.cards.status_indexes`), all set to the card's status
+together; a replaced carrier's retired pool reads INVALID for good. Linkability and the
+list's capacity: see that module and README ("Status list capacity").
 """
 
 from __future__ import annotations
