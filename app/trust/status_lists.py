@@ -14,6 +14,7 @@ list's capacity: see that module and README ("Status list capacity").
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -53,11 +54,9 @@ def card_status_entry(status: str) -> Status:
     return _STATUSES.get(status, Status.INVALID)
 
 
-async def build_status_list(session: AsyncSession, size: int) -> StatusList:
-    """The list of every card: each index of a card's pool carries the card's status (all
-    set together), each index of a retired pool (a replaced carrier) INVALID for good.
-    Indexes beyond `size` are left out (logged). Only entries that are not VALID are read."""
-    status_list = StatusList(size, bits=2)
+async def status_entries(session: AsyncSession) -> list[tuple[int, Status]]:
+    """Every entry that is not VALID: each index of a card's pool carries the card's status
+    (all set together), each index of a retired pool (a replaced carrier) INVALID for good."""
     rows = await session.exec(
         select(CardStatusIndex.status_index, Card.status, CardStatusIndex.retired_at)
         .join(Card, col(Card.id) == col(CardStatusIndex.card_id))
@@ -68,10 +67,18 @@ async def build_status_list(session: AsyncSession, size: int) -> StatusList:
             )
         )
     )
+    return [
+        (index, Status.INVALID if retired_at is not None else card_status_entry(status))
+        for index, status, retired_at in rows
+    ]
+
+
+def build_status_list(entries: list[tuple[int, Status]], size: int) -> StatusList:
+    """The list of `size` entries; entries beyond it are left out (logged)."""
+    status_list = StatusList(size, bits=2)
     outside = 0
-    for index, status, retired_at in rows:
+    for index, entry in entries:
         if 0 <= index < status_list.size:
-            entry = Status.INVALID if retired_at is not None else card_status_entry(status)
             status_list.set(index, entry)
         else:
             outside += 1
@@ -95,7 +102,13 @@ async def published_status_list(
 
     async def sign(issued_at: int) -> tuple[bytes, str]:
         async with runtime.database.session() as session:
-            status_list = await build_status_list(session, settings.status_list_size)
+            entries = await status_entries(session)
+        # Building, compressing and signing take time in proportion to the list's size
+        # (tens of milliseconds at the default size): off the event loop, which serves verify.
+        return await asyncio.to_thread(sign_list, entries, issued_at)
+
+    def sign_list(entries: list[tuple[int, Status]], issued_at: int) -> tuple[bytes, str]:
+        status_list = build_status_list(entries, settings.status_list_size)
         # Valid as long as a bundle embedding it may be used offline; refetch after `ttl`.
         expires_in = settings.bundle_max_age + ttl
         cwt = sign_status_list_cwt(
