@@ -67,7 +67,7 @@ class StatusList:
     The size is rounded up to fill the last byte: the serialized form cannot tell.
     """
 
-    __slots__ = ("_bits", "_data")
+    __slots__ = ("_bits", "_compressed", "_data")
 
     def __init__(self, size: int, bits: int = 2) -> None:
         """:raises ValueError: on a negative size, a size over the limit or bits not in 1/2/4/8."""
@@ -77,6 +77,7 @@ class StatusList:
             raise ValueError(f"size must be 0 to {MAX_LIST_BYTES * 8 // bits}")
         self._bits = bits
         self._data = bytearray(-(-size * bits // 8))
+        self._compressed: bytes | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes, bits: int = 2) -> StatusList:
@@ -85,6 +86,7 @@ class StatusList:
         if len(data) > MAX_LIST_BYTES:
             raise ValueError("status list too large")
         status_list._data = bytearray(data)
+        status_list._compressed = None
         return status_list
 
     @property
@@ -116,14 +118,18 @@ class StatusList:
             raise ValueError(f"a status of {self._bits} bits is 0 to {mask}")
         byte, shift = self._locate(index)
         self._data[byte] = (self._data[byte] & ~(mask << shift)) | (value << shift)
+        self._compressed = None
 
     def to_bytes(self) -> bytes:
         """The uncompressed byte array."""
         return bytes(self._data)
 
     def compress(self) -> bytes:
-        """The byte array compressed with zlib (RFC 1950) at the highest level, as the draft."""
-        return zlib.compress(self._data, level=9)
+        """The byte array compressed with zlib (RFC 1950) at the highest level, as the draft
+        recommends; kept until the next `set`, so the CWT and JWT forms compress once."""
+        if self._compressed is None:
+            self._compressed = zlib.compress(self._data, level=9)
+        return self._compressed
 
     @classmethod
     def decompress(cls, data: bytes, bits: int = 2) -> StatusList:
