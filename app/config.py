@@ -169,14 +169,6 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _pool_fits_list(self) -> Settings:
-        if self.status_index_pool * 2 > self.status_list_size:
-            raise ValueError(
-                "SSC_STATUS_LIST_SIZE must hold at least two pools of SSC_STATUS_INDEX_POOL"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _metrics_port_apart(self) -> Settings:
         if self.metrics_port is not None and self.metrics_port == self.port:
             raise ValueError("SSC_METRICS_PORT must differ from SSC_PORT (a listener of its own)")
