@@ -12,10 +12,18 @@ from fastapi import FastAPI
 from sqlalchemy import delete
 
 from app.cards.models import Card, CardStatusIndex
+from app.cards.status_indexes import pool_entries
+from app.config import Settings
 from app.runtime import Runtime
 from app.trust.status_lists import published_status_list
 from tests.app.trust.support import status_pool
-from tests.factories import ActiveHolder, admin_headers, create_active_holder
+from tests.factories import (
+    ActiveHolder,
+    admin_headers,
+    application_body,
+    create_active_holder,
+    create_scannable_card,
+)
 from token_service import Status, StatusList, decode_token, verify_status_list_cwt
 
 
@@ -139,3 +147,26 @@ class TestStatusChanges:
         assert {listed.get(index) for index in new_pool} == {Status.INVALID}
         newest = await status_pool(runtime, await card_of(runtime, holder))
         assert not set(newest) & (set(old_pool) | set(new_pool))
+
+
+class TestAFullList:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"status_list_size": 1024})
+
+    async def test_refuses_a_new_card_with_a_problem_naming_it(
+        self, client: httpx.AsyncClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        card = await create_scannable_card(runtime)
+        async with runtime.database.session() as session:
+            session.add_all(pool_entries(card.id, range(1024)))
+        applied = await client.post("/v1/applications", json=application_body())
+        assert applied.status_code == 201, applied.text
+        approved = await client.post(
+            f"/v1/admin/applications/{applied.json()['id']}/approve",
+            headers=admin_headers(runtime),
+        )
+        assert approved.status_code == 500
+        assert approved.headers["content-type"] == "application/problem+json"
+        assert approved.json()["type"] == "/problems/status-list-full"
+        assert "SSC_STATUS_LIST_SIZE" in caplog.text
