@@ -99,7 +99,10 @@ class Settings(BaseSettings):
         description="empty: http://SSC_HOST:SSC_PORT (a wildcard host as 127.0.0.1)",
     )
     status_list_ttl: int = Field(default=300, ge=10, le=24 * 3600)
-    status_list_size: int = Field(default=1 << 20, ge=1024, le=1 << 27)
+    status_list_size: int = Field(default=1 << 24, ge=1024, le=1 << 28)
+    status_index_pool: int = Field(default=16, ge=1, le=64)
+    status_list_fetch_timeout: float = Field(default=10.0, gt=0, le=120)
+    status_list_fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=32 * 1024 * 1024)
     bundle_max_age: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
     key_rotation_days: float = Field(default=90, ge=0, le=3650)
     key_publish_ahead: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)

@@ -83,3 +83,13 @@ class HolderNotVerified(Forbidden):
 
     code = "holder-not-verified"
     title = "The holder's identity could not be confirmed"
+
+
+class StatusListFull(DomainError):
+    """No free status list index could be drawn: `SSC_STATUS_LIST_SIZE` is too small for the
+    cards times `SSC_STATUS_INDEX_POOL`. An operator's error: 507 Insufficient Storage, not
+    503 (a retry cannot help until the list is enlarged) and not 500 (nothing is broken)."""
+
+    code = "status-list-full"
+    title = "The status list has no room for another card"
+    status = 507

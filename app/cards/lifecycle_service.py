@@ -36,6 +36,7 @@ from app.cards.models import Card, CardEvent, CardStatus, Person, RetiredCardNum
 from app.cards.numbers import new_card_number
 from app.cards.service import card_snapshot, new_card_handle
 from app.cards.snapshot import CardSnapshot, publish_card_snapshot, retire_card_handle
+from app.cards.status_indexes import renew_pool
 from app.errors import DomainError, InvalidRequest
 from app.holders.service import check_holder_pin, holder_card_and_device, holder_document_matches
 from app.runtime import Runtime
@@ -236,6 +237,9 @@ async def _apply(
         if channel is Channel.online:
             retired_handle, card.handle = card.handle, new_card_handle()
             details["e_card"] = "reissued"
+        # The new carrier's tokens must not be linkable to the old one's by index.
+        settings = runtime.settings
+        await renew_pool(session, card, settings.status_index_pool, settings.status_list_size)
     card.status = target
     card.status_changed_at = event_time = utcnow()
     session.add(card)

@@ -86,6 +86,9 @@ class Card(SQLModel, table=True):
     bank_code: str = Field(max_length=16)
     handle: str = Field(max_length=32, unique=True)
     status_index: int = Field(unique=True)
+    """The first index of the card's current pool (`CardStatusIndex`), which is authoritative:
+    the status list and the QR tokens read the pool. Kept because SQLite cannot drop a UNIQUE
+    column in place; it is always one of the pool's indexes, so it never collides."""
     status: str = Field(default=CardStatus.active, max_length=16)
     status_changed_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     pin_hash: str | None = Field(default=None, max_length=255)
@@ -94,6 +97,23 @@ class Card(SQLModel, table=True):
         default=None, sa_column=timestamp_column(nullable=True)
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class CardStatusIndex(SQLModel, table=True):
+    """One entry of a card's pool of status list indexes (`SSC_STATUS_INDEX_POOL` of them).
+
+    Every index of the pool carries the card's status in the list (set together on every
+    change); each QR token carries one of them, drawn at random, so two tokens of one card
+    rarely share an index. On replacement (补换) the pool is retired (`retired_at`): its
+    entries stay INVALID in the list for good and are never drawn again, and the card gets a
+    fresh pool, so the new carrier's tokens cannot be linked to the old one's by index.
+    """
+
+    __tablename__ = "card_status_indexes"
+
+    status_index: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    card_id: uuid.UUID = Field(foreign_key="cards.id", index=True)
+    retired_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 class Device(SQLModel, table=True):

@@ -42,6 +42,7 @@ from app.cards.numbers import (
     normalise_card_number,
 )
 from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
+from app.cards.status_indexes import free_indexes, pool_entries
 from app.errors import DomainError
 from app.runtime import Runtime
 from app.security.pii import PiiCipher, mask_name
@@ -285,9 +286,7 @@ async def approve_application(
     person = await session.get(Person, application.person_id)
     assert person is not None, "applications reference their person"
     await _refuse_existing_card(session, person)
-    card = await _issue_card(
-        session, runtime.pii, person, application, runtime.settings.status_list_size
-    )
+    card = await _issue_card(session, runtime, person, application)
     application.status = ApplicationStatus.approved
     application.decided_at = utcnow()
     application.decided_by = actor
@@ -328,31 +327,26 @@ async def reject_application(
     return application
 
 
-def draw_status_index(status_list_size: int) -> int:
-    """A random free-or-taken slot of the status list; the unique constraint settles which."""
-    return secrets.randbelow(status_list_size)
-
-
 async def _issue_card(
-    session: AsyncSession,
-    pii: PiiCipher,
-    person: Person,
-    application: CardApplication,
-    status_list_size: int,
+    session: AsyncSession, runtime: Runtime, person: Person, application: CardApplication
 ) -> Card:
-    """Inserts the card, retrying with fresh values when a unique value collides.
+    """Inserts the card with its pool of status list indexes, retrying with fresh values
+    when a unique value collides.
 
-    `status_index` is drawn at random from the status list's capacity, so neighbouring
+    The pool's indexes are drawn at random from the status list's capacity, so neighbouring
     entries of the published list say nothing about when or where cards were issued (a
     sequential index would). A taken index (or card number) violates a unique constraint and
     the insert is retried inside a savepoint; keep the list at least twice as large as the
-    number of cards so retries stay rare.
+    number of cards times the pool size so retries stay rare (`app.cards.status_indexes`).
     """
+    pii = runtime.pii
+    settings = runtime.settings
     if person.document_type == DocumentType.resident_id:
         fixed_ssn: str | None = pii.open(DOCUMENT_NUMBER_FIELD, person.document_number_sealed)
     else:
         fixed_ssn = None
     for _ in range(_INSERT_ATTEMPTS):
+        indexes = await free_indexes(session, settings.status_index_pool, settings.status_list_size)
         ssn = fixed_ssn or new_social_security_number()
         card = Card(
             person_id=person.id,
@@ -362,12 +356,14 @@ async def _issue_card(
             region_code=application.region_code,
             bank_code=application.bank_code,
             handle=new_card_handle(),
-            status_index=draw_status_index(status_list_size),
+            status_index=indexes[0],
             status=CardStatus.active,
         )
         try:
             async with session.begin_nested():
                 session.add(card)
+                await session.flush()
+                session.add_all(pool_entries(card.id, indexes))
         except IntegrityError:
             continue
         return card

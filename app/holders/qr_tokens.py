@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cards.models import CardStatus
+from app.cards.status_indexes import token_indexes
 from app.holders.errors import card_not_active
 from app.holders.service import holder_card_and_device
 from app.runtime import Runtime
@@ -65,17 +66,18 @@ async def issue_qr_tokens(
         raise card_not_active(status)
     issuer = runtime.token_issuer
     handle = bytes.fromhex(card.handle)
-    step = runtime.settings.qr_refresh_after
-    current = issuer.issue(handle, status_index=card.status_index)
-    # Prefetched tokens carry the index too (no `nbf` claim, so it fits the QR budget):
-    # an offline verifier refuses a token without one.
+    settings = runtime.settings
+    step = settings.qr_refresh_after
+    # Each token carries another index of the card's pool (`app.cards.status_indexes`), so
+    # two tokens of one card rarely share one. Prefetched tokens carry one too (no `nbf`
+    # claim, so it fits the QR budget): an offline verifier refuses a token without one.
+    first, *later = await token_indexes(
+        session, card, 1 + prefetch, settings.status_index_pool, settings.status_list_size
+    )
+    current = issuer.issue(handle, status_index=first)
     upcoming = tuple(
-        QrToken.of(
-            issuer.issue(
-                handle, not_before=current.issued_at + k * step, status_index=card.status_index
-            )
-        )
-        for k in range(1, prefetch + 1)
+        QrToken.of(issuer.issue(handle, not_before=current.issued_at + k * step, status_index=i))
+        for k, i in enumerate(later, start=1)
     )
     return QrTokens(QrToken.of(current), step, upcoming)
 

@@ -4,6 +4,8 @@
   or `ssc keys rotate`), rotate if due, prune expired keys, and rebuild the token verifier
   if `trust:version` moved (a missed pub/sub message);
 - on every `trust-changes` message: rebuild the token verifier at once;
+- every few seconds (`status_fetch.fetch_tick`): fetch the other issuers' status lists that
+  are due from their announced URLs (`app.trust.status_fetch`), one worker per list;
 - on every `key-changes` message (an emergency revocation, `app.trust.key_rotation`): re-read
   the key ring at once, so this worker stops publishing and accepting the revoked key and
   signs with the fresh one.
@@ -22,11 +24,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
+
 from app.runtime import Runtime
 from app.store.base import Subscription
 from app.trust.documents import current_version
 from app.trust.issuers import TRUST_CHANGES, TRUST_VERSION, refresh_verifier
 from app.trust.key_rotation import KEY_CHANGES, RotationPolicy, rotate_if_due
+from app.trust.status_fetch import fetch_status_lists, fetch_tick
 
 logger = logging.getLogger("ssc.trust")
 
@@ -63,6 +68,18 @@ class TrustSync:
                 await self.tick()
             except Exception:
                 logger.exception("key and trust sync failed; retrying at the next tick")
+
+    async def run_status_lists(self) -> None:
+        """Fetches the other issuers' status lists as they fall due, until cancelled."""
+        async with httpx.AsyncClient(
+            timeout=self._runtime.settings.status_list_fetch_timeout, follow_redirects=False
+        ) as http:
+            while True:
+                await asyncio.sleep(fetch_tick(self._runtime))
+                try:
+                    await fetch_status_lists(self._runtime, http)
+                except Exception:
+                    logger.exception("status list fetch failed; retrying at the next tick")
 
     async def run_listener(
         self,
@@ -120,6 +137,7 @@ async def trust_sync(runtime: Runtime) -> AsyncIterator[TrustSync]:
             sync.run_listener(KEY_CHANGES, sync.reload_keys, subscriptions[KEY_CHANGES]),
             name="trust-sync:keys",
         ),
+        asyncio.create_task(sync.run_status_lists(), name="trust-sync:status-lists"),
     ]
     try:
         yield sync

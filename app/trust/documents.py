@@ -9,8 +9,10 @@ signed by the revoked key.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -87,6 +89,26 @@ async def cached_document(
     cached = SignedDocument.decode(await store.get(key))
     if cached is not None and cached.version == version and 0 <= now - cached.issued_at < ttl:
         return cached
+    # One build at a time per document in this process: the requests that arrive meanwhile
+    # wait for it and take its result instead of building (and signing) the same again.
+    async with _build_lock(store, key):
+        version = await current_version(store, version_key)
+        cached = SignedDocument.decode(await store.get(key))
+        if cached is not None and cached.version == version and 0 <= now - cached.issued_at < ttl:
+            return cached
+        return await _build(store, key, version, ttl=ttl, now=now, sign=sign)
+
+
+_locks: weakref.WeakKeyDictionary[Store, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _build_lock(store: Store, key: str) -> asyncio.Lock:
+    return _locks.setdefault(store, {}).setdefault(key, asyncio.Lock())
+
+
+async def _build(
+    store: Store, key: str, version: int, *, ttl: int, now: float, sign: Signer
+) -> SignedDocument:
     issued_at = int(now)
     cwt, jwt = await sign(issued_at)
     document = SignedDocument(version, issued_at, cwt, jwt)

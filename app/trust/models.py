@@ -14,8 +14,9 @@ from app.cards.models import timestamp_column, utcnow
 class TrustedIssuerRecord(SQLModel, table=True):
     """One registered issuer: its published keys (as a JWK set) and its status list.
 
-    `status_list` holds the issuer's latest signed status list CWT when an administrator
-    (or a sync job) has supplied one; verifier bundles embed it.
+    `status_list` holds the issuer's latest signed status list CWT, fetched from
+    `status_list_uri` on a schedule (`app.trust.status_fetch`) or uploaded by an
+    administrator; the verify path and the verifier bundles use it.
     """
 
     __tablename__ = "trusted_issuers"

@@ -1,38 +1,29 @@
 """Our Token Status List (IETF draft, 2 bits per card), built from the cards table.
 
 Entries: active -> VALID, lost -> LOST, suspended -> SUSPENDED, anything else (cancelled,
-replaced) -> INVALID. Only cards that are not active are read: a fresh list is all VALID.
+a replaced carrier's retired pool) -> INVALID. Only entries that are not VALID are read: a
+fresh list is all VALID.
 The signed list (CWT and JWT) is cached in the store and rebuilt when `cards:version`
 moved (every card change bumps it in `publish_card_snapshot`) or after
 `SSC_STATUS_LIST_TTL` seconds, whichever comes first.
 
-Linkability. The index is fixed per card and carried in every token of it, signed but not
-encrypted: anyone who sees two tokens of one card (a venue keeping scans, an offline
-verifier) can tell they belong to the same card, although their sealed card handles differ.
-What we do about it:
-
-- the list has a fixed, large capacity (`SSC_STATUS_LIST_SIZE`, 2^20 entries by default)
-  and is always downloaded whole, so fetching it says nothing about the card being checked
-  and its size says little about how many cards exist;
-- the index is only in the signed token, never in a URL or a query a verifier makes;
-- no personal data sits next to it: a venue learns "same card as before", which its own
-  clock and camera could tell it too; two venues link cards only by pooling their scans;
-- indexes are drawn at random within the capacity (`app.cards.service.draw_status_index`),
-  so an index tells nothing about a card's age or issuing office;
-- not done yet: a replaced card keeps its index; giving it a new one (and keeping the old one
-  INVALID for good) would end linkability with the carrier.
+Each card has a pool of indexes (`app.cards.status_indexes`), all set to the card's status
+together; a replaced carrier's retired pool reads INVALID for good. Linkability and the
+list's capacity: see that module and README ("Status list capacity").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
 
+from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.cards.models import Card, CardStatus
+from app.cards.models import Card, CardStatus, CardStatusIndex
 from app.cards.snapshot import CARDS_VERSION
 from app.config import Settings
 from app.runtime import Runtime
@@ -63,20 +54,36 @@ def card_status_entry(status: str) -> Status:
     return _STATUSES.get(status, Status.INVALID)
 
 
-async def build_status_list(session: AsyncSession, size: int) -> StatusList:
-    """The list of every card; cards whose index lies beyond `size` are left out (logged)."""
-    status_list = StatusList(size, bits=2)
+async def status_entries(session: AsyncSession) -> list[tuple[int, Status]]:
+    """Every entry that is not VALID: each index of a card's pool carries the card's status
+    (all set together), each index of a retired pool (a replaced carrier) INVALID for good."""
     rows = await session.exec(
-        select(Card.status_index, Card.status).where(col(Card.status) != CardStatus.active.value)
+        select(CardStatusIndex.status_index, Card.status, CardStatusIndex.retired_at)
+        .join(Card, col(Card.id) == col(CardStatusIndex.card_id))
+        .where(
+            or_(
+                col(Card.status) != CardStatus.active.value,
+                col(CardStatusIndex.retired_at).is_not(None),
+            )
+        )
     )
+    return [
+        (index, Status.INVALID if retired_at is not None else card_status_entry(status))
+        for index, status, retired_at in rows
+    ]
+
+
+def build_status_list(entries: list[tuple[int, Status]], size: int) -> StatusList:
+    """The list of `size` entries; entries beyond it are left out (logged)."""
+    status_list = StatusList(size, bits=2)
     outside = 0
-    for index, status in rows:
+    for index, entry in entries:
         if 0 <= index < status_list.size:
-            status_list.set(index, card_status_entry(status))
+            status_list.set(index, entry)
         else:
             outside += 1
     if outside:
-        logger.warning("%d non-active cards have a status index beyond the list size", outside)
+        logger.warning("%d status list entries lie beyond the list size", outside)
     return status_list
 
 
@@ -95,7 +102,13 @@ async def published_status_list(
 
     async def sign(issued_at: int) -> tuple[bytes, str]:
         async with runtime.database.session() as session:
-            status_list = await build_status_list(session, settings.status_list_size)
+            entries = await status_entries(session)
+        # Building, compressing and signing take time in proportion to the list's size
+        # (tens of milliseconds at the default size): off the event loop, which serves verify.
+        return await asyncio.to_thread(sign_list, entries, issued_at)
+
+    def sign_list(entries: list[tuple[int, Status]], issued_at: int) -> tuple[bytes, str]:
+        status_list = build_status_list(entries, settings.status_list_size)
         # Valid as long as a bundle embedding it may be used offline; refetch after `ttl`.
         expires_in = settings.bundle_max_age + ttl
         cwt = sign_status_list_cwt(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlmodel import select
 
-from app.cards import service
+from app.cards import status_indexes
 from app.cards.models import Card, CardStatus
 from app.cards.numbers import is_valid_card_number
 from app.cards.snapshot import CardSnapshot, card_key
@@ -208,29 +209,46 @@ class TestApprove:
         assert snapshot.card_id == uuid.UUID(card["card_id"])
         assert snapshot.masked_name == "欧**明"
 
-    async def test_cards_get_distinct_status_indexes(
+    async def test_each_card_gets_a_pool_of_distinct_status_indexes(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
         cards = [await issue_card(client, app) for _ in range(3)]
         async with app.state.runtime.database.session() as session:
-            rows = await session.execute(text("SELECT status_index FROM cards"))
-            indexes = sorted(row[0] for row in rows)
-        size = app.state.runtime.settings.status_list_size
-        assert len(cards) == 3
-        assert len(set(indexes)) == 3
-        assert all(0 <= index < size for index in indexes)
+            rows = (
+                await session.execute(
+                    text("SELECT card_id, status_index, retired_at FROM card_status_indexes")
+                )
+            ).all()
+            firsts = dict((await session.execute(text("SELECT id, status_index FROM cards"))).all())
+        settings = app.state.runtime.settings
+        pools: dict[str, set[int]] = {}
+        for card_id, index, retired_at in rows:
+            assert retired_at is None
+            pools.setdefault(str(card_id).replace("-", ""), set()).add(index)
+        assert sorted(pools) == sorted(uuid.UUID(card.card_id).hex for card in cards)
+        assert all(len(pool) == settings.status_index_pool for pool in pools.values())
+        assert len({index for _, index, _ in rows}) == 3 * settings.status_index_pool
+        assert all(0 <= index < settings.status_list_size for _, index, _ in rows)
+        assert all(firsts[card_id] in pools[str(card_id).replace("-", "")] for card_id in firsts)
 
     async def test_a_taken_status_index_is_drawn_again(
         self, client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        draws = iter([7, 7, 9])
-        monkeypatch.setattr(service, "draw_status_index", lambda _size: next(draws))
-        await issue_card(client, app)
-        await issue_card(client, app)
+        pool = app.state.runtime.settings.status_index_pool
+        # The second card draws the first card's indexes again before free ones.
+        draws = itertools.chain(range(pool), range(2 * pool))
+        monkeypatch.setattr(status_indexes, "draw_status_index", lambda _size: next(draws))
+        first = await issue_card(client, app)
+        second = await issue_card(client, app)
         async with app.state.runtime.database.session() as session:
-            rows = await session.execute(text("SELECT status_index FROM cards"))
-            indexes = sorted(row[0] for row in rows)
-        assert indexes == [7, 9]
+            rows = await session.execute(
+                text("SELECT card_id, status_index FROM card_status_indexes")
+            )
+            pools: dict[str, set[int]] = {}
+            for card_id, index in rows:
+                pools.setdefault(str(card_id).replace("-", ""), set()).add(index)
+        assert pools[uuid.UUID(first.card_id).hex] == set(range(pool))
+        assert pools[uuid.UUID(second.card_id).hex] == set(range(pool, 2 * pool))
 
     async def test_approving_twice_is_409(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         card = await issue_card(client, app)

@@ -285,3 +285,14 @@ class TestHostileInput:
     def test_random_text_raises_only_status_list_errors(self, text: str) -> None:
         with pytest.raises(StatusListError):
             verify_status_list_jwt(text, PublicKeySet(), now=NOW)
+
+
+class TestCompressedOnce:
+    def test_the_compressed_form_is_reused_until_an_entry_changes(self) -> None:
+        status_list = StatusList(1 << 16)
+        first = status_list.compress()
+        assert status_list.compress() is first
+        status_list.set(3, Status.LOST)
+        changed = status_list.compress()
+        assert changed != first
+        assert StatusList.decompress(changed).get(3) == Status.LOST

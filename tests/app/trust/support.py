@@ -1,29 +1,32 @@
-"""Builders for the trust tests: cards with an index inside the status list, their tokens."""
+"""Builders for the trust tests: cards with a pool of indexes in the status list, their tokens."""
 
 from __future__ import annotations
-
-import secrets
 
 from sqlmodel import select
 
 from app.cards.models import Card, CardStatus, Person
 from app.cards.snapshot import CardSnapshot, publish_card_snapshot
+from app.cards.status_indexes import current_pool, renew_pool
 from app.runtime import Runtime
 from app.security.pii import mask_name
 from tests.factories import create_scannable_card
 
-LIST_INDEXES = 1 << 20
-"""The default status list size: cards built here get an index below it."""
-
 
 async def create_listed_card(runtime: Runtime, status: CardStatus = CardStatus.active) -> Card:
-    """A card (as `create_scannable_card`) whose status index lies inside the status list."""
+    """A card (as `create_scannable_card`) with a pool of status list indexes, as issuance
+    gives it; `status_index` is the pool's first."""
     card = await create_scannable_card(runtime, status=status)
+    settings = runtime.settings
     async with runtime.database.session() as session:
         stored = (await session.exec(select(Card).where(Card.id == card.id))).one()
-        stored.status_index = secrets.randbelow(LIST_INDEXES)
-        session.add(stored)
+        await renew_pool(session, stored, settings.status_index_pool, settings.status_list_size)
     return stored
+
+
+async def status_pool(runtime: Runtime, card: Card) -> list[int]:
+    """The indexes of the card's current pool."""
+    async with runtime.database.session() as session:
+        return sorted(await current_pool(session, card.id))
 
 
 async def set_card_status(runtime: Runtime, card: Card, status: CardStatus) -> None:
