@@ -32,6 +32,7 @@ from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
 from tests.app.store.clock import ShiftableClock, StoreTime
+from tests.servers import OwnPostgres, OwnRedis
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REDIS_URL = os.environ.get("SSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -364,3 +365,37 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+# --- Servers a test owns ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A `redis-server` of this test alone, without persistence, which it may stop or kill."""
+    if shutil.which("redis-server") is None:
+        server_missing("redis-server", "not installed")
+    directory = tmp_path / "own-redis"
+    directory.mkdir()
+    server = OwnRedis(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[OwnPostgres]:
+    """A migrated PostgreSQL server of this test alone, which it may stop or kill."""
+    reason = OwnPostgres.available()
+    if reason is not None:
+        server_missing("a private PostgreSQL", reason)
+    server = OwnPostgres()
+    try:
+        server.init()
+        server.start()
+        await migrate(server.url)
+        yield server
+    finally:
+        server.close()

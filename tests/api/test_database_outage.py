@@ -14,7 +14,7 @@ import logging
 import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -24,8 +24,8 @@ from sqlmodel import select
 from api.app import create_app
 from app.cards.models import CardApplication
 from app.config import Settings, load_settings, new_secret
-from app.db import Database, migrate
-from tests.conftest import UNLIMITED_RATES, server_missing
+from app.db import Database
+from tests.conftest import UNLIMITED_RATES
 from tests.factories import (
     application_body,
     create_active_holder,
@@ -38,21 +38,6 @@ PROBLEM = "application/problem+json"
 OUTAGE_LINE = "database unavailable"
 RECOVERY_LINE = "database available again"
 APPLICANTS = 16
-
-
-@pytest.fixture
-async def own_postgres() -> AsyncIterator[OwnPostgres]:
-    reason = OwnPostgres.available()
-    if reason is not None:
-        server_missing("a private PostgreSQL", reason)
-    server = OwnPostgres()
-    try:
-        server.init()
-        server.start()
-        await migrate(server.url)
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

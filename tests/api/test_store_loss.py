@@ -8,7 +8,7 @@ import asyncio
 import math
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -149,40 +149,28 @@ SECRETS = {"kek": new_secret(), "data": new_secret(), "token": new_secret()}
 
 
 @pytest.fixture
-def killable_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = OwnRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def app_on_killable_redis(
-    killable_redis: OwnRedis, tmp_path: Path, sqlite_template: Path
+async def app_on_own_redis(
+    own_redis: OwnRedis, tmp_path: Path, sqlite_template: Path
 ) -> AsyncIterator[FastAPI]:
-    application = create_app(own_settings(tmp_path, sqlite_template, killable_redis.url))
+    application = create_app(own_settings(tmp_path, sqlite_template, own_redis.url))
     async with application.router.lifespan_context(application):
         yield application
 
 
 class TestRedisKilled:
     async def test_tokens_valid_before_a_kill_9_are_never_valid_after_and_new_ones_work(
-        self, app_on_killable_redis: FastAPI, killable_redis: OwnRedis
+        self, app_on_own_redis: FastAPI, own_redis: OwnRedis
     ) -> None:
-        runtime: Runtime = app_on_killable_redis.state.runtime
-        transport = httpx.ASGITransport(app=app_on_killable_redis)
+        runtime: Runtime = app_on_own_redis.state.runtime
+        transport = httpx.ASGITransport(app=app_on_own_redis)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             scanner = await create_scanner(client, runtime, scenes=["museum"])
             card = await create_scannable_card(runtime)
             tokens = [qr_token(runtime, card) for _ in range(TOKENS)]
             assert [await answer(client, scanner, t) for t in tokens] == ["valid"] * TOKENS
 
-            killable_redis.kill()
-            killable_redis.start()  # same port, no persistence: it comes back empty
+            own_redis.kill()
+            own_redis.start()  # same port, no persistence: it comes back empty
 
             after = [await answer(client, scanner, token) for token in tokens]
             assert after == ["reissue_required"] * TOKENS

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from app.audit.consumer import AuditConsumer
 from app.config import Settings, load_settings, new_secret
-from app.db import Database, migrate
+from app.db import Database
 from app.runtime import Runtime
 from tests.conftest import UNLIMITED_RATES
 from tests.factories import (
@@ -90,16 +90,7 @@ class Ledger:
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[OwnPostgres]:
-    server = OwnPostgres()
-    server.init()
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+def persistent_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     directory = tmp_path / "redis"
     directory.mkdir()
     server = OwnRedis(directory, appendonly=True)
@@ -266,10 +257,9 @@ async def stored_applications(database: Database, ids: list[str]) -> set[str]:
 
 
 async def test_nothing_acknowledged_is_lost_while_redis_postgres_and_a_worker_fail(
-    own_postgres: OwnPostgres, own_redis: OwnRedis, tmp_path: Path
+    own_postgres: OwnPostgres, persistent_redis: OwnRedis, tmp_path: Path
 ) -> None:
-    settings = service_settings(own_postgres, own_redis, tmp_path / "var")
-    await migrate(settings.database_url)
+    settings = service_settings(own_postgres, persistent_redis, tmp_path / "var")
     runtime = await Runtime.start(settings)  # creates the signing keys the workers load
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -290,7 +280,7 @@ async def test_nothing_acknowledged_is_lost_while_redis_postgres_and_a_worker_fa
             started = time.monotonic()
             until = started + TRAFFIC_SECONDS
             faults = asyncio.ensure_future(
-                inject_faults(own_redis, own_postgres, server.pid, started)
+                inject_faults(persistent_redis, own_postgres, server.pid, started)
             )
             await asyncio.gather(
                 *(show_and_scan(http, holder, scanner, ledger, until) for holder in holders),
