@@ -163,6 +163,7 @@ def test_an_image_scan_without_the_scanner_extra_says_what_to_install(
     image.write_bytes(b"\x89PNG")
     anchor = tmp_path / "anchor.json"
     anchor.write_text('{"keys": []}')
+    (tmp_path / "b.cwt").write_bytes(b"a bundle")  # present: the image is the first hurdle
     result = CliRunner().invoke(
         cli,
         [
