@@ -20,6 +20,7 @@ from api.problems import install_problem_handlers
 from api.routes import (
     applications,
     clients,
+    complaints,
     docs,
     health,
     holder,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(lifecycle.router)
     app.include_router(misuse.router)
     app.include_router(trust.router)
+    app.include_router(complaints.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

@@ -20,6 +20,7 @@ from app.errors import Forbidden, NotFound, Unauthorized
 from app.holders.sessions import ensure_session_live
 from app.runtime import Runtime
 from app.security.principals import AdminPrincipal, HolderPrincipal, ScannerPrincipal, Scope
+from app.security.roles import AdminDuty, admin_may
 from app.security.tokens import AccessClaims, PrincipalKind
 
 bearer = HTTPBearer(auto_error=False, description="Access token from /v1/oauth/token or login")
@@ -49,16 +50,27 @@ class RequirePrincipal(Generic[P]):
     scope: Scope
     build: Callable[[AccessClaims], P]
     live: Callable[[Runtime, P], Awaitable[None]] | None = None
+    duty: AdminDuty | None = None
+    """For an administrator: the duty of the route family, which names the roles allowed
+    (`app.security.roles.admin_may`); an administrator's route without one allows no role."""
 
-    async def __call__(self, runtime: RuntimeDep, credentials: BearerDep) -> P:
+    async def __call__(self, request: Request, runtime: RuntimeDep, credentials: BearerDep) -> P:
         claims = _verified(runtime, credentials, self.kind, self.scope)
         try:
             principal = self.build(claims)
         except (KeyError, ValueError):
             raise Unauthorized("the access token lacks the claims of its kind") from None
+        if isinstance(principal, AdminPrincipal) and (
+            self.duty is None or not admin_may(principal.role, self.duty, request.method)
+        ):
+            raise Forbidden(f"the {principal.role.value} role may not do this")
         if self.live is not None:
             await self.live(runtime, principal)
         return principal
+
+
+def _admin(duty: AdminDuty) -> RequirePrincipal[AdminPrincipal]:
+    return RequirePrincipal(PrincipalKind.admin, Scope.admin, AdminPrincipal.from_claims, duty=duty)
 
 
 CurrentHolder = Annotated[
@@ -78,10 +90,15 @@ CurrentScanner = Annotated[
         RequirePrincipal(PrincipalKind.scanner, Scope.scanner_verify, ScannerPrincipal.from_claims)
     ),
 ]
-CurrentAdmin = Annotated[
-    AdminPrincipal,
-    Depends(RequirePrincipal(PrincipalKind.admin, Scope.admin, AdminPrincipal.from_claims)),
-]
+# The administrative route families (roles per duty: `app.security.roles.DUTY_ROLES`; an
+# auditor reads, GET, every one of them and writes none).
+CurrentAdmin = Annotated[AdminPrincipal, Depends(_admin(AdminDuty.administer))]
+"""The provincial administrator's routes (and the auditor's reads of them)."""
+CardCounterAdmin = Annotated[AdminPrincipal, Depends(_admin(AdminDuty.card_counter))]
+"""Card lifecycle at the service-hall counter and application review: also the operator."""
+RegionalAdmin = Annotated[AdminPrincipal, Depends(_admin(AdminDuty.regional))]
+"""Per-region duties (complaints, city catalog supplements): also a city administrator, for
+its own city only, which the route checks with `app.security.roles.require_region`."""
 
 
 async def require_metrics_access(request: Request) -> None:

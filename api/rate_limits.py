@@ -68,4 +68,6 @@ LOGIN_LIMITS = [_per_address(RateLimitRule.login_per_address), Depends(login_per
 PIN_RESET_LIMITS = [_per_address(RateLimitRule.login_per_address), Depends(pin_reset_per_card)]
 TOKEN_LIMITS = [_per_address(RateLimitRule.token_per_address)]
 APPLICATION_LIMITS = [_per_address(RateLimitRule.applications_per_address)]
+COMPLAINT_LIMITS = [_per_address(RateLimitRule.complaints_per_address)]
+COMPLAINT_LOOKUP_LIMITS = [_per_address(RateLimitRule.complaint_lookups_per_address)]
 QR_LIMITS = [Depends(qr_per_holder)]

@@ -27,6 +27,7 @@ from app.demo import DemoSeed, demo_instructions, demo_json, seed_demo
 from app.failures import CannotCreateDatabase, database_location, explain
 from app.runtime import Runtime, build_store, open_keyring
 from app.security.pii import PiiCipher
+from app.security.roles import DEFAULT_ROLE, RoleError, checked_role
 from app.store import StoreUnavailable
 from app.trust.key_rotation import InvalidKeyId, KeyRevocation, parse_kid, revoke_key
 from app.trust.offline import OfflineScan, scan_offline
@@ -262,18 +263,36 @@ def keys_revoke(
 @clients_cli.command("create-admin")
 def clients_create_admin(
     name: Annotated[str, typer.Option(help="Who or what the admin client is for")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="provincial_admin (everything), city_admin (its city: --region), auditor "
+            "(read-only), operator (service-hall counter: card lifecycle, applications)"
+        ),
+    ] = DEFAULT_ROLE.value,
+    region: Annotated[
+        str | None, typer.Option(help="A city_admin's six-digit city region code, e.g. 360100")
+    ] = None,
 ) -> None:
     """Create an admin client; its secret is printed once and cannot be shown again."""
+    try:
+        checked_role(role, region)
+    except RoleError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
 
     async def create() -> IssuedClient:
         runtime = await Runtime.start(settings_or_exit())
         try:
             async with runtime.database.session() as session:
-                return await create_admin_client(session, runtime.secret_hash_key, name)
+                return await create_admin_client(
+                    session, runtime.secret_hash_key, name, role=role, region=region
+                )
         finally:
             await runtime.close()
 
     issued = asyncio.run(create())
+    typer.echo(f"role:          {issued.client.role}" + (f" ({region})" if region else ""))
     typer.echo(f"client_id:     {issued.client.client_id}")
     typer.echo(f"client_secret: {issued.client_secret}")
     typer.echo("store the secret now: only its hash is kept")

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     rate_limit_token_per_address: str = Field(default="30/60", pattern=RATE_LIMIT_PATTERN)
     rate_limit_qr_per_holder: str = Field(default="60/60", pattern=RATE_LIMIT_PATTERN)
     rate_limit_applications_per_address: str = Field(default="60/3600", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_complaints_per_address: str = Field(default="20/3600", pattern=RATE_LIMIT_PATTERN)
+    rate_limit_complaint_lookups_per_address: str = Field(
+        default="60/60", pattern=RATE_LIMIT_PATTERN
+    )
     require_persistent_store: bool = Field(
         default=False,
         description="true: refuse to start unless Redis is known to persist (AOF, noeviction)",
@@ -186,6 +190,8 @@ class Settings(BaseSettings):
         "rate_limit_token_per_address",
         "rate_limit_qr_per_holder",
         "rate_limit_applications_per_address",
+        "rate_limit_complaints_per_address",
+        "rate_limit_complaint_lookups_per_address",
     )
     @classmethod
     def _rate_limit_window(cls, value: str) -> str:

@@ -12,6 +12,7 @@ from app.cards.models import (
     RetiredCardNumber,
 )
 from app.clients.models import ApiClient, Organisation
+from app.complaints.models import Complaint, ComplaintEvent
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
 
@@ -23,6 +24,8 @@ __all__ = [
     "CardApplication",
     "CardEvent",
     "CardStatusIndex",
+    "Complaint",
+    "ComplaintEvent",
     "CreditRecord",
     "Device",
     "MisuseAlert",

@@ -26,6 +26,7 @@ from app.cards.models import Card, CardStatus, Person
 from app.cards.snapshot import CardSnapshot, publish_card_snapshot
 from app.runtime import Runtime
 from app.security.pii import mask_name
+from app.security.roles import REGION_CLAIM, ROLE_CLAIM, AdminRole
 from app.security.tokens import PrincipalKind
 from token_service import TokenIssuer
 
@@ -44,10 +45,30 @@ class ScannerCredentials:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
-def admin_headers(runtime: Runtime, client_id: str = "adm_test") -> dict[str, str]:
-    """A bearer header of an admin token, minted directly (the token endpoint has its tests)."""
-    issued = runtime.access_tokens.issue(PrincipalKind.admin, client_id, ["admin"], 600)
+def admin_headers(
+    runtime: Runtime,
+    client_id: str = "adm_test",
+    *,
+    role: AdminRole | None = None,
+    region: str | None = None,
+) -> dict[str, str]:
+    """A bearer header of an admin token, minted directly (the token endpoint has its tests);
+    without a role, a token as issued before roles (a provincial administrator's)."""
+    extra = {} if role is None else {ROLE_CLAIM: role.value}
+    if region is not None:
+        extra[REGION_CLAIM] = region
+    issued = runtime.access_tokens.issue(PrincipalKind.admin, client_id, ["admin"], 600, extra)
     return {"Authorization": f"Bearer {issued.token}"}
+
+
+CITY = "360100"
+"""The city of `role_headers`' city administrator (Nanchang)."""
+
+
+def role_headers(runtime: Runtime, role: AdminRole, region: str = CITY) -> dict[str, str]:
+    """The admin header of `role` (a city_admin's of `region`), client id `adm_<role>`."""
+    city = region if role is AdminRole.city_admin else None
+    return admin_headers(runtime, f"adm_{role.value}", role=role, region=city)
 
 
 async def create_organisation(

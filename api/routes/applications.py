@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from api.auth import CurrentAdmin
+from api.auth import CardCounterAdmin
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
 from api.rate_limits import APPLICATION_LIMITS, RATE_LIMITED
@@ -81,7 +81,7 @@ async def apply(
     responses=_ADMIN_ERRORS,
 )
 async def approve(
-    application_id: uuid.UUID, admin: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+    application_id: uuid.UUID, admin: CardCounterAdmin, session: SessionDep, runtime: RuntimeDep
 ) -> IssuedCardResponse:
     card = await service.approve_application(
         session, runtime, application_id, _admin(admin.client_id)
@@ -104,7 +104,7 @@ async def approve(
 async def reject(
     application_id: uuid.UUID,
     body: RejectionRequest,
-    admin: CurrentAdmin,
+    admin: CardCounterAdmin,
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> RejectionResponse:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from api.auth import CurrentAdmin, CurrentHolder
+from api.auth import CardCounterAdmin, CurrentHolder
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
 from api.schemas.lifecycle import (
@@ -174,7 +174,7 @@ async def _operator(
     responses=_ADMIN_ERRORS,
 )
 async def operator_report_loss(
-    card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
+    card_number: CardNumber, body: OperatorAction, admin: CardCounterAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     return await _operator(runtime, admin, card_number, CardAction.report_loss, body)
 
@@ -185,7 +185,7 @@ async def operator_report_loss(
     responses=_ADMIN_ERRORS,
 )
 async def operator_cancel_loss(
-    card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
+    card_number: CardNumber, body: OperatorAction, admin: CardCounterAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     return await _operator(runtime, admin, card_number, CardAction.cancel_loss, body)
 
@@ -196,7 +196,7 @@ async def operator_cancel_loss(
     responses=_ADMIN_ERRORS,
 )
 async def operator_replace(
-    card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
+    card_number: CardNumber, body: OperatorAction, admin: CardCounterAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     """The e-card follows the card: tokens already on the holder's phone keep working."""
     return await _operator(runtime, admin, card_number, CardAction.replace_card, body)
@@ -208,7 +208,7 @@ async def operator_replace(
     responses=_ADMIN_ERRORS,
 )
 async def operator_cancel(
-    card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
+    card_number: CardNumber, body: OperatorAction, admin: CardCounterAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     return await _operator(runtime, admin, card_number, CardAction.cancel, body)
 
@@ -219,7 +219,7 @@ async def operator_cancel(
     responses=_ADMIN_ERRORS,
 )
 async def operator_suspend(
-    card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
+    card_number: CardNumber, body: OperatorAction, admin: CardCounterAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     return await _operator(runtime, admin, card_number, CardAction.suspend, body)
 
@@ -230,7 +230,7 @@ async def operator_suspend(
     responses=_ADMIN_ERRORS,
 )
 async def operator_unsuspend(
-    card_number: CardNumber, body: OperatorAction, admin: CurrentAdmin, runtime: RuntimeDep
+    card_number: CardNumber, body: OperatorAction, admin: CardCounterAdmin, runtime: RuntimeDep
 ) -> OperatorTransitionResponse:
     return await _operator(runtime, admin, card_number, CardAction.unsuspend, body)
 
@@ -245,7 +245,10 @@ async def operator_unsuspend(
     },
 )
 async def operator_pin_reset(
-    card_number: CardNumber, body: OperatorPinResetRequest, admin: CurrentAdmin, runtime: RuntimeDep
+    card_number: CardNumber,
+    body: OperatorPinResetRequest,
+    admin: CardCounterAdmin,
+    runtime: RuntimeDep,
 ) -> None:
     """The document type and number must be the card's holder's (else 403
     holder-not-verified, audited as `holder.pin_reset_refused`). The new PIN takes effect at

@@ -27,6 +27,11 @@ class SceneNotOffered(InvalidRequest):
     title = "Scene not offered by the organisation"
 
 
+class InvalidRole(InvalidRequest):
+    code = "invalid-role"
+    title = "Role and region do not fit"
+
+
 class OAuthError(DomainError):
     """An RFC 6749 section 5.2 error.
 

@@ -52,5 +52,9 @@ class ApiClient(SQLModel, table=True):
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     scenes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str = Field(default=ClientStatus.active, max_length=16)
+    role: str | None = Field(default=None, max_length=32)
+    """An admin client's role (`app.security.roles.AdminRole`); None: provincial_admin."""
+    region_code: str | None = Field(default=None, max_length=12)
+    """A city administrator's city."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     disabled_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

@@ -21,6 +21,7 @@ from app.audit.log import record
 from app.catalog.scenes import UnknownSceneError, require_scenes
 from app.clients.errors import (
     InvalidClient,
+    InvalidRole,
     InvalidScope,
     OAuthInvalidRequest,
     OrganisationNotFound,
@@ -32,6 +33,7 @@ from app.clients.errors import (
 from app.clients.models import ApiClient, ClientKind, ClientStatus, Organisation
 from app.security.opaque import hash_opaque_secret, new_opaque_secret, opaque_secret_matches
 from app.security.principals import Scope
+from app.security.roles import DEFAULT_ROLE, REGION_CLAIM, ROLE_CLAIM, RoleError, checked_role
 from app.security.tokens import AccessTokenCodec, PrincipalKind
 from app.store import Store
 
@@ -168,10 +170,25 @@ async def create_scanner(
 
 
 async def create_admin_client(
-    session: AsyncSession, secret_hash_key: bytes, name: str
+    session: AsyncSession,
+    secret_hash_key: bytes,
+    name: str,
+    *,
+    role: str | None = None,
+    region: str | None = None,
 ) -> IssuedClient:
-    """An operator's client (scope admin); only the CLI creates them."""
+    """An administrator's client (scope admin) with its role (default provincial_admin) and,
+    for a city_admin, its city; only the CLI creates them.
+
+    :raises InvalidRole: an unknown role, a city_admin without a city or another role with one.
+    """
+    try:
+        checked, region = checked_role(role, region)
+    except RoleError as error:
+        raise InvalidRole(str(error)) from None
     issued = _new_client(ClientKind.admin, name, secret_hash_key, [Scope.admin.value])
+    issued.client.role = checked.value
+    issued.client.region_code = region
     session.add(issued.client)
     await session.flush()
     return issued
@@ -297,6 +314,10 @@ async def grant_client_credentials(
     if kind is ClientKind.scanner:
         extra = {"org": str(client.organisation_id), "scenes": ",".join(client.scenes)}
         ttl = scanner_ttl
+    elif kind is ClientKind.admin:
+        extra = {ROLE_CLAIM: client.role or DEFAULT_ROLE.value}
+        if client.region_code is not None:
+            extra[REGION_CLAIM] = client.region_code
     issued = codec.issue(_TOKEN_KIND[kind], client.client_id, granted, ttl, extra)
     return TokenGrant(issued.token, ttl, granted)
 

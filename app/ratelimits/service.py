@@ -46,6 +46,8 @@ class RateLimitRule(StrEnum):
     token_per_address = "token_per_address"  # noqa: S105 (a rule name, not a secret)
     qr_per_holder = "qr_per_holder"
     applications_per_address = "applications_per_address"
+    complaints_per_address = "complaints_per_address"
+    complaint_lookups_per_address = "complaint_lookups_per_address"
 
 
 @dataclass(frozen=True, slots=True)

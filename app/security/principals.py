@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.security.roles import DEFAULT_ROLE, REGION_CLAIM, ROLE_CLAIM, AdminRole, checked_role
 from app.security.tokens import AccessClaims
 
 
@@ -64,7 +65,15 @@ class ScannerPrincipal:
 class AdminPrincipal:
     client_id: str
     scopes: frozenset[str]
+    role: AdminRole = DEFAULT_ROLE
+    region: str | None = None
+    """The city of a city administrator (`app.security.roles`); None for every other role."""
 
     @classmethod
     def from_claims(cls, claims: AccessClaims) -> AdminPrincipal:
-        return cls(claims.subject, claims.scopes)
+        """A token without a role is a provincial administrator's (issued before roles).
+
+        :raises ValueError: for an unknown role, or a region that does not fit the role.
+        """
+        role, region = checked_role(claims.extra.get(ROLE_CLAIM), claims.extra.get(REGION_CLAIM))
+        return cls(claims.subject, claims.scopes, role, region)
