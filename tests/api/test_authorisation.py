@@ -20,7 +20,9 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from api.auth import RequirePrincipal
+from app.security.roles import AdminRole
 from app.security.tokens import AccessTokenCodec, PrincipalKind
+from tests.factories import CITY, admin_headers, role_headers
 
 PUBLIC_ROUTES = {
     ("GET", "/healthz"),
@@ -36,6 +38,8 @@ PUBLIC_ROUTES = {
     ("POST", "/v1/oauth/token"),
     ("GET", "/v1/status-lists/{issuer}"),
     ("GET", "/v1/trust-list"),
+    ("POST", "/v1/complaints"),  # anyone may complain (with a contact), rate-limited
+    ("GET", "/v1/complaints/{tracking_number}"),  # the tracking number is the capability
 }
 
 # The verify hot path authenticates in its own ASGI fast path (api/routes/verify.py, with a
@@ -166,3 +170,171 @@ async def test_an_expired_token_is_refused(
     response = await client.get(path, headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401
     assert response.json()["reason"] == "expired"
+
+
+# --- administrator roles: every admin route x every role -------------------------------------
+
+
+def allowed_roles(method: str, path: str) -> set[AdminRole]:
+    """The specification of who may call an administrative route, written apart from the code
+    (`app.security.roles`) so that a route given a wider duty by mistake fails here."""
+    allowed = {AdminRole.provincial_admin}
+    if method == "GET":
+        allowed.add(AdminRole.auditor)  # reads everything, writes nothing
+    card_lifecycle = path.startswith("/v1/admin/cards/") and not path.endswith("/credit-records")
+    if card_lifecycle or path.startswith("/v1/admin/applications/"):
+        allowed.add(AdminRole.operator)  # the service-hall counter
+    if path.startswith("/v1/admin/complaints"):
+        allowed.add(AdminRole.city_admin)  # its own city's (see the region tests below)
+    return allowed
+
+
+def admin_routes(app: FastAPI) -> list[tuple[str, str]]:
+    return [
+        (method, path)
+        for method, path, needs in api_routes(app.routes)
+        if needs is not None and needs.kind is PrincipalKind.admin
+    ]
+
+
+class TestEveryAdminRouteTimesEveryRole:
+    async def test_every_admin_route_lives_under_the_admin_prefix(self, app: FastAPI) -> None:
+        routes = admin_routes(app)
+        assert len(routes) >= 25
+        assert all(path.startswith("/v1/admin/") for _, path in routes), routes
+
+    @pytest.mark.parametrize("role", list(AdminRole))
+    async def test_a_role_is_allowed_exactly_its_routes(
+        self, app: FastAPI, client: httpx.AsyncClient, role: AdminRole
+    ) -> None:
+        """Allowed: the route runs (an unknown id answers 404, an empty body 422, a list 200);
+        refused: 403 before the route does anything."""
+        headers = role_headers(app.state.runtime, role)
+        outcomes = {}
+        for method, path in admin_routes(app):
+            response = await client.request(method, concrete(path), headers=headers, json={})
+            assert response.status_code != 401, (method, path, response.text)
+            outcomes[method, path] = response.status_code != 403
+            if response.status_code == 403:
+                assert response.headers["content-type"] == "application/problem+json"
+        expected = {route: role in allowed_roles(*route) for route in outcomes}
+        assert outcomes == expected
+
+    async def test_a_token_from_before_roles_is_a_provincial_administrators(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        headers = admin_headers(app.state.runtime)  # no role claim
+        for method, path in [
+            ("GET", "/v1/admin/organisations"),
+            ("GET", "/v1/admin/complaints"),
+            ("POST", "/v1/admin/trusted-issuers"),
+        ]:
+            response = await client.request(method, path, headers=headers, json={})
+            assert response.status_code not in (401, 403), (method, path, response.text)
+
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            {"role": "root"},
+            {"role": "city_admin"},  # a city administrator of no city
+            {"role": "city_admin", "region": "36"},
+            {"role": "auditor", "region": CITY},  # only a city administrator has a city
+        ],
+    )
+    async def test_a_role_claim_that_makes_no_sense_is_refused(
+        self, app: FastAPI, client: httpx.AsyncClient, extra: dict[str, str]
+    ) -> None:
+        token = app.state.runtime.access_tokens.issue(
+            PrincipalKind.admin, "adm_odd", ["admin"], 600, extra
+        ).token
+        response = await client.get(
+            "/v1/admin/complaints", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 401
+
+
+OTHER_CITY = "360200"
+
+
+async def file(client: httpx.AsyncClient, region: str) -> str:
+    """Files an anonymous complaint about `region`; returns its tracking number."""
+    filed = await client.post(
+        "/v1/complaints",
+        json={
+            "kind": "venue_refused_ecard",
+            "details": "refused at the gate",
+            "region_code": region,
+            "contact": "13800138000",
+        },
+    )
+    assert filed.status_code == 201, filed.text
+    return str(filed.json()["tracking_number"])
+
+
+class TestACityAdministratorActsOnItsCityOnly:
+    async def complaint_ids(self, client: httpx.AsyncClient, app: FastAPI) -> dict[str, str]:
+        await file(client, CITY)
+        await file(client, OTHER_CITY)
+        listed = await client.get(
+            "/v1/admin/complaints",
+            headers=role_headers(app.state.runtime, AdminRole.provincial_admin),
+        )
+        assert listed.status_code == 200
+        return {row["region_code"]: row["id"] for row in listed.json()}
+
+    @pytest.mark.parametrize(
+        ("method", "step", "body"),
+        [
+            ("GET", "", None),
+            ("POST", "/assign", {}),
+            ("POST", "/answer", {"answer": "done"}),
+            ("POST", "/close", {}),
+        ],
+    )
+    async def test_another_citys_complaint_is_forbidden(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        method: str,
+        step: str,
+        body: dict[str, str] | None,
+    ) -> None:
+        ids = await self.complaint_ids(client, app)
+        city_admin = role_headers(app.state.runtime, AdminRole.city_admin, CITY)
+        path = f"/v1/admin/complaints/{ids[OTHER_CITY]}{step}"
+        refused = await client.request(method, path, headers=city_admin, json=body)
+        assert refused.status_code == 403
+        assert refused.json()["type"] == "/problems/outside-region"
+        own = await client.request(
+            method, f"/v1/admin/complaints/{ids[CITY]}{step}", headers=city_admin, json=body
+        )
+        assert own.status_code == 200, own.text
+
+    async def test_its_list_shows_its_city_only_and_refuses_another(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        await self.complaint_ids(client, app)
+        city_admin = role_headers(app.state.runtime, AdminRole.city_admin, CITY)
+        listed = await client.get("/v1/admin/complaints", headers=city_admin)
+        assert listed.status_code == 200
+        assert {row["region_code"] for row in listed.json()} == {CITY}
+        other = await client.get(
+            "/v1/admin/complaints", params={"region": OTHER_CITY}, headers=city_admin
+        )
+        assert other.status_code == 403
+
+    async def test_the_auditor_reads_any_city_and_changes_nothing(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        ids = await self.complaint_ids(client, app)
+        auditor = role_headers(app.state.runtime, AdminRole.auditor)
+        for complaint_id in ids.values():
+            read = await client.get(f"/v1/admin/complaints/{complaint_id}", headers=auditor)
+            assert read.status_code == 200
+            closed = await client.post(
+                f"/v1/admin/complaints/{complaint_id}/close", headers=auditor, json={}
+            )
+            assert closed.status_code == 403
+            assert (
+                await client.get(f"/v1/admin/complaints/{complaint_id}", headers=auditor)
+            ).json()["status"] == "open"
