@@ -1,13 +1,17 @@
 """Organisations, scanners and the OAuth2 client-credentials endpoint over HTTP."""
 
+from pathlib import Path
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.clients.errors import InvalidRole
 from app.clients.service import create_admin_client
 from app.runtime import Runtime
 from app.security.tokens import PrincipalKind
 from tests.factories import admin_headers, create_organisation, create_scanner
+from tests.test_cli_failures import environment, ssc
 
 PROBLEM = "application/problem+json"
 GRANT = {"grant_type": "client_credentials"}
@@ -228,3 +232,90 @@ class TestClientCredentialsGrant:
         )
         assert response.status_code == 401
         assert response.json()["error"] == "invalid_client"
+
+
+class TestAdminRoles:
+    """An admin client's role and city reach its access tokens; the routes read them there."""
+
+    @pytest.mark.parametrize(
+        ("role", "region", "claims"),
+        [
+            (None, None, {"role": "provincial_admin"}),
+            ("auditor", None, {"role": "auditor"}),
+            ("operator", None, {"role": "operator"}),
+            ("city_admin", "360100", {"role": "city_admin", "region": "360100"}),
+        ],
+    )
+    async def test_the_token_carries_the_clients_role(
+        self,
+        client: httpx.AsyncClient,
+        runtime: Runtime,
+        role: str | None,
+        region: str | None,
+        claims: dict[str, str],
+    ) -> None:
+        async with runtime.database.session() as session:
+            issued = await create_admin_client(
+                session, runtime.secret_hash_key, "counter", role=role, region=region
+            )
+        response = await client.post(
+            "/v1/oauth/token", data=GRANT, auth=(issued.client.client_id, issued.client_secret)
+        )
+        assert response.status_code == 200
+        decoded = runtime.access_tokens.decode(response.json()["access_token"], PrincipalKind.admin)
+        assert decoded.extra == claims
+
+    async def test_an_auditors_token_reads_but_never_writes(
+        self, client: httpx.AsyncClient, runtime: Runtime
+    ) -> None:
+        async with runtime.database.session() as session:
+            issued = await create_admin_client(
+                session, runtime.secret_hash_key, "audit office", role="auditor"
+            )
+        token = (
+            await client.post(
+                "/v1/oauth/token", data=GRANT, auth=(issued.client.client_id, issued.client_secret)
+            )
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/v1/admin/organisations", headers=headers)).status_code == 200
+        created = await client.post(
+            "/v1/admin/organisations",
+            json={"name": "X", "venue_type": "bar", "region_code": "360100", "scenes": ["hotel"]},
+            headers=headers,
+        )
+        assert created.status_code == 403
+        assert created.headers["content-type"] == PROBLEM
+
+    @pytest.mark.parametrize(
+        ("role", "region"),
+        [("root", None), ("city_admin", None), ("city_admin", "3601"), ("auditor", "360100")],
+    )
+    async def test_a_role_and_region_that_do_not_fit_are_refused(
+        self, runtime: Runtime, role: str, region: str | None
+    ) -> None:
+        async with runtime.database.session() as session:
+            with pytest.raises(InvalidRole):
+                await create_admin_client(
+                    session, runtime.secret_hash_key, "x", role=role, region=region
+                )
+
+
+class TestCreateAdminCommand:
+    def test_creates_a_city_administrator(self, tmp_path: Path) -> None:
+        env = environment(tmp_path)
+        assert ssc(env, "migrate")[0] == 0
+        code, lines = ssc(
+            env, "clients", "create-admin", "--name", "Nanchang", "--role", "city_admin",
+            "--region", "360100",
+        )  # fmt: skip
+        assert code == 0, lines
+        assert lines[0] == "role:          city_admin (360100)"
+        assert lines[1].startswith("client_id:     adm_")
+
+    def test_refuses_a_city_administrator_without_a_city(self, tmp_path: Path) -> None:
+        code, lines = ssc(
+            environment(tmp_path), "clients", "create-admin", "--name", "x", "--role", "city_admin"
+        )
+        assert code == 2
+        assert lines == ["error: a city_admin needs its city's six-digit region code"]
