@@ -19,6 +19,7 @@ from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
     applications,
+    audit,
     clients,
     complaints,
     docs,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(misuse.router)
     app.include_router(trust.router)
     app.include_router(complaints.router)
+    app.include_router(audit.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

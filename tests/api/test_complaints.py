@@ -246,3 +246,29 @@ async def test_anonymous_filing_is_rate_limited_per_address(
     assert [answer.status_code for answer in answers] == [201, 201, 429]
     assert answers[2].json()["type"] == "/problems/too-many-requests"
     assert 1 <= int(answers[2].headers["retry-after"]) <= 60
+
+
+async def test_the_auditor_reads_the_steps_in_the_audit_log(
+    client: httpx.AsyncClient, runtime: Runtime, admin: dict[str, str]
+) -> None:
+    await client.post("/v1/complaints", json=complaint())
+    complaint_id = await only_id(client, admin)
+    await client.post(f"/v1/admin/complaints/{complaint_id}/close", headers=admin, json={})
+    await persisted_audit(runtime, "complaint.closed")
+    auditor = role_headers(runtime, AdminRole.auditor)
+    read = await client.get(
+        "/v1/admin/audit-events", params={"subject": complaint_id}, headers=auditor
+    )
+    assert read.status_code == 200
+    assert [(row["action"], row["actor"]) for row in read.json()] == [
+        ("complaint.closed", "adm_provincial_admin"),
+        ("complaint.filed", "anonymous"),
+    ]
+    older = await client.get(
+        "/v1/admin/audit-events",
+        params={"subject": complaint_id, "before": read.json()[0]["id"]},
+        headers=auditor,
+    )
+    assert [row["action"] for row in older.json()] == ["complaint.filed"]
+    operator = role_headers(runtime, AdminRole.operator)
+    assert (await client.get("/v1/admin/audit-events", headers=operator)).status_code == 403
