@@ -230,9 +230,11 @@ class TestAdministratorsList:
 
 @pytest.fixture
 async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(
-        settings.model_copy(update={"rate_limit_complaints_per_address": "2/60"})
-    )
+    overrides = {
+        "rate_limit_complaints_per_address": "2/60",
+        "rate_limit_complaint_lookups_per_address": "3/60",
+    }
+    application = create_app(settings.model_copy(update=overrides))
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, client=("203.0.113.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -246,6 +248,16 @@ async def test_anonymous_filing_is_rate_limited_per_address(
     assert [answer.status_code for answer in answers] == [201, 201, 429]
     assert answers[2].json()["type"] == "/problems/too-many-requests"
     assert 1 <= int(answers[2].headers["retry-after"]) <= 60
+
+
+async def test_lookups_by_tracking_number_are_rate_limited_apart_from_filing(
+    limited: httpx.AsyncClient,
+) -> None:
+    """Guessing tracking numbers is braked; checking one's own does not spend the filing budget."""
+    number = (await limited.post("/v1/complaints", json=complaint())).json()["tracking_number"]
+    answers = [await limited.get(f"/v1/complaints/{number}") for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert (await limited.post("/v1/complaints", json=complaint())).status_code == 201
 
 
 async def test_the_auditor_reads_the_steps_in_the_audit_log(
