@@ -18,6 +18,7 @@ from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
+    access_log,
     applications,
     clients,
     docs,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(lifecycle.router)
     app.include_router(misuse.router)
     app.include_router(trust.router)
+    app.include_router(access_log.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)
