@@ -8,7 +8,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from api.auth import CurrentHolder, CurrentScanner
@@ -20,9 +19,10 @@ from api.schemas.access_log import (
     OfflineScanUpload,
     OfflineScanUploadResult,
 )
+from api.schemas.common import Rfc3339DateTime
 from app.accesslog import offline
 from app.accesslog.models import AccessLogEntry, AccessSource
-from app.accesslog.service import MAX_PAGE, AccessLogFilter, as_utc, holder_access_log
+from app.accesslog.service import MAX_PAGE, AccessLogFilter, holder_access_log
 
 router = APIRouter(tags=["access log"], route_class=StrictJsonRoute)
 
@@ -45,7 +45,7 @@ _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 def _entry_out(entry: AccessLogEntry) -> AccessLogEntryOut:
     return AccessLogEntryOut(
         id=entry.event_id,
-        occurred_at=as_utc(entry.occurred_at),
+        occurred_at=entry.occurred_at,
         source=AccessSource(entry.source),
         organisation_id=entry.organisation_id,
         organisation=entry.organisation,
@@ -103,8 +103,8 @@ async def my_access_log(
     session: SessionDep,
     request: Request,
     *,
-    since: Annotated[AwareDatetime | None, Query(description="From this time (inclusive)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before this time")] = None,
+    since: Annotated[Rfc3339DateTime | None, Query(description="From (inclusive)")] = None,
+    until: Annotated[Rfc3339DateTime | None, Query(description="Before this time")] = None,
     organisation_id: Annotated[uuid.UUID | None, Query(description="Only this reader")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="From `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,

@@ -172,6 +172,24 @@ async def persisted_verify_events(runtime: Runtime, count: int) -> None:
         await asyncio.sleep(0.05)
 
 
+class TestOperatorReads:
+    async def test_an_operator_reading_the_card_shows_in_the_log(
+        self, client: httpx.AsyncClient, app: FastAPI, runtime: Runtime
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        read = await client.get(
+            f"/v1/admin/cards/{holder.card_number}/credit-records",
+            headers=admin_headers(runtime, "adm_counter_7"),
+        )
+        assert read.status_code == 200, read.text
+
+        entries = await wait_for_entries(client, holder, 1)
+
+        assert [(e["source"], e["venue"], e["attributes"], e["outcome"]) for e in entries] == [
+            ("operator_read", "adm_counter_7", ["credit_records"], "read")
+        ]
+
+
 class TestReading:
     @pytest.fixture
     async def scanned(
