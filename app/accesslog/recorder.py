@@ -157,21 +157,20 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-async def record_disclosures(session: AsyncSession, events: Sequence[AuditRecord]) -> int:
+async def record_disclosures(
+    session: AsyncSession, events: Sequence[AuditRecord], *, look_up_stored: bool = True
+) -> int:
     """Adds the access-log entries of `events` not stored yet, in the caller's transaction;
-    returns how many were added."""
+    returns how many were added. `look_up_stored=False` when the caller knows none is (it
+    stored every event's audit row just now, in this transaction)."""
     found = [item for event in events if (item := disclosure(event)) is not None]
     if not found:
         return 0
-    stored = set(
-        (
-            await session.exec(
-                select(AccessLogEntry.event_id).where(
-                    col(AccessLogEntry.event_id).in_({item.event_id for item in found})
-                )
-            )
-        ).all()
-    )
+    stored: set[str] = set()
+    if look_up_stored:
+        wanted = {item.event_id for item in found}
+        statement = select(AccessLogEntry.event_id).where(col(AccessLogEntry.event_id).in_(wanted))
+        stored = set((await session.exec(statement)).all())
     fresh = {item.event_id: item for item in found if item.event_id not in stored}
     if not fresh:
         return 0

@@ -314,7 +314,9 @@ class AuditConsumer:
         try:
             async with self.database.session() as session:
                 written = await append_records(session, records)
-                await record_disclosures(session, records)
+                # Entries are only ever stored with their audit rows: if every row was new,
+                # no entry of the batch can be stored yet.
+                await record_disclosures(session, records, look_up_stored=written < len(records))
             await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
         finally:
             self._writing = False

@@ -348,6 +348,30 @@ class TestOfflineScans:
         assert denied.status_code in (401, 403)
         assert malformed.status_code == 422
 
+    async def test_a_disabled_scanner_uploads_nothing(
+        self, client: httpx.AsyncClient, app: FastAPI, runtime: Runtime
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        scanner = await create_scanner(client, runtime, scenes=["museum"])
+        token: str = (await client.get("/v1/me/qr", headers=holder.headers)).json()["token"]
+        disabled = await client.post(
+            f"/v1/admin/scanners/{scanner.client_id}/disable", headers=admin_headers(runtime)
+        )
+        assert disabled.status_code == 200, disabled.text
+        scan = {
+            "scan_id": "s1",
+            "token": token,
+            "scanned_at": datetime.now(UTC).isoformat(),
+            "verdict": "valid",
+        }
+
+        answer = await client.post(
+            "/v1/scanner/scans", json={"scans": [scan]}, headers=scanner.headers
+        )
+
+        assert answer.status_code == 401
+        assert answer.json()["type"].endswith("scanner-disabled")
+
 
 async def persisted_actions(runtime: Runtime, action: str, count: int) -> int:
     deadline = time.monotonic() + 10
