@@ -62,6 +62,12 @@ def _wants_csv(request: Request) -> bool:
     return any(part.split(";")[0].strip().lower() == CSV for part in accept.split(","))
 
 
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula is prefixed with
+    an apostrophe (organisation and venue names are not the holder's to choose)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _csv(entries: list[AccessLogEntryOut]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -71,8 +77,8 @@ def _csv(entries: list[AccessLogEntryOut]) -> str:
             [
                 entry.occurred_at.isoformat(),
                 entry.source.value,
-                entry.organisation,
-                entry.venue,
+                _cell(entry.organisation),
+                _cell(entry.venue),
                 entry.region_code,
                 entry.scene or "",
                 " ".join(entry.attributes),
@@ -90,6 +96,12 @@ def _csv(entries: list[AccessLogEntryOut]) -> str:
     responses={
         200: {
             "content": {CSV: {"schema": {"type": "string"}}},
+            "headers": {
+                "X-Next-Cursor": {
+                    "description": "CSV only: the next page's cursor, absent on the last page",
+                    "schema": {"type": "string"},
+                }
+            },
             "description": "A page of entries; `Accept: text/csv` gives it as CSV, with the "
             "next page's cursor in the `X-Next-Cursor` header",
         },

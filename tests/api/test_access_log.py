@@ -251,6 +251,22 @@ class TestReading:
         follow = await access_log(client, holder, cursor=response.headers["x-next-cursor"])
         assert follow["entries"] == entries[3:]
 
+    async def test_csv_cells_never_start_a_formula(
+        self, client: httpx.AsyncClient, app: FastAPI, runtime: Runtime
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        hostile = '=HYPERLINK("http://evil.example","x")'
+        organisation = await create_organisation(client, runtime, ["museum"], name=hostile)
+        await scan(client, holder, await create_scanner(client, runtime, organisation), "museum")
+        assert len(await wait_for_entries(client, holder, 1)) == 1
+
+        response = await client.get(
+            "/v1/me/access-log", headers={**holder.headers, "Accept": "text/csv"}
+        )
+
+        [row] = list(csv.DictReader(io.StringIO(response.text)))
+        assert row["organisation"] == "'" + hostile
+
     @pytest.mark.parametrize("cursor", ["not-a-cursor", "", "!!!", "MjAyNnx4"])
     async def test_a_forged_cursor_is_refused(
         self, client: httpx.AsyncClient, app: FastAPI, cursor: str
