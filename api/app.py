@@ -18,6 +18,7 @@ from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
+    access_log,
     applications,
     audit,
     clients,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(lifecycle.router)
     app.include_router(misuse.router)
     app.include_router(trust.router)
+    app.include_router(access_log.router)
     app.include_router(complaints.router)
     app.include_router(audit.router)
     if settings.docs_exposed:

@@ -1,5 +1,6 @@
 """Every table model, imported once so SQLModel.metadata is complete (Alembic, tests)."""
 
+from app.accesslog.models import AccessLogEntry
 from app.audit.models import AuditCheckpoint, AuditEvent
 from app.cards.models import (
     Card,
@@ -17,6 +18,7 @@ from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
+    "AccessLogEntry",
     "ApiClient",
     "AuditCheckpoint",
     "AuditEvent",

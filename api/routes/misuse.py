@@ -111,6 +111,8 @@ async def add_credit_record(
     responses=_CARD_ERRORS,
 )
 async def list_credit_records(
-    card_number: CardNumber, admin: CurrentAdmin, session: SessionDep
+    card_number: CardNumber, admin: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
 ) -> list[CreditRecordOut]:
-    return [_record_out(entry) for entry in await service.list_credit_records(session, card_number)]
+    """The read shows in the holder's access log (`GET /v1/me/access-log`)."""
+    found = await service.list_credit_records(session, runtime.store, admin.client_id, card_number)
+    return [_record_out(entry) for entry in found]

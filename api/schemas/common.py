@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -20,3 +21,20 @@ UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 PIN_PATTERN = r"^[0-9]{6}$"
 """A card PIN is exactly 6 digits (`app.security.pins`); a new PIN must also not be weak."""
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_only(value: object) -> object:
+    """Refuses what pydantic would otherwise read as a time (a number of seconds, a date with
+    a space): the OpenAPI `date-time` format is RFC 3339's date-time, and only that."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("an RFC 3339 date-time with its offset is required")
+    return value
+
+
+Rfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+"""A datetime in a request: RFC 3339 text with an offset, nothing else."""

@@ -5,6 +5,10 @@ Each cycle reads a batch from the stream's consumer group, writes it in one tran
 after the commit. A crash between commit and acknowledgement redelivers the batch to the
 same consumer name, which skips what is already stored: nothing lost, nothing doubled.
 
+The same transaction writes the holders' access-log entries of the batch
+(`app.accesslog.recorder`), keyed by event id as well: a kill and restart mid-stream neither
+loses nor doubles one.
+
 Every `checkpoint_every` seconds (SSC_AUDIT_CHECKPOINT_INTERVAL), and once more at shutdown,
 the consumer also writes a signed checkpoint of the chain's head (`app.audit.checkpoints`).
 """
@@ -25,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from app.accesslog.recorder import record_disclosures
 from app.audit.chain import AUDIT_TABLE, AuditRecord, append_records, canonical_data
 from app.audit.checkpoints import Checkpoint, checkpoint_key, write_checkpoint
 from app.audit.log import AUDIT_STREAM
@@ -309,6 +314,9 @@ class AuditConsumer:
         try:
             async with self.database.session() as session:
                 written = await append_records(session, records)
+                # Entries are only ever stored with their audit rows: if every row was new,
+                # no entry of the batch can be stored yet.
+                await record_disclosures(session, records, look_up_stored=written < len(records))
             await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
         finally:
             self._writing = False

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.accesslog.reads import record_operator_read
 from app.audit.log import record
 from app.cards.lifecycle_service import find_operator_card
 from app.cards.models import Card, utcnow
@@ -81,10 +82,14 @@ async def add_credit_record(
     return entry
 
 
-async def list_credit_records(session: AsyncSession, card_number: str) -> Sequence[CreditRecord]:
-    """The credit record notes of a card, oldest first.
+async def list_credit_records(
+    session: AsyncSession, store: Store, reader: str, card_number: str
+) -> Sequence[CreditRecord]:
+    """The credit record notes of a card, oldest first; the read shows in the holder's access
+    log (`app.accesslog.reads`).
 
     :raises CardNotFound, CardNumberRetired: as for lifecycle actions.
+    :raises StoreUnavailable: when the read cannot be audited.
     """
     card = await find_operator_card(session, card_number)
     statement = (
@@ -92,4 +97,6 @@ async def list_credit_records(session: AsyncSession, card_number: str) -> Sequen
         .where(CreditRecord.card_id == card.id)
         .order_by(col(CreditRecord.created_at), col(CreditRecord.id))
     )
-    return (await session.exec(statement)).all()
+    records = (await session.exec(statement)).all()
+    await record_operator_read(store, reader, card.id, "credit_records", ["credit_records"])
+    return records

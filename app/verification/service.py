@@ -299,7 +299,8 @@ def _pending(
             "verify",
             scanner.client_id,
             "",
-            {"kid": kid, "cti": cti, "scene": scan.scene, "org": constants.org},
+            # `handle`: the access log's card when the store had no snapshot of it.
+            {"kid": kid, "cti": cti, "scene": scan.scene, "org": constants.org, "handle": handle},
         ),
     )
     return _Pending(index, scan, check, handle, kid, claim)

@@ -97,6 +97,21 @@ async def test_an_outage_answers_503_is_logged_once_and_heals(
                 auth=(scanner.client_id, scanner.client_secret),
             ),
             "application": lambda: client.post("/v1/applications", json=application_body()),
+            "access log": lambda: client.get("/v1/me/access-log", headers=holder.headers),
+            "scan upload": lambda: client.post(
+                "/v1/scanner/scans",
+                json={
+                    "scans": [
+                        {
+                            "scan_id": "s1",
+                            "token": "SSC1:X",
+                            "scanned_at": "2026-11-26T08:30:00Z",
+                            "verdict": "valid",
+                        }
+                    ]
+                },
+                headers=scanner.headers,
+            ),
         }
         caplog.set_level(logging.INFO)
         caplog.clear()
@@ -111,7 +126,14 @@ async def test_an_outage_answers_503_is_logged_once_and_heals(
 
         own_postgres.start()
         statuses = {name: (await call()).status_code for name, call in calls.items()}
-        assert statuses == {"login": 200, "qr": 200, "oauth token": 200, "application": 201}
+        assert statuses == {
+            "login": 200,
+            "qr": 200,
+            "oauth token": 200,
+            "application": 201,
+            "access log": 200,
+            "scan upload": 200,
+        }
         lines = database_lines(caplog)
         assert len(lines) == 2 and lines[1].startswith(RECOVERY_LINE), lines
 
