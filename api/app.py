@@ -19,6 +19,7 @@ from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
     applications,
+    catalog,
     clients,
     docs,
     health,
@@ -30,6 +31,7 @@ from api.routes import (
     verify,
 )
 from app.audit.consumer import AuditConsumer
+from app.catalog.background import catalog_sync
 from app.config import Environment, Settings, load_settings
 from app.runtime import Runtime
 from app.store import StoreUnavailable
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
                 if settings.audit_consumer_in_api
                 else nullcontext() as consumer,
                 trust_sync(runtime),
+                catalog_sync(runtime),
                 epoch_watch(runtime.store_epochs),
             ):
                 app.state.audit_consumer = consumer
@@ -124,6 +127,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(lifecycle.router)
     app.include_router(misuse.router)
     app.include_router(trust.router)
+    app.include_router(catalog.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

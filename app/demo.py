@@ -91,6 +91,7 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
             venue_type="hospital",
             region_code=runtime.settings.issuer,
             scenes=list(DEMO_SCENES),
+            catalog=runtime.catalog,
         )
         scanner = await create_scanner(
             session,
@@ -100,6 +101,7 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
             organisation.id,
             name="demo gate scanner",
             scenes=list(DEMO_SCENES),
+            catalog=runtime.catalog,
         )
     async with runtime.database.session() as session:
         grant = await grant_client_credentials(

@@ -11,6 +11,7 @@ from app.cards.models import (
     RefreshToken,
     RetiredCardNumber,
 )
+from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
@@ -23,6 +24,7 @@ __all__ = [
     "CardApplication",
     "CardEvent",
     "CardStatusIndex",
+    "CatalogVersion",
     "CreditRecord",
     "Device",
     "MisuseAlert",
