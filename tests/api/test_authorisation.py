@@ -36,6 +36,8 @@ PUBLIC_ROUTES = {
     ("POST", "/v1/oauth/token"),
     ("GET", "/v1/status-lists/{issuer}"),
     ("GET", "/v1/trust-list"),
+    ("GET", "/v1/catalog"),
+    ("GET", "/v1/catalog/versions/{number}"),
 }
 
 # The verify hot path authenticates in its own ASGI fast path (api/routes/verify.py, with a
