@@ -13,7 +13,9 @@ from app.catalog.scenes import Attribute, Entitlement, Scene
 SceneCodeText = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
 CityCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Note = Annotated[str, StringConstraints(max_length=500)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+"""Not stripped: what the schema says of the length is what is checked."""
 
 _HOTEL: dict[str, Any] = {
     "code": "hotel",
