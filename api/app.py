@@ -21,6 +21,7 @@ from api.routes import (
     access_log,
     applications,
     audit,
+    catalog,
     clients,
     complaints,
     docs,
@@ -33,6 +34,7 @@ from api.routes import (
     verify,
 )
 from app.audit.consumer import AuditConsumer
+from app.catalog.background import catalog_sync
 from app.config import Environment, Settings, load_settings
 from app.runtime import Runtime
 from app.store import StoreUnavailable
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
                 if settings.audit_consumer_in_api
                 else nullcontext() as consumer,
                 trust_sync(runtime),
+                catalog_sync(runtime),
                 epoch_watch(runtime.store_epochs),
             ):
                 app.state.audit_consumer = consumer
@@ -130,6 +133,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(access_log.router)
     app.include_router(complaints.router)
     app.include_router(audit.router)
+    app.include_router(catalog.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

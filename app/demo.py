@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from app.audit.consumer import AuditConsumer
 from app.cards.documents import DocumentType, mod11_2_check_character
 from app.cards.service import ApplicationForm, approve_application, submit_application
+from app.catalog.service import refresh_catalog
 from app.clients.service import (
     ClientCredentialsRequest,
     create_organisation,
@@ -82,6 +83,7 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
             pin=pin,
         ),
     )
+    await refresh_catalog(runtime)  # the catalog in effect, not the built-in default
     async with runtime.database.session() as session:
         organisation = await create_organisation(
             session,
@@ -91,6 +93,7 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
             venue_type="hospital",
             region_code=runtime.settings.issuer,
             scenes=list(DEMO_SCENES),
+            catalog=runtime.catalog,
         )
         scanner = await create_scanner(
             session,
@@ -100,6 +103,7 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
             organisation.id,
             name="demo gate scanner",
             scenes=list(DEMO_SCENES),
+            catalog=runtime.catalog,
         )
     async with runtime.database.session() as session:
         grant = await grant_client_credentials(

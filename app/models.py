@@ -12,6 +12,7 @@ from app.cards.models import (
     RefreshToken,
     RetiredCardNumber,
 )
+from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.misuse.models import CreditRecord, MisuseAlert
@@ -26,6 +27,7 @@ __all__ = [
     "CardApplication",
     "CardEvent",
     "CardStatusIndex",
+    "CatalogVersion",
     "Complaint",
     "ComplaintEvent",
     "CreditRecord",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from app.catalog.scenes import CatalogSnapshot, default_snapshot
 from app.config import Environment, Settings
 from app.db import Database
 from app.security.pii import PiiCipher
@@ -62,6 +63,8 @@ class Runtime:
     token_issuer: TokenIssuer
     store_epochs: StoreEpochs
     """The store's data generation as this worker knows it (replay protection after a loss)."""
+    catalog: CatalogSnapshot
+    """The scene catalog in effect; replaced (never mutated) on change: `app.catalog`."""
     foreign_status_lists: Mapping[str, StatusListToken] = field(default_factory=dict)
     """Other issuers' verified status lists by issuer code (refreshed with the verifier)."""
 
@@ -97,6 +100,7 @@ class Runtime:
                 keyring, settings.issuer, card_handle_key, lifetime=settings.token_lifetime
             ),
             store_epochs=StoreEpochs(store, database, clock_skew=settings.clock_skew),
+            catalog=default_snapshot(settings.issuer),
         )
 
     @property

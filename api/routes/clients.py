@@ -95,6 +95,7 @@ async def create_organisation(
         scenes=body.scenes,
         latitude=body.latitude,
         longitude=body.longitude,
+        catalog=runtime.catalog,
     )
     return OrganisationOut.model_validate(organisation, from_attributes=True)
 
@@ -135,6 +136,7 @@ async def create_scanner(
         organisation_id,
         name=body.name,
         scenes=body.scenes,
+        catalog=runtime.catalog,
     )
     return ScannerCreated(
         **_scanner_out(issued.client).model_dump(), client_secret=issued.client_secret

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.log import record
-from app.catalog.scenes import UnknownSceneError, require_scenes
+from app.catalog.scenes import DEFAULT_CATALOG, CatalogSnapshot, UnknownSceneError
 from app.clients.errors import (
     InvalidClient,
     InvalidRole,
@@ -79,9 +79,10 @@ class TokenGrant:
     scopes: tuple[str, ...]
 
 
-def _scenes(codes: Sequence[str]) -> list[str]:
+def _scenes(codes: Sequence[str], catalog: CatalogSnapshot, region: str) -> list[str]:
+    """The codes in catalog order, each a scene of the province or of the region's city."""
     try:
-        return require_scenes(codes)
+        return catalog.require_scenes(codes, region)
     except UnknownSceneError as error:
         raise UnknownScene(str(error), scenes=error.codes) from None
 
@@ -101,16 +102,19 @@ async def create_organisation(
     scenes: Sequence[str],
     latitude: float | None = None,
     longitude: float | None = None,
+    catalog: CatalogSnapshot = DEFAULT_CATALOG,
 ) -> Organisation:
     """The venue's location (degrees, WGS 84) lets the misuse watch spot impossible travel.
 
+    :param catalog: the worker's snapshot (`Runtime.catalog`): the scenes must be the
+        province's or those of the region's city supplement.
     :raises UnknownScene: when a scene code is not in the catalog.
     """
     organisation = Organisation(
         name=name,
         venue_type=venue_type,
         region_code=region_code,
-        scenes=_scenes(scenes),
+        scenes=_scenes(scenes, catalog, region_code),
         latitude=latitude,
         longitude=longitude,
     )
@@ -141,13 +145,14 @@ async def create_scanner(
     *,
     name: str,
     scenes: Sequence[str],
+    catalog: CatalogSnapshot = DEFAULT_CATALOG,
 ) -> IssuedClient:
     """A scanner bound to a subset of its organisation's scenes; active at once.
 
     :raises OrganisationNotFound, UnknownScene, SceneNotOffered:
     """
     organisation = await get_organisation(session, organisation_id)
-    codes = _scenes(scenes)
+    codes = _scenes(scenes, catalog, organisation.region_code)
     not_offered = sorted(set(codes).difference(organisation.scenes))
     if not_offered:
         raise SceneNotOffered(

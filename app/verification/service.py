@@ -30,7 +30,7 @@ from app.audit.log import AUDIT_STREAM, audit_fields
 from app.cards.models import Card, CardStatus, Person
 from app.cards.service import card_snapshot
 from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
-from app.catalog.scenes import BASE_ATTRIBUTES, SCENES, Attribute
+from app.catalog.scenes import BASE_ATTRIBUTES, Attribute
 from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_principal
 from app.runtime import Runtime
 from app.security.principals import ScannerPrincipal
@@ -465,7 +465,7 @@ def _verdict(
     verdict = UNKNOWN_CARD_VERDICT if snapshot is None else _CARD_VERDICTS[snapshot.status]
     if snapshot is None or verdict is not Verdict.VALID:
         return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene)
-    catalogued = None if scene is None else SCENES.get(scene)
+    catalogued = None if scene is None else runtime.catalog.scene(scene)
     allowed = BASE_ATTRIBUTES if catalogued is None else catalogued.attributes
     holder: dict[str, str] = {}
     if Attribute.masked_name in allowed:

@@ -38,6 +38,8 @@ PUBLIC_ROUTES = {
     ("POST", "/v1/oauth/token"),
     ("GET", "/v1/status-lists/{issuer}"),
     ("GET", "/v1/trust-list"),
+    ("GET", "/v1/catalog"),
+    ("GET", "/v1/catalog/versions/{number}"),
     ("POST", "/v1/complaints"),  # anyone may complain (with a contact), rate-limited
     ("GET", "/v1/complaints/{tracking_number}"),  # the tracking number is the capability
 }

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlmodel import select
 
-from app.catalog.scenes import BASE_ATTRIBUTES, SCENES, Attribute, UnknownSceneError, require_scenes
+from app.catalog.scenes import SCENES, Attribute, Entitlement, UnknownSceneError, require_scenes
 from app.clients import service
 from app.clients.errors import InvalidClient, InvalidScope, SceneNotOffered, UnknownScene
 from app.clients.models import ApiClient
@@ -62,10 +62,17 @@ async def grant(
 
 
 class TestCatalog:
-    def test_every_scene_receives_the_base_attributes_and_hotel_the_document_type(self) -> None:
-        assert all(scene.attributes >= BASE_ATTRIBUTES for scene in SCENES.values())
-        assert Attribute.document_type in SCENES["hotel"].attributes
+    def test_each_default_scene_has_its_own_allow_list(self) -> None:
+        assert all(Attribute.pseudonym in scene.attributes for scene in SCENES.values())
+        assert SCENES["hotel"].attributes == {
+            Attribute.full_name,
+            Attribute.document_type,
+            Attribute.document_number,
+            Attribute.pseudonym,
+        }
         assert Attribute.document_type not in SCENES["metro"].attributes
+        assert Entitlement.elderly_preferential in SCENES["bus"].entitlements
+        assert not SCENES["library"].entitlements
 
     def test_require_scenes_names_every_unknown_code(self) -> None:
         with pytest.raises(UnknownSceneError) as raised:
