@@ -25,6 +25,7 @@ from api.routes import (
     clients,
     complaints,
     docs,
+    entitlements,
     health,
     holder,
     keys,
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(clients.router)
     app.include_router(verify.router)
     app.include_router(lifecycle.router)
+    app.include_router(entitlements.router)
     app.include_router(misuse.router)
     app.include_router(trust.router)
     app.include_router(access_log.router)

@@ -23,9 +23,9 @@ from sqlmodel import select
 from app.audit.models import AuditEvent
 from app.cards.documents import mod11_2_check_character
 from app.cards.models import Card, CardStatus, Person
-from app.cards.snapshot import CardSnapshot, publish_card_snapshot
+from app.cards.service import card_snapshot
+from app.cards.snapshot import publish_card_snapshot
 from app.runtime import Runtime
-from app.security.pii import mask_name
 from app.security.roles import REGION_CLAIM, ROLE_CLAIM, AdminRole
 from app.security.tokens import PrincipalKind
 from token_service import TokenIssuer
@@ -127,6 +127,7 @@ async def create_scannable_card(
         document_index=secrets.token_hex(32),
         document_number_sealed=runtime.pii.seal("document_number", "110101199003071234"),
         name_sealed=runtime.pii.seal("name", name),
+        birth_date_sealed=runtime.pii.seal("birth_date", "1990-03-07"),
         phone_sealed=runtime.pii.seal("phone", "13800138000"),
         phone_index=secrets.token_hex(32),
     )
@@ -146,7 +147,7 @@ async def create_scannable_card(
         await session.flush()
         session.add(card)
     await publish_card_snapshot(
-        runtime.store, card.handle, CardSnapshot(status, card.id, mask_name(name))
+        runtime.store, card.handle, card_snapshot(runtime.pii, card, person)
     )
     return card
 

@@ -24,6 +24,11 @@ Decisions:
   accept.
 - The replay cache records a token only when it is accepted, so a scan refused for a stale
   bundle can be repeated after a sync; a token seen before is `replayed` even then.
+- Offline disclosure is nothing beyond the verdict: neither the QR token nor the bundle
+  carries personal data (the token seals only a card handle, the bundle holds keys, issuers,
+  scenes and status lists), so an offline answer names the verdict and the scene scanned for,
+  never a name, document number, age band, pseudonym or entitlement, whatever the scene's
+  catalog entry allows online. A venue that needs those scans online.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from token_service.bundle import MAX_BUNDLE_BYTES, BundleError, VerifierBundle, load_bundle
@@ -184,6 +189,8 @@ class OfflineResult:
     status_index: int | None = None
     status: Status | None = None
     reason: str | None = None
+    scene: str | None = None
+    """The scene scanned for; offline, the answer discloses nothing of the holder."""
 
 
 class OfflineVerifier:
@@ -245,6 +252,9 @@ class OfflineVerifier:
         :param scene: the scene scanned for; None skips the scene check.
         :raises ReplayCacheError: only if a persistent replay cache cannot be written.
         """
+        return replace(self._verify(token, scene), scene=scene)
+
+    def _verify(self, token: str, scene: str | None) -> OfflineResult:
         now = self._clock()
         bundle = self._bundle
         age = bundle.age(now)

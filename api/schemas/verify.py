@@ -32,11 +32,35 @@ class VerifyRequest(BaseModel):
     )
 
 
+class GrantedEntitlement(BaseModel):
+    kind: str = Field(examples=["elderly_preferential"])
+    expires_at: str = Field(description="ISO 8601, UTC", examples=["2027-12-31T16:00:00Z"])
+
+
 class Holder(BaseModel):
-    masked_name: str = Field(examples=["张*三"])
-    pseudonym: str = Field(
+    """Exactly the attributes the scene's catalog entry lists, and nothing else: a field the
+    scene does not list is absent (not null). Without a scene: `masked_name` and `pseudonym`."""
+
+    masked_name: str | None = Field(default=None, examples=["张*三"])
+    pseudonym: str | None = Field(
+        default=None,
         description="Pairwise: stable for one organisation, unlinkable across organisations",
         examples=["q0bW8m1t3rP6sC9yZ2xLkA"],
+    )
+    full_name: str | None = Field(default=None, examples=["张小三"])
+    document_type: str | None = Field(default=None, examples=["resident_id"])
+    document_number: str | None = Field(default=None, examples=["110101199003071234"])
+    masked_document_number: str | None = Field(default=None, examples=["110***********1234"])
+    age_band: str | None = Field(
+        default=None,
+        description="under_14, 14_17, 18_59, 60_64, 65_69 or 70_plus; null when the "
+        "holder's document states no birth date",
+        examples=["18_59"],
+    )
+    entitlements: list[GrantedEntitlement] | None = Field(
+        default=None,
+        description="Only for scenes that read entitlements, and only when the holder has "
+        "one of the scene's kinds granted and unexpired (absent otherwise)",
     )
 
 

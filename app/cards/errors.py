@@ -93,3 +93,17 @@ class StatusListFull(DomainError):
     code = "status-list-full"
     title = "The status list has no room for another card"
     status = 507
+
+
+class EntitlementNotGranted(NotFound):
+    """Withdrawing an entitlement the card's holder does not hold."""
+
+    code = "entitlement-not-granted"
+    title = "The holder has no such entitlement"
+
+
+class InvalidEntitlement(InvalidRequest):
+    """An entitlement that would be expired the moment it is granted."""
+
+    code = "invalid-entitlement"
+    title = "Invalid entitlement"

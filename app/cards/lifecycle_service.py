@@ -34,7 +34,7 @@ from app.cards.errors import CardNotFound, CardNumberRetired, HolderNotVerified
 from app.cards.lifecycle import CardAction, Channel, next_status
 from app.cards.models import Card, CardEvent, CardStatus, Person, RetiredCardNumber, utcnow
 from app.cards.numbers import new_card_number
-from app.cards.service import card_snapshot, new_card_handle
+from app.cards.service import load_card_snapshot, new_card_handle
 from app.cards.snapshot import CardSnapshot, publish_card_snapshot, retire_card_handle
 from app.cards.status_indexes import renew_pool
 from app.errors import DomainError, InvalidRequest
@@ -276,7 +276,7 @@ async def _apply(
         "reason": reason,
         **details,
     }
-    snapshot = card_snapshot(runtime.pii, card, person)
+    snapshot = await load_card_snapshot(session, runtime.pii, card, person)
     return _Applied(transition, card.handle, snapshot, actor, audit, retired_handle)
 
 

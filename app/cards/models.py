@@ -172,3 +172,18 @@ class RetiredCardNumber(SQLModel, table=True):
     card_number: str = Field(max_length=20, primary_key=True)
     card_id: uuid.UUID = Field(foreign_key="cards.id")
     retired_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class HolderEntitlement(SQLModel, table=True):
+    """An entitlement (GD7) granted to a card holder until `expires_at`; withdrawing deletes
+    the row (the audit log keeps the history). Shown only to scenes that list its kind."""
+
+    __tablename__ = "entitlements"
+    __table_args__ = (UniqueConstraint("person_id", "kind"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    person_id: uuid.UUID = Field(foreign_key="persons.id", index=True)
+    kind: str = Field(max_length=32)
+    expires_at: datetime = Field(sa_column=timestamp_column())
+    granted_by: str = Field(max_length=128)
+    granted_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

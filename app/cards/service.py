@@ -11,9 +11,9 @@ import re
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -33,6 +33,7 @@ from app.cards.models import (
     Card,
     CardApplication,
     CardStatus,
+    HolderEntitlement,
     Person,
     utcnow,
 )
@@ -41,7 +42,13 @@ from app.cards.numbers import (
     new_social_security_number,
     normalise_card_number,
 )
-from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
+from app.cards.snapshot import (
+    AttributeView,
+    CardSnapshot,
+    GrantedEntitlement,
+    card_key,
+    publish_card_snapshot,
+)
 from app.cards.status_indexes import free_indexes, pool_entries
 from app.errors import DomainError
 from app.runtime import Runtime
@@ -293,9 +300,8 @@ async def approve_application(
     application.card_id = card.id
     session.add(application)
     await session.flush()
-    await publish_card_snapshot(
-        runtime.store, card.handle, card_snapshot(runtime.pii, card, person)
-    )
+    snapshot = await load_card_snapshot(session, runtime.pii, card, person)
+    await publish_card_snapshot(runtime.store, card.handle, snapshot)
     await record(
         runtime.store,
         "application.approved",
@@ -375,10 +381,45 @@ def new_card_handle() -> str:
     return secrets.token_bytes(16).hex()
 
 
-def card_snapshot(pii: PiiCipher, card: Card, person: Person) -> CardSnapshot:
-    """What the verify path needs of a card: status, id and the masked name."""
+def card_snapshot(
+    pii: PiiCipher,
+    card: Card,
+    person: Person,
+    entitlements: Sequence[HolderEntitlement] = (),
+) -> CardSnapshot:
+    """What the verify path needs of a card: status, id, the masked name and the sealed
+    attribute view (`app.cards.snapshot.AttributeView`) with the holder's `entitlements`."""
     name = pii.open(NAME_FIELD, person.name_sealed)
-    return CardSnapshot(CardStatus(card.status), card.id, mask_name(name))
+    view = AttributeView(
+        full_name=name,
+        document_type=person.document_type,
+        document_number=pii.open(DOCUMENT_NUMBER_FIELD, person.document_number_sealed),
+        birth_date=birth_date_of(pii, person),
+        entitlements=tuple(
+            GrantedEntitlement(granted.kind, _aware(granted.expires_at).timestamp())
+            for granted in sorted(entitlements, key=lambda granted: granted.kind)
+        ),
+    )
+    return CardSnapshot(CardStatus(card.status), card.id, mask_name(name), view.seal(pii, card.id))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives timestamps back naive; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def holder_entitlements(
+    session: AsyncSession, person_id: uuid.UUID
+) -> Sequence[HolderEntitlement]:
+    statement = select(HolderEntitlement).where(HolderEntitlement.person_id == person_id)
+    return list(await session.exec(statement))
+
+
+async def load_card_snapshot(
+    session: AsyncSession, pii: PiiCipher, card: Card, person: Person
+) -> CardSnapshot:
+    """`card_snapshot` with the holder's entitlements read from the database."""
+    return card_snapshot(pii, card, person, await holder_entitlements(session, person.id))
 
 
 async def refill_card_snapshots(session: AsyncSession, runtime: Runtime) -> int:
@@ -391,9 +432,8 @@ async def refill_card_snapshots(session: AsyncSession, runtime: Runtime) -> int:
     for card, person in rows:
         if await runtime.store.get(card_key(card.handle)) is not None:
             continue
-        await runtime.store.set(
-            card_key(card.handle), card_snapshot(runtime.pii, card, person).encode()
-        )
+        snapshot = await load_card_snapshot(session, runtime.pii, card, person)
+        await runtime.store.set(card_key(card.handle), snapshot.encode())
         written += 1
     return written
 

@@ -4,14 +4,30 @@ The cards domain writes a `CardSnapshot` into the store under `card_key(handle)`
 card is created or changes state, and publishes the handle on `CARD_CHANGES` so every
 worker drops what it cached. The verify path reads it in the same round trip that claims
 the token (see `app.store.base.ScanClaim`).
+
+Besides the status, a snapshot carries the card's **attribute view** (`AttributeView`): every
+attribute a catalog scene may receive (full name, document type and number, birth date for
+the age band, entitlements with their expiry), precomputed at card change so the verify
+path never reads SQL for them. The view is sealed (AES-256-GCM under a key derived for this
+purpose only, bound to the card id: `PiiCipher.seal_view`), so the store never holds a
+name or document number in clear; the verify path opens it once per valid scan, and only
+for scenes that receive more than the masked name and the pseudonym.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import orjson
 
 from app.cards.models import CardStatus
+from app.security.errors import PiiError
+from app.security.pii import PiiCipher, mask_document_number
 from app.store import Store
 
 CARD_CHANGES = "card-changes"
@@ -25,19 +41,96 @@ def card_key(handle: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantedEntitlement:
+    kind: str
+    expires_at: float
+    """Unix time after which the entitlement no longer shows."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeView:
+    """Everything a scene may be shown of a card holder, in clear: only ever in memory."""
+
+    full_name: str
+    document_type: str
+    document_number: str
+    birth_date: date | None
+    entitlements: tuple[GrantedEntitlement, ...] = ()
+
+    @property
+    def masked_document_number(self) -> str:
+        return mask_document_number(self.document_number)
+
+    def seal(self, pii: PiiCipher, card_id: uuid.UUID) -> str:
+        """base64url of the sealed view (text: snapshots travel in audit events too)."""
+        plain = orjson.dumps(
+            [
+                self.full_name,
+                self.document_type,
+                self.document_number,
+                None if self.birth_date is None else self.birth_date.isoformat(),
+                [[granted.kind, granted.expires_at] for granted in self.entitlements],
+            ]
+        )
+        sealed = pii.seal_view(card_id.bytes, plain)
+        return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def open(cls, pii: PiiCipher, card_id: uuid.UUID, sealed: str) -> AttributeView:
+        """:raises PiiError: when `sealed` is not a view of this card sealed under this key."""
+        try:
+            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        except (binascii.Error, ValueError):
+            raise PiiError("sealed view is not base64url") from None
+        name, doc_type, number, born, granted = orjson.loads(pii.open_view(card_id.bytes, raw))
+        return cls(
+            name,
+            doc_type,
+            number,
+            None if born is None else date.fromisoformat(born),
+            tuple(GrantedEntitlement(kind, float(expires)) for kind, expires in granted),
+        )
+
+
+def age_band(born: date, today: date) -> str:
+    """The age band a scene sees instead of the birth date."""
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    for upper, band in _AGE_BANDS:
+        if age < upper:
+            return band
+    return "70_plus"
+
+
+_AGE_BANDS: Sequence[tuple[int, str]] = (
+    (14, "under_14"),
+    (18, "14_17"),
+    (60, "18_59"),
+    (65, "60_64"),
+    (70, "65_69"),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class CardSnapshot:
     status: CardStatus
     card_id: uuid.UUID
     masked_name: str
+    view: str = field(default="", compare=False)
+    """The sealed `AttributeView`; empty in a snapshot written before views existed (the
+    verify path then rebuilds the snapshot from SQL when a scene needs more)."""
 
     def encode(self) -> bytes:
-        return f"{self.status.value}|{self.card_id.hex}|{self.masked_name}".encode()
+        return f"{self.status.value}|{self.card_id.hex}|{self.view}|{self.masked_name}".encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> CardSnapshot:
         """:raises ValueError: when `raw` is not an encoded snapshot."""
-        status, card_id, masked_name = raw.decode().split("|", 2)
-        return cls(CardStatus(status), uuid.UUID(hex=card_id), masked_name)
+        parts = raw.decode().split("|", 3)
+        if len(parts) == 3:  # written before attribute views
+            status, card_id, masked_name = parts
+            return cls(CardStatus(status), uuid.UUID(hex=card_id), masked_name)
+        status, card_id, view, masked_name = parts
+        return cls(CardStatus(status), uuid.UUID(hex=card_id), masked_name, view)
 
 
 async def publish_card_snapshot(store: Store, handle: str, snapshot: CardSnapshot) -> None:

@@ -29,6 +29,8 @@ SEALED_V1 = b"\x01"
 _ENCRYPTION_INFO = b"ssc/pii/encryption/v1"
 _INDEX_INFO = b"ssc/pii/blind-index/v1"
 _INDEX_DOMAIN = b"ssc/pii/blind-index/v1\x00"
+_VIEW_INFO = b"ssc/pii/card-view/v1"
+_VIEW_AAD = b"ssc/card-view/v1\x00"
 
 
 def _derive(master: bytes, info: bytes) -> bytes:
@@ -50,7 +52,7 @@ class PiiCipher:
     columns have unrelated index values.
     """
 
-    __slots__ = ("_aead", "_index_key")
+    __slots__ = ("_aead", "_index_key", "_view_aead")
 
     def __init__(self, encryption_key: bytes, index_key: bytes) -> None:
         if len(encryption_key) != KEY_BYTES or len(index_key) != KEY_BYTES:
@@ -59,6 +61,8 @@ class PiiCipher:
             raise ValueError("the blind-index key must differ from the encryption key")
         self._aead = AESGCM(encryption_key)
         self._index_key = index_key
+        # A key for one purpose only: the card attribute views cached in the store.
+        self._view_aead = AESGCM(_derive(encryption_key, _VIEW_INFO))
 
     @classmethod
     def from_master_key(cls, master: bytes) -> PiiCipher:
@@ -88,6 +92,23 @@ class PiiCipher:
             return plaintext.decode()
         except UnicodeDecodeError:
             raise PiiError(f"sealed {field!r} value is not text") from None
+
+    def seal_view(self, subject: bytes, plaintext: bytes) -> bytes:
+        """Seals a card's attribute view for the store, bound to `subject` (the card id): a
+        view copied onto another card's entry fails to open. Nonce + ciphertext-with-tag."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._view_aead.encrypt(nonce, plaintext, _VIEW_AAD + subject)
+
+    def open_view(self, subject: bytes, sealed: bytes) -> bytes:
+        """Opens what `seal_view(subject, ...)` produced; anything else raises `PiiError`."""
+        if len(sealed) < NONCE_BYTES + TAG_BYTES:
+            raise PiiError("sealed view is truncated")
+        try:
+            return self._view_aead.decrypt(
+                sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _VIEW_AAD + subject
+            )
+        except InvalidTag:
+            raise PiiError("sealed view failed authentication") from None
 
     def blind_index(self, field: str, value: str) -> str:
         """Hex HMAC-SHA256 of the normalised value; equal inputs give equal indexes per field.

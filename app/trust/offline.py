@@ -64,7 +64,8 @@ class OfflineOutcome:
         return self.result is not None and self.result.accepted
 
     def lines(self) -> list[str]:
-        """What the operator reads: verdict, admission, staleness, bundle age."""
+        """What the operator reads: verdict, admission, staleness, bundle age, scene. Never
+        anything of the holder: offline disclosure is nothing beyond the verdict."""
         result = self.result
         if result is None:
             return [f"error: {self.error}"]
@@ -74,6 +75,8 @@ class OfflineOutcome:
             f"stale: {'yes' if result.stale else 'no'}",
             f"bundle age: {int(result.bundle_age_seconds)} s (max {self.max_age} s)",
         ]
+        if result.scene is not None:
+            lines.append(f"scene: {result.scene}")
         if result.issuer is not None:
             lines.append(f"issuer: {result.issuer}")
         if result.reason is not None:

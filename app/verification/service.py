@@ -21,18 +21,25 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from sqlmodel import select
 
 from app.audit.log import AUDIT_STREAM, audit_fields
 from app.cards.models import Card, CardStatus, Person
-from app.cards.service import card_snapshot
-from app.cards.snapshot import CardSnapshot, card_key, publish_card_snapshot
-from app.catalog.scenes import BASE_ATTRIBUTES, Attribute
+from app.cards.service import load_card_snapshot
+from app.cards.snapshot import (
+    AttributeView,
+    CardSnapshot,
+    age_band,
+    card_key,
+    publish_card_snapshot,
+)
+from app.catalog.scenes import BASE_ATTRIBUTES, Attribute, Entitlement
 from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_principal
 from app.runtime import Runtime
+from app.security.errors import PiiError
 from app.security.principals import ScannerPrincipal
 from app.store import EpochChanged, ScanClaim, ScanClaimResult, StoreUnavailable
 from app.store.base import AUDIT_OUTCOME_PRINCIPAL_REJECTED
@@ -55,6 +62,8 @@ _LISTED_VERDICTS: Mapping[int, Verdict] = {
     Status.SUSPENDED: Verdict.CARD_SUSPENDED,
     Status.INVALID: Verdict.CARD_CANCELLED,
 }
+_CHINA = timezone(timedelta(hours=8))
+"""Ages are counted by the calendar day in China."""
 UNKNOWN_CARD_VERDICT = Verdict.CARD_CANCELLED
 """A genuine token whose card no longer exists anywhere: treated as a cancelled card."""
 
@@ -76,7 +85,7 @@ class ScanResult:
     kid: str | None
     issuer: str | None
     scene: str | None
-    holder: Mapping[str, str] | None = None
+    holder: Mapping[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         answer: dict[str, object] = {
@@ -415,7 +424,19 @@ async def _decide(
         snapshot = _snapshot((result.existing or b"")[len(retry_of) :]) or _snapshot(result.status)
         if snapshot is None:
             snapshot = await _load_snapshot(runtime, item.handle)
-    return _verdict(runtime, scanner, item, snapshot, checked_at)
+    view = None
+    if (
+        snapshot is not None
+        and snapshot.status is CardStatus.active
+        and _needs_view(runtime, item.scan.scene)
+    ):
+        view = _open_view(runtime, snapshot)
+        if view is None:
+            # A snapshot written before attribute views (or under another data key): the
+            # card's current view, from SQL once; the store gets it for the next scans.
+            fresh = await _load_snapshot(runtime, item.handle)
+            view = None if fresh is None else _open_view(runtime, fresh)
+    return _verdict(runtime, scanner, item, snapshot, checked_at, view=view)
 
 
 def _is_retry(scanner: ScannerPrincipal, item: _Pending, result: ScanClaimResult) -> bool:
@@ -460,21 +481,78 @@ def _verdict(
     item: _Pending,
     snapshot: CardSnapshot | None,
     checked_at: str,
+    *,
+    view: AttributeView | None,
 ) -> ScanResult:
     scene = item.scan.scene
     verdict = UNKNOWN_CARD_VERDICT if snapshot is None else _CARD_VERDICTS[snapshot.status]
     if snapshot is None or verdict is not Verdict.VALID:
         return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene)
     catalogued = None if scene is None else runtime.catalog.scene(scene)
-    allowed = BASE_ATTRIBUTES if catalogued is None else catalogued.attributes
-    holder: dict[str, str] = {}
+    if catalogued is None:
+        allowed, readable = BASE_ATTRIBUTES, frozenset[Entitlement]()
+    else:
+        allowed, readable = catalogued.attributes, catalogued.entitlements
+    holder: dict[str, object] = {}
     if Attribute.masked_name in allowed:
         holder["masked_name"] = snapshot.masked_name
     if Attribute.pseudonym in allowed:
         holder["pseudonym"] = _pseudonym(
             runtime.pseudonym_key, _constants(scanner).org_bytes, snapshot.card_id.bytes
         )
+    if view is not None:
+        _disclose(holder, view, allowed, readable, time.time())
     return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene, holder)
+
+
+def _iso_seconds(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _needs_view(runtime: Runtime, scene: str | None) -> bool:
+    """Whether the scene receives anything beyond the masked name and the pseudonym."""
+    catalogued = None if scene is None else runtime.catalog.scene(scene)
+    if catalogued is None:
+        return False
+    return bool(catalogued.entitlements) or not catalogued.attributes <= BASE_ATTRIBUTES
+
+
+def _open_view(runtime: Runtime, snapshot: CardSnapshot) -> AttributeView | None:
+    if not snapshot.view:
+        return None
+    try:
+        return AttributeView.open(runtime.pii, snapshot.card_id, snapshot.view)
+    except (PiiError, ValueError, TypeError):
+        return None
+
+
+def _disclose(
+    holder: dict[str, object],
+    view: AttributeView,
+    allowed: frozenset[Attribute],
+    readable: frozenset[Entitlement],
+    now: float,
+) -> None:
+    """Adds to `holder` exactly the view's attributes the scene lists, and nothing else."""
+    if Attribute.full_name in allowed:
+        holder["full_name"] = view.full_name
+    if Attribute.document_type in allowed:
+        holder["document_type"] = view.document_type
+    if Attribute.document_number in allowed:
+        holder["document_number"] = view.document_number
+    if Attribute.masked_document_number in allowed:
+        holder["masked_document_number"] = view.masked_document_number
+    if Attribute.age_band in allowed:
+        born = view.birth_date
+        today = datetime.fromtimestamp(now, _CHINA).date()
+        holder["age_band"] = None if born is None else age_band(born, today)
+    granted = [
+        {"kind": entitlement.kind, "expires_at": _iso_seconds(entitlement.expires_at)}
+        for entitlement in view.entitlements
+        if entitlement.kind in readable and entitlement.expires_at > now
+    ]
+    if granted:  # absent when none: scenes reading entitlements keep the answer they had
+        holder["entitlements"] = granted
 
 
 async def _load_snapshot(runtime: Runtime, handle: str) -> CardSnapshot | None:
@@ -484,9 +562,9 @@ async def _load_snapshot(runtime: Runtime, handle: str) -> CardSnapshot | None:
             select(Card, Person).where(Card.handle == handle).where(Card.person_id == Person.id)
         )
         row = (await session.exec(statement)).first()
-    if row is None:
-        return None
-    card, person = row
-    snapshot = card_snapshot(runtime.pii, card, person)
+        if row is None:
+            return None
+        card, person = row
+        snapshot = await load_card_snapshot(session, runtime.pii, card, person)
     await publish_card_snapshot(runtime.store, handle, snapshot)
     return snapshot
