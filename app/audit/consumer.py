@@ -33,6 +33,7 @@ from app.accesslog.recorder import record_disclosures
 from app.audit.chain import AUDIT_TABLE, AuditRecord, append_records, canonical_data
 from app.audit.checkpoints import Checkpoint, checkpoint_key, write_checkpoint
 from app.audit.log import AUDIT_STREAM
+from app.cards.snapshot import snapshot_without_view
 from app.cooperative import in_slices
 from app.db import Database, DatabaseUnavailable
 from app.runtime import Runtime
@@ -127,6 +128,11 @@ def parse_entry(entry: StreamEntry) -> AuditRecord:
         raise UnparseableEntry("data is not a JSON object")
     for name in fields.keys() - _CORE_FIELDS:
         data[name] = fields[name]
+    if isinstance(data.get("status"), str):
+        # The card snapshot a scan read: kept without its sealed attribute view, which the
+        # permanent audit log has no use for (personal data, even sealed, is kept no longer
+        # than needed).
+        data["status"] = snapshot_without_view(data["status"])
     try:
         stored = canonical_data(data)
     except TypeError as error:  # e.g. a lone surrogate in an extra field

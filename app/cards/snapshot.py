@@ -133,6 +133,15 @@ class CardSnapshot:
         return cls(CardStatus(status), uuid.UUID(hex=card_id), masked_name, view)
 
 
+def snapshot_without_view(encoded: str) -> str:
+    """An encoded snapshot as the audit log keeps it: status, card id, masked name, no view."""
+    parts = encoded.split("|", 3)
+    if len(parts) != 4:
+        return encoded
+    status, card_id, _, masked_name = parts
+    return f"{status}|{card_id}|{masked_name}"
+
+
 async def publish_card_snapshot(store: Store, handle: str, snapshot: CardSnapshot) -> None:
     """Every card state change goes through here, so here the status list learns of it too."""
     await store.set(card_key(handle), snapshot.encode())

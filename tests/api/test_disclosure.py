@@ -5,19 +5,24 @@ beyond the verdict; entitlements only while granted and unexpired; pseudonyms pa
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 
+from app.audit.consumer import parse_entry
+from app.audit.log import audit_fields
 from app.cards import entitlements
-from app.cards.models import Card
+from app.cards.models import Card, CardStatus
+from app.cards.snapshot import AttributeView, CardSnapshot
 from app.catalog.defaults import DEFAULT_SCENES
 from app.catalog.scenes import Attribute, Entitlement
 from app.runtime import Runtime
-from app.store import Store
+from app.store import Store, StreamEntry
 from app.store.redis import RedisStore
 from tests.app.trust.support import create_listed_card, listed_token
 from tests.factories import (
@@ -267,3 +272,26 @@ async def redis_values(store: RedisStore) -> list[bytes]:
         elif kind == "list":
             found.extend(await redis.lrange(key, 0, -1))
     return found
+
+
+class TestAuditLogKeepsNoView:
+    def test_a_scans_audit_record_keeps_the_card_status_without_the_sealed_view(
+        self, runtime: Runtime
+    ) -> None:
+        card_id = uuid.uuid4()
+        view = AttributeView(NAME, "resident_id", DOCUMENT_NUMBER, None)
+        snapshot = CardSnapshot(
+            CardStatus.active, card_id, "张*丰", view.seal(runtime.pii, card_id)
+        )
+        fields = {
+            **audit_fields("verify", "scn_1", "", {"scene": "hotel"}),
+            "outcome": "first",
+            "status": snapshot.encode().decode(),
+        }
+        kept = parse_entry(StreamEntry("1-0", fields)).data
+        assert snapshot.view not in kept
+        status = orjson.loads(kept)["status"]
+        assert status == f"active|{card_id.hex}|张*丰"
+        assert CardSnapshot.decode(status.encode()) == CardSnapshot(
+            CardStatus.active, card_id, "张*丰"
+        )
