@@ -183,7 +183,11 @@ def allowed_roles(method: str, path: str) -> set[AdminRole]:
     allowed = {AdminRole.provincial_admin}
     if method == "GET":
         allowed.add(AdminRole.auditor)  # reads everything, writes nothing
-    card_lifecycle = path.startswith("/v1/admin/cards/") and not path.endswith("/credit-records")
+    card_lifecycle = (
+        path.startswith("/v1/admin/cards/")
+        and not path.endswith("/credit-records")
+        and "/entitlements" not in path  # granted by administrators, not at the counter
+    )
     if card_lifecycle or path.startswith("/v1/admin/applications/"):
         allowed.add(AdminRole.operator)  # the service-hall counter
     if path.startswith("/v1/admin/complaints"):
