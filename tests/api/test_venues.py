@@ -212,6 +212,20 @@ class TestWithdrawal:
             runtime, "organisation.reinstate", lambda data: data.get("scanners") == 2
         )
 
+    async def test_a_withdrawn_organisations_scanner_gets_no_offline_bundle(
+        self, client: httpx.AsyncClient, runtime: Runtime
+    ) -> None:
+        """An offline verifier would otherwise keep verifying with a fresh bundle."""
+        organisation_id = await create_organisation(client, runtime, ["museum"])
+        gate = await create_scanner(client, runtime, organisation_id)
+        assert (await client.get("/v1/scanner/bundle", headers=gate.headers)).status_code == 200
+        await withdraw(client, runtime, organisation_id)
+        refused = await client.get("/v1/scanner/bundle", headers=gate.headers)
+        assert refused.status_code == 401
+        assert refused.json()["type"] == "/problems/scanner-disabled"
+        await withdraw(client, runtime, organisation_id, "reinstate")
+        assert (await client.get("/v1/scanner/bundle", headers=gate.headers)).status_code == 200
+
     async def test_a_withdrawn_organisations_scanner_gets_no_token(
         self, client: httpx.AsyncClient, runtime: Runtime
     ) -> None:
