@@ -145,8 +145,15 @@ async def list_organisations(session: AsyncSession) -> Sequence[Organisation]:
     return (await session.exec(statement)).all()
 
 
-async def get_organisation(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
-    organisation = await session.get(Organisation, organisation_id)
+async def get_organisation(
+    session: AsyncSession, organisation_id: uuid.UUID, *, lock: bool = False
+) -> Organisation:
+    """:param lock: hold the row until the transaction ends (PostgreSQL), so that writing
+        the scanner mirrors of an organisation and withdrawing it happen one after the other
+        (a scanner created or enabled during a withdrawal cannot be left mirrored active).
+    :raises OrganisationNotFound:
+    """
+    organisation = await session.get(Organisation, organisation_id, with_for_update=lock or None)
     if organisation is None:
         raise OrganisationNotFound(f"no organisation {organisation_id}")
     return organisation
@@ -240,7 +247,7 @@ async def create_scanner(
 
     :raises OrganisationNotFound, VenueNotFound, UnknownScene, SceneNotOffered:
     """
-    organisation = await get_organisation(session, organisation_id)
+    organisation = await get_organisation(session, organisation_id, lock=True)
     venue = await _venue(session, organisation, venue_id)
     codes = _scenes(scenes, catalog, organisation.region_code)
     not_offered = sorted(set(codes).difference(organisation.scenes))
@@ -348,17 +355,19 @@ async def set_scanner_enabled(
         scanner.disabled_at = datetime.now(UTC)
     session.add(scanner)
     await session.flush()
-    organisation = await _organisation_of(session, scanner)
+    organisation = await _organisation_of(session, scanner, lock=True)
     mirror = _mirror(scanner, organisation)
     await store.set(principal_key(client_id), mirror, PRINCIPAL_TTL)
     await record(store, "scanner.enable" if enabled else "scanner.disable", actor, client_id)
     return scanner
 
 
-async def _organisation_of(session: AsyncSession, scanner: ApiClient) -> Organisation | None:
+async def _organisation_of(
+    session: AsyncSession, scanner: ApiClient, *, lock: bool = False
+) -> Organisation | None:
     if scanner.organisation_id is None:
         return None
-    return await session.get(Organisation, scanner.organisation_id)
+    return await session.get(Organisation, scanner.organisation_id, with_for_update=lock or None)
 
 
 async def set_organisation_withdrawn(
@@ -370,7 +379,7 @@ async def set_organisation_withdrawn(
 
     :raises OrganisationNotFound:
     """
-    organisation = await get_organisation(session, organisation_id)
+    organisation = await get_organisation(session, organisation_id, lock=True)
     if not withdrawn:
         organisation.withdrawn_at = None
     elif organisation.withdrawn_at is None:
