@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from api.auth import CurrentAdmin
+from api.auth import CurrentAdmin, RegionalAdmin
 from api.caching import cacheable_response
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
@@ -25,6 +25,7 @@ from api.schemas.catalog import (
 )
 from app.catalog import service
 from app.catalog.scenes import city_of
+from app.security.roles import AdminRole, require_region
 
 router = APIRouter(tags=["catalog"], route_class=StrictJsonRoute)
 
@@ -34,7 +35,7 @@ CATALOG_MAX_AGE = 60
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"description": "No or invalid admin token", **_PROBLEM},
-    403: {"description": "Token lacks the admin scope", **_PROBLEM},
+    403: {"description": "Token lacks the admin scope, or the role may not", **_PROBLEM},
 }
 VersionNumber = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
@@ -95,9 +96,12 @@ async def catalog_version(number: VersionNumber, session: SessionDep) -> PublicV
     response_model=list[VersionOut],
     responses=_ADMIN_ERRORS,
 )
-async def list_catalog_versions(admin: CurrentAdmin, session: SessionDep) -> list[VersionOut]:
-    """Every version, newest first, proposals and rejections included, with who and when."""
-    return [VersionOut.of(version) for version in await service.list_versions(session)]
+async def list_catalog_versions(admin: RegionalAdmin, session: SessionDep) -> list[VersionOut]:
+    """Every version, newest first, proposals and rejections included, with who and when (a
+    city administrator: its own city's supplements only)."""
+    region = admin.region if admin.role is AdminRole.city_admin else None
+    versions = await service.list_versions(session, region=region)
+    return [VersionOut.of(version) for version in versions]
 
 
 @router.post(
@@ -134,6 +138,7 @@ async def publish_catalog_version(
     response_model=VersionOut,
     responses={
         **_ADMIN_ERRORS,
+        403: {"description": "Role may not, or outside-region: another city's", **_PROBLEM},
         409: {"description": "Another version was written meanwhile", **_PROBLEM},
         422: {
             "description": "Invalid body, not a city of this province, a repeated scene code, "
@@ -143,10 +148,11 @@ async def publish_catalog_version(
     },
 )
 async def propose_supplement(
-    body: SupplementCreate, admin: CurrentAdmin, runtime: RuntimeDep
+    body: SupplementCreate, admin: RegionalAdmin, runtime: RuntimeDep
 ) -> VersionOut:
     """A city's supplement (its own scenes), proposed for the province's decision; not
-    public until approved."""
+    public until approved. A city administrator proposes for its own city only."""
+    require_region(admin, body.region)
     version = await service.propose_supplement(
         runtime,
         admin.client_id,

@@ -20,6 +20,8 @@ from api.schemas.clients import (
     ScannerCreated,
     ScannerOut,
     TokenResponse,
+    VenueCreate,
+    VenueOut,
     token_request,
 )
 from app.clients import service
@@ -116,7 +118,7 @@ async def list_organisations(admin: CurrentAdmin, session: SessionDep) -> list[O
     response_model=ScannerCreated,
     responses={
         **_ADMIN_ERRORS,
-        404: {"description": "No such organisation", **_PROBLEM},
+        404: {"description": "No such organisation, or no such venue of it", **_PROBLEM},
         422: {"description": "Invalid body, or a scene the organisation lacks", **_PROBLEM},
     },
 )
@@ -136,6 +138,7 @@ async def create_scanner(
         organisation_id,
         name=body.name,
         scenes=body.scenes,
+        venue_id=body.venue_id,
         catalog=runtime.catalog,
     )
     return ScannerCreated(
@@ -154,6 +157,85 @@ async def list_scanners(
     return [
         _scanner_out(client) for client in await service.list_scanners(session, organisation_id)
     ]
+
+
+_ORGANISATION_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ADMIN_ERRORS,
+    404: {"description": "No such organisation", **_PROBLEM},
+}
+
+
+@router.post(
+    "/v1/admin/organisations/{organisation_id}/venues",
+    status_code=201,
+    response_model=VenueOut,
+    responses={**_ORGANISATION_ERRORS, 422: {"description": "Invalid body", **_PROBLEM}},
+)
+async def add_venue(
+    organisation_id: uuid.UUID,
+    body: VenueCreate,
+    admin: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> VenueOut:
+    """Another venue of the organisation; its scanners are placed at one venue each."""
+    venue = await service.add_venue(
+        session,
+        runtime.store,
+        admin.client_id,
+        organisation_id,
+        name=body.name,
+        region_code=body.region_code,
+        latitude=body.latitude,
+        longitude=body.longitude,
+    )
+    return VenueOut.model_validate(venue, from_attributes=True)
+
+
+@router.get(
+    "/v1/admin/organisations/{organisation_id}/venues",
+    response_model=list[VenueOut],
+    responses=_ORGANISATION_ERRORS,
+)
+async def list_venues(
+    organisation_id: uuid.UUID, admin: CurrentAdmin, session: SessionDep
+) -> list[VenueOut]:
+    """The default venue first."""
+    return [
+        VenueOut.model_validate(venue, from_attributes=True)
+        for venue in await service.list_venues(session, organisation_id)
+    ]
+
+
+@router.post(
+    "/v1/admin/organisations/{organisation_id}/withdraw",
+    response_model=OrganisationOut,
+    responses=_ORGANISATION_ERRORS,
+)
+async def withdraw_organisation(
+    organisation_id: uuid.UUID, admin: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> OrganisationOut:
+    """Withdraws the organisation's approval: every one of its scanners is refused at its
+    next scan on every worker (already-issued access tokens included) and gets no new token."""
+    organisation = await service.set_organisation_withdrawn(
+        session, runtime.store, admin.client_id, organisation_id, withdrawn=True
+    )
+    return OrganisationOut.model_validate(organisation, from_attributes=True)
+
+
+@router.post(
+    "/v1/admin/organisations/{organisation_id}/reinstate",
+    response_model=OrganisationOut,
+    responses=_ORGANISATION_ERRORS,
+)
+async def reinstate_organisation(
+    organisation_id: uuid.UUID, admin: CurrentAdmin, session: SessionDep, runtime: RuntimeDep
+) -> OrganisationOut:
+    """Restores the approval: its enabled scanners verify again at their next scan."""
+    organisation = await service.set_organisation_withdrawn(
+        session, runtime.store, admin.client_id, organisation_id, withdrawn=False
+    )
+    return OrganisationOut.model_validate(organisation, from_attributes=True)
 
 
 _SCANNER_ERRORS: dict[int | str, dict[str, object]] = {

@@ -14,6 +14,7 @@ from api.json_bodies import StrictJsonRoute
 from api.schemas.trust import IssuerCreate, IssuerOut, StatusListUpload, decode_base64url
 from app.trust import bundles, issuers, status_lists, trust_lists
 from app.trust.documents import SignedDocument
+from app.verification.scanners import ensure_scanner_enabled
 
 router = APIRouter(tags=["trust"], route_class=StrictJsonRoute)
 
@@ -143,14 +144,16 @@ async def upload_status_list(
     responses={
         200: {"content": {bundles.MEDIA_TYPE: {}}},
         304: {"description": "Nothing changed since the bundle with this ETag"},
-        401: {"description": "No or invalid scanner token", **_PROBLEM},
+        401: {"description": "No or invalid scanner token, or scanner disabled", **_PROBLEM},
         403: {"description": "Token lacks the verify scope", **_PROBLEM},
     },
 )
 async def scanner_bundle(
-    request: Request, scanner: CurrentScanner, runtime: RuntimeDep
+    request: Request, scanner: CurrentScanner, runtime: RuntimeDep, session: SessionDep
 ) -> Response:
-    """Keys of trusted issuers, their status lists, this scanner's scenes; signed by us."""
+    """Keys of trusted issuers, their status lists, this scanner's scenes; signed by us. A
+    disabled scanner, or one of a withdrawn organisation, gets none (401 scanner-disabled)."""
+    await ensure_scanner_enabled(session, runtime.store, scanner.client_id)
     bundle = await bundles.scanner_bundle(runtime, scanner)
     headers = {"ETag": bundle.etag, "Cache-Control": "private, no-cache"}
     candidates = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -30,6 +31,16 @@ SceneCode = Annotated[
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
+_BOTH_COORDINATES_OR_NEITHER: list[JsonValue] = [
+    # What `_both_coordinates` enforces (an absent and a null member are the same):
+    {
+        "required": ["latitude", "longitude"],
+        "properties": {"latitude": {"type": "number"}, "longitude": {"type": "number"}},
+    },
+    {"properties": {"latitude": {"type": "null"}, "longitude": {"type": "null"}}},
+]
+
+
 class OrganisationCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -44,14 +55,7 @@ class OrganisationCreate(BaseModel):
                     "longitude": 115.8579,
                 }
             ],
-            # What `_both_coordinates` enforces (an absent and a null member are the same):
-            "oneOf": [
-                {
-                    "required": ["latitude", "longitude"],
-                    "properties": {"latitude": {"type": "number"}, "longitude": {"type": "number"}},
-                },
-                {"properties": {"latitude": {"type": "null"}, "longitude": {"type": "null"}}},
-            ],
+            "oneOf": _BOTH_COORDINATES_OR_NEITHER,
         },
     )
 
@@ -82,6 +86,52 @@ class OrganisationOut(BaseModel):
     latitude: float | None = None
     longitude: float | None = None
     created_at: UtcDateTime
+    withdrawn_at: UtcDateTime | None = Field(
+        default=None, description="Set while the approval is withdrawn: its scanners refused"
+    )
+
+
+class VenueCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Honggutan campus",
+                    "region_code": "360100",
+                    "latitude": 28.6889,
+                    "longitude": 115.8206,
+                }
+            ],
+            "oneOf": _BOTH_COORDINATES_OR_NEITHER,
+        },
+    )
+
+    name: Name
+    region_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90, strict=True, description="Venue location (WGS 84 degrees)"
+    )
+    longitude: float | None = Field(
+        default=None, ge=-180, le=180, strict=True, description="Venue location (WGS 84 degrees)"
+    )
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
+
+
+class VenueOut(BaseModel):
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    name: str
+    region_code: str
+    latitude: float | None = None
+    longitude: float | None = None
+    is_default: bool = Field(description="Created with the organisation, at its location")
+    created_at: UtcDateTime
 
 
 class ScannerCreate(BaseModel):
@@ -94,12 +144,16 @@ class ScannerCreate(BaseModel):
     scenes: list[SceneCode] = Field(
         min_length=1, max_length=32, description="A subset of the organisation's scenes"
     )
+    venue_id: uuid.UUID | None = Field(
+        default=None, description="One of the organisation's venues; default: its default venue"
+    )
 
 
 class ScannerOut(BaseModel):
     client_id: str
     name: str
     organisation_id: uuid.UUID
+    venue_id: uuid.UUID | None
     scenes: list[str]
     status: str
     created_at: UtcDateTime

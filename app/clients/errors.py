@@ -17,6 +17,11 @@ class ScannerNotFound(NotFound):
     title = "No such scanner"
 
 
+class VenueNotFound(NotFound):
+    code = "venue-not-found"
+    title = "No such venue of this organisation"
+
+
 class UnknownScene(InvalidRequest):
     code = "unknown-scene"
     title = "Scene not in the catalog"

@@ -34,6 +34,24 @@ class Organisation(SQLModel, table=True):
     latitude: float | None = None
     longitude: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    withdrawn_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    """When the province withdrew its approval: none of its scanners verifies until reinstated."""
+
+
+class Venue(SQLModel, table=True):
+    """A place where an organisation scans cards (a hospital's campus, a library's branch);
+    each organisation has a default venue at its own location, created with it."""
+
+    __tablename__ = "venues"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    organisation_id: uuid.UUID = Field(foreign_key="organisations.id", index=True)
+    name: str = Field(max_length=200)
+    region_code: str = Field(max_length=12)
+    latitude: float | None = None
+    longitude: float | None = None
+    is_default: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
 class ApiClient(SQLModel, table=True):
@@ -49,6 +67,8 @@ class ApiClient(SQLModel, table=True):
     organisation_id: uuid.UUID | None = Field(
         default=None, foreign_key="organisations.id", index=True
     )
+    venue_id: uuid.UUID | None = Field(default=None, foreign_key="venues.id", index=True)
+    """A scanner's venue (one of its organisation's)."""
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     scenes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str = Field(default=ClientStatus.active, max_length=16)

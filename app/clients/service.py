@@ -4,6 +4,10 @@ A scanner's liveness is mirrored in the store under `principal_key(client_id)` (
 b"0" disabled), which the verify path checks inside its one round trip: disabling a scanner
 stops its already-issued access tokens at the next scan. SQL stays the source of truth; a
 missing key is refilled from it (`refill_scanner_principal`).
+
+A scanner is mirrored active only while it is active and its organisation's approval is not
+withdrawn: withdrawing an organisation rewrites the mirror of every one of its scanners, so
+they all stop at their next scan, on every worker (the mirror is in the shared store).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from app.clients.errors import (
     SceneNotOffered,
     UnknownScene,
     UnsupportedGrantType,
+    VenueNotFound,
 )
-from app.clients.models import ApiClient, ClientKind, ClientStatus, Organisation
+from app.clients.models import ApiClient, ClientKind, ClientStatus, Organisation, Venue
 from app.security.opaque import hash_opaque_secret, new_opaque_secret, opaque_secret_matches
 from app.security.principals import Scope
 from app.security.roles import DEFAULT_ROLE, REGION_CLAIM, ROLE_CLAIM, RoleError, checked_role
@@ -120,6 +125,17 @@ async def create_organisation(
     )
     session.add(organisation)
     await session.flush()
+    session.add(
+        Venue(
+            organisation_id=organisation.id,
+            name=name,
+            region_code=region_code,
+            latitude=latitude,
+            longitude=longitude,
+            is_default=True,
+        )
+    )
+    await session.flush()
     await record(store, "organisation.create", actor, str(organisation.id), {"name": name})
     return organisation
 
@@ -129,11 +145,89 @@ async def list_organisations(session: AsyncSession) -> Sequence[Organisation]:
     return (await session.exec(statement)).all()
 
 
-async def get_organisation(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
-    organisation = await session.get(Organisation, organisation_id)
+async def get_organisation(
+    session: AsyncSession, organisation_id: uuid.UUID, *, lock: bool = False
+) -> Organisation:
+    """:param lock: hold the row until the transaction ends (PostgreSQL), so that writing
+        the scanner mirrors of an organisation and withdrawing it happen one after the other
+        (a scanner created or enabled during a withdrawal cannot be left mirrored active).
+    :raises OrganisationNotFound:
+    """
+    organisation = await session.get(Organisation, organisation_id, with_for_update=lock or None)
     if organisation is None:
         raise OrganisationNotFound(f"no organisation {organisation_id}")
     return organisation
+
+
+async def add_venue(
+    session: AsyncSession,
+    store: Store,
+    actor: str,
+    organisation_id: uuid.UUID,
+    *,
+    name: str,
+    region_code: str,
+    latitude: float | None = None,
+    longitude: float | None = None,
+) -> Venue:
+    """Another venue of an organisation (its location, WGS 84 degrees, for the misuse watch).
+
+    :raises OrganisationNotFound:
+    """
+    organisation = await get_organisation(session, organisation_id)
+    venue = Venue(
+        organisation_id=organisation.id,
+        name=name,
+        region_code=region_code,
+        latitude=latitude,
+        longitude=longitude,
+    )
+    session.add(venue)
+    await session.flush()
+    await record(
+        store, "venue.create", actor, str(venue.id), {"org": str(organisation.id), "name": name}
+    )
+    return venue
+
+
+async def list_venues(session: AsyncSession, organisation_id: uuid.UUID) -> Sequence[Venue]:
+    """The default venue first, then the others in the order they were added.
+
+    :raises OrganisationNotFound:
+    """
+    await get_organisation(session, organisation_id)
+    statement = (
+        select(Venue)
+        .where(Venue.organisation_id == organisation_id)
+        .order_by(col(Venue.is_default).desc(), col(Venue.created_at), col(Venue.id))
+    )
+    return (await session.exec(statement)).all()
+
+
+async def _venue(
+    session: AsyncSession, organisation: Organisation, venue_id: uuid.UUID | None
+) -> Venue:
+    """The organisation's venue `venue_id`, or its default venue.
+
+    :raises VenueNotFound: for a venue of another organisation, or none.
+    """
+    statement = select(Venue).where(Venue.organisation_id == organisation.id)
+    if venue_id is None:
+        statement = statement.where(col(Venue.is_default).is_(True))
+    else:
+        statement = statement.where(Venue.id == venue_id)
+    venue = (await session.exec(statement)).first()
+    if venue is None:
+        raise VenueNotFound(f"no venue {venue_id or '(default)'} of organisation {organisation.id}")
+    return venue
+
+
+def _mirror(scanner: ApiClient, organisation: Organisation | None) -> bytes:
+    """What the store holds for a scanner: active only if it and its organisation are."""
+    active = scanner.status == ClientStatus.active.value and (
+        organisation is not None and organisation.withdrawn_at is None
+    )
+    return PRINCIPAL_ACTIVE if active else PRINCIPAL_DISABLED
 
 
 async def create_scanner(
@@ -145,13 +239,16 @@ async def create_scanner(
     *,
     name: str,
     scenes: Sequence[str],
+    venue_id: uuid.UUID | None = None,
     catalog: CatalogSnapshot = DEFAULT_CATALOG,
 ) -> IssuedClient:
-    """A scanner bound to a subset of its organisation's scenes; active at once.
+    """A scanner at one of the organisation's venues (default: its default venue), bound to a
+    subset of its scenes; active at once (unless the organisation is withdrawn).
 
-    :raises OrganisationNotFound, UnknownScene, SceneNotOffered:
+    :raises OrganisationNotFound, VenueNotFound, UnknownScene, SceneNotOffered:
     """
-    organisation = await get_organisation(session, organisation_id)
+    organisation = await get_organisation(session, organisation_id, lock=True)
+    venue = await _venue(session, organisation, venue_id)
     codes = _scenes(scenes, catalog, organisation.region_code)
     not_offered = sorted(set(codes).difference(organisation.scenes))
     if not_offered:
@@ -160,16 +257,18 @@ async def create_scanner(
         )
     issued = _new_client(ClientKind.scanner, name, secret_hash_key, [Scope.scanner_verify.value])
     issued.client.organisation_id = organisation.id
+    issued.client.venue_id = venue.id
     issued.client.scenes = codes
     session.add(issued.client)
     await session.flush()
-    await store.set(principal_key(issued.client.client_id), PRINCIPAL_ACTIVE, PRINCIPAL_TTL)
+    mirror = _mirror(issued.client, organisation)
+    await store.set(principal_key(issued.client.client_id), mirror, PRINCIPAL_TTL)
     await record(
         store,
         "scanner.create",
         actor,
         issued.client.client_id,
-        {"org": str(organisation.id), "scenes": codes},
+        {"org": str(organisation.id), "venue": str(venue.id), "scenes": codes},
     )
     return issued
 
@@ -256,26 +355,75 @@ async def set_scanner_enabled(
         scanner.disabled_at = datetime.now(UTC)
     session.add(scanner)
     await session.flush()
-    mirror = PRINCIPAL_ACTIVE if enabled else PRINCIPAL_DISABLED
+    organisation = await _organisation_of(session, scanner, lock=True)
+    mirror = _mirror(scanner, organisation)
     await store.set(principal_key(client_id), mirror, PRINCIPAL_TTL)
     await record(store, "scanner.enable" if enabled else "scanner.disable", actor, client_id)
     return scanner
 
 
+async def _organisation_of(
+    session: AsyncSession, scanner: ApiClient, *, lock: bool = False
+) -> Organisation | None:
+    if scanner.organisation_id is None:
+        return None
+    return await session.get(Organisation, scanner.organisation_id, with_for_update=lock or None)
+
+
+async def set_organisation_withdrawn(
+    session: AsyncSession, store: Store, actor: str, organisation_id: uuid.UUID, *, withdrawn: bool
+) -> Organisation:
+    """Withdraws (or reinstates) the province's approval of an organisation: every one of its
+    scanners stops verifying at its next scan, on every worker, already-issued access tokens
+    included, and gets no new token; reinstating restores the scanners that are enabled.
+
+    :raises OrganisationNotFound:
+    """
+    organisation = await get_organisation(session, organisation_id, lock=True)
+    if not withdrawn:
+        organisation.withdrawn_at = None
+    elif organisation.withdrawn_at is None:
+        organisation.withdrawn_at = datetime.now(UTC)
+    session.add(organisation)
+    await session.flush()
+    statement = (
+        select(ApiClient)
+        .where(ApiClient.organisation_id == organisation.id)
+        .where(ApiClient.kind == ClientKind.scanner.value)
+    )
+    scanners = (await session.exec(statement)).all()
+    for scanner in scanners:
+        await store.set(
+            principal_key(scanner.client_id), _mirror(scanner, organisation), PRINCIPAL_TTL
+        )
+    await record(
+        store,
+        "organisation.withdraw" if withdrawn else "organisation.reinstate",
+        actor,
+        str(organisation.id),
+        {"scanners": len(scanners)},
+    )
+    return organisation
+
+
 async def refill_scanner_principal(session: AsyncSession, store: Store, client_id: str) -> None:
     """Rebuilds a missing mirror from SQL; an unknown client is mirrored as disabled."""
     scanner = await _scanner(session, client_id)
-    active = scanner is not None and scanner.status == ClientStatus.active.value
-    mirror = PRINCIPAL_ACTIVE if active else PRINCIPAL_DISABLED
+    mirror = PRINCIPAL_DISABLED
+    if scanner is not None:
+        mirror = _mirror(scanner, await _organisation_of(session, scanner))
     await store.set_if_absent(principal_key(client_id), mirror, PRINCIPAL_TTL)
 
 
 async def warm_scanner_principals(session: AsyncSession, store: Store) -> int:
-    """Mirrors every active scanner at start; returns how many were written."""
+    """Mirrors every active scanner of an approved organisation at start; returns how many
+    were written."""
     statement = (
         select(ApiClient.client_id)
+        .join(Organisation, col(Organisation.id) == col(ApiClient.organisation_id))
         .where(ApiClient.kind == ClientKind.scanner.value)
         .where(ApiClient.status == ClientStatus.active.value)
+        .where(col(Organisation.withdrawn_at).is_(None))
     )
     written = 0
     for client_id in (await session.exec(statement)).all():
@@ -344,4 +492,8 @@ async def _authenticated(
         or client.kind not in _TOKEN_KIND
     ):
         raise InvalidClient("client authentication failed")
+    if client.kind == ClientKind.scanner.value:
+        organisation = await _organisation_of(session, client)
+        if organisation is None or organisation.withdrawn_at is not None:
+            raise InvalidClient("client authentication failed")
     return client

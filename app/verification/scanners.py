@@ -14,9 +14,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_principal
 from app.errors import Forbidden, Unauthorized
 from app.security.principals import ScannerPrincipal, Scope
 from app.security.tokens import AccessTokenCodec, PrincipalKind
+from app.store import Store
+from app.verification.errors import ScannerDisabled
 
 DEFAULT_CAPACITY = 4096
 
@@ -67,3 +72,18 @@ class ScannerTokenCache:
         if len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
         return principal
+
+
+async def ensure_scanner_enabled(session: AsyncSession, store: Store, client_id: str) -> None:
+    """Off the verify path (which reads the mirror inside its claim): refuses a scanner that
+    was disabled, or whose organisation was withdrawn, after its token was issued.
+
+    :raises ScannerDisabled:
+    """
+    key = principal_key(client_id)
+    mirror = await store.get(key)
+    if mirror is None:
+        await refill_scanner_principal(session, store, client_id)
+        mirror = await store.get(key)
+    if mirror != PRINCIPAL_ACTIVE:
+        raise ScannerDisabled("this scanner has been disabled, or its organisation withdrawn")

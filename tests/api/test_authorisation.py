@@ -192,6 +192,11 @@ def allowed_roles(method: str, path: str) -> set[AdminRole]:
         allowed.add(AdminRole.operator)  # the service-hall counter
     if path.startswith("/v1/admin/complaints"):
         allowed.add(AdminRole.city_admin)  # its own city's (see the region tests below)
+    if (method, path) in {
+        ("GET", "/v1/admin/catalog/versions"),  # its own city's supplements
+        ("POST", "/v1/admin/catalog/supplements"),  # proposes for its own city; never decides
+    }:
+        allowed.add(AdminRole.city_admin)
     return allowed
 
 
@@ -344,3 +349,61 @@ class TestACityAdministratorActsOnItsCityOnly:
             assert (
                 await client.get(f"/v1/admin/complaints/{complaint_id}", headers=auditor)
             ).json()["status"] == "open"
+
+
+TRAM = {
+    "code": "tram",
+    "title_zh": "有轨电车乘车",
+    "title_en": "Tram boarding",
+    "domain": "transport",
+    "attributes": ["pseudonym"],
+    "entitlements": [],
+}
+
+
+class TestACityAdministratorProposesItsCitysSupplementOnly:
+    async def propose(self, app: FastAPI, client: httpx.AsyncClient, region: str) -> httpx.Response:
+        return await client.post(
+            "/v1/admin/catalog/supplements",
+            json={"region": region, "scenes": [TRAM], "note": "trams"},
+            headers=role_headers(app.state.runtime, AdminRole.city_admin, CITY),
+        )
+
+    async def test_it_proposes_for_its_own_city(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        proposed = await self.propose(app, client, CITY)
+        assert proposed.status_code == 201, proposed.text
+        assert proposed.json()["region"] == CITY
+        listed = await client.get(
+            "/v1/admin/catalog/versions",
+            headers=role_headers(app.state.runtime, AdminRole.city_admin, CITY),
+        )
+        assert listed.status_code == 200
+        assert {row["region"] for row in listed.json()} == {CITY}
+
+    async def test_another_citys_supplement_is_forbidden(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        refused = await self.propose(app, client, OTHER_CITY)
+        assert refused.status_code == 403
+        assert refused.json()["type"] == "/problems/outside-region"
+
+    async def test_it_cannot_decide_even_its_own_citys_supplement(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        proposed = await self.propose(app, client, CITY)
+        number = proposed.json()["number"]
+        path = f"/v1/admin/catalog/supplements/{number}/decision"
+        decided = await client.post(
+            path,
+            json={"decision": "approve"},
+            headers=role_headers(app.state.runtime, AdminRole.city_admin, CITY),
+        )
+        assert decided.status_code == 403
+        province = await client.post(
+            path,
+            json={"decision": "approve"},
+            headers=role_headers(app.state.runtime, AdminRole.provincial_admin),
+        )
+        assert province.status_code == 200, province.text

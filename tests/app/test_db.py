@@ -1,4 +1,6 @@
 import sqlite3
+import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -39,6 +41,88 @@ class TestMigrations:
             await database.dispose()
         assert "audit_events" not in tables
         await migrate(empty_database_url)
+
+    async def test_venues_give_existing_scanners_their_organisations_default_venue(
+        self, empty_database_url: str
+    ) -> None:
+        """0012: every organisation gets a default venue at its own location, and its scanners
+        are placed there, so they keep working."""
+        await migrate(empty_database_url, "0011_complaints")
+        organisation, scanner = uuid.uuid4(), uuid.uuid4()
+        now = datetime.now(UTC)
+        organisations = sa.table(
+            "organisations",
+            *(sa.column(name) for name in ("name", "venue_type", "region_code", "scenes")),
+            *(sa.column(name) for name in ("latitude", "longitude", "created_at")),
+            sa.column("id", sa.Uuid()),
+        )
+        clients = sa.table(
+            "api_clients",
+            *(sa.column(name) for name in ("client_id", "secret_hash", "kind", "name")),
+            *(sa.column(name) for name in ("scopes", "scenes", "status", "created_at")),
+            sa.column("id", sa.Uuid()),
+            sa.column("organisation_id", sa.Uuid()),
+            sa.column("venue_id", sa.Uuid()),
+        )
+        venues = sa.table(
+            "venues",
+            *(sa.column(name) for name in ("name", "region_code", "latitude", "longitude")),
+            sa.column("is_default"),
+            sa.column("id", sa.Uuid()),
+            sa.column("organisation_id", sa.Uuid()),
+        )
+        database = Database(empty_database_url)
+        try:
+            async with database.engine.begin() as connection:
+                await connection.execute(
+                    organisations.insert().values(
+                        id=organisation,
+                        name="Museum",
+                        venue_type="museum",
+                        region_code="360100",
+                        scenes='["museum"]',
+                        latitude=28.68,
+                        longitude=115.85,
+                        created_at=now,
+                    )
+                )
+                await connection.execute(
+                    clients.insert().values(
+                        id=scanner,
+                        client_id="scn_old",
+                        secret_hash="x",
+                        kind="scanner",
+                        name="Gate",
+                        organisation_id=organisation,
+                        scopes="[]",
+                        scenes="[]",
+                        status="active",
+                        created_at=now,
+                    )
+                )
+            await migrate(empty_database_url)
+            async with database.engine.connect() as connection:
+                venue = (
+                    await connection.execute(
+                        sa.select(
+                            venues.c.id,
+                            venues.c.name,
+                            venues.c.region_code,
+                            venues.c.latitude,
+                            venues.c.longitude,
+                            venues.c.is_default,
+                        ).where(venues.c.organisation_id == organisation)
+                    )
+                ).one()
+                placed = (
+                    await connection.execute(
+                        sa.select(clients.c.venue_id).where(clients.c.id == scanner)
+                    )
+                ).scalar_one()
+        finally:
+            await database.dispose()
+        assert tuple(venue)[1:] == ("Museum", "360100", 28.68, 115.85, True)
+        assert placed == venue[0]
 
 
 class TestSessions:
