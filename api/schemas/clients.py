@@ -41,7 +41,24 @@ _BOTH_COORDINATES_OR_NEITHER: list[JsonValue] = [
 ]
 
 
-class OrganisationCreate(BaseModel):
+class Located(BaseModel):
+    """A place given by both coordinates or neither (organisations and their venues)."""
+
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90, strict=True, description="Venue location (WGS 84 degrees)"
+    )
+    longitude: float | None = Field(
+        default=None, ge=-180, le=180, strict=True, description="Venue location (WGS 84 degrees)"
+    )
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
+
+
+class OrganisationCreate(Located):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -63,18 +80,6 @@ class OrganisationCreate(BaseModel):
     venue_type: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
     region_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
     scenes: list[SceneCode] = Field(min_length=1, max_length=32, description="Catalog scene codes")
-    latitude: float | None = Field(
-        default=None, ge=-90, le=90, strict=True, description="Venue location (WGS 84 degrees)"
-    )
-    longitude: float | None = Field(
-        default=None, ge=-180, le=180, strict=True, description="Venue location (WGS 84 degrees)"
-    )
-
-    @model_validator(mode="after")
-    def _both_coordinates(self) -> Self:
-        if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
-        return self
 
 
 class OrganisationOut(BaseModel):
@@ -91,7 +96,7 @@ class OrganisationOut(BaseModel):
     )
 
 
-class VenueCreate(BaseModel):
+class VenueCreate(Located):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -109,18 +114,6 @@ class VenueCreate(BaseModel):
 
     name: Name
     region_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
-    latitude: float | None = Field(
-        default=None, ge=-90, le=90, strict=True, description="Venue location (WGS 84 degrees)"
-    )
-    longitude: float | None = Field(
-        default=None, ge=-180, le=180, strict=True, description="Venue location (WGS 84 degrees)"
-    )
-
-    @model_validator(mode="after")
-    def _both_coordinates(self) -> Self:
-        if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
-        return self
 
 
 class VenueOut(BaseModel):
