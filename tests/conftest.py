@@ -22,6 +22,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from playwright.async_api import Browser, BrowserContext, async_playwright
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
@@ -32,6 +33,7 @@ from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
 from tests.app.store.clock import ShiftableClock, StoreTime
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE_VIEWPORT, chromium_missing
 from tests.servers import OwnPostgres, OwnRedis
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -399,3 +401,35 @@ async def own_postgres() -> AsyncIterator[OwnPostgres]:
         yield server
     finally:
         server.close()
+
+
+# --- Browser ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium driven by Playwright (see tests/browser.py)."""
+    missing = chromium_missing()
+    if missing:
+        server_missing("Chromium", missing)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def phone(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A phone-sized browser context (390x844, touch, Chinese first as the phones are)."""
+    context = await browser.new_context(
+        viewport=PHONE_VIEWPORT,  # type: ignore[arg-type]
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+    )
+    try:
+        yield context
+    finally:
+        await context.close()

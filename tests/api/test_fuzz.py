@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from app.config import decode_secret, new_secret
+from app.ratelimits.service import RateLimitRule
 from app.security.tokens import AccessTokenCodec, PrincipalKind
 from tests.servers import SSC, free_port, start_server, wait_until_up
 
@@ -39,6 +40,7 @@ class RunningServer:
     base_url: str
     tokens: AccessTokenCodec
     demo: dict[str, Any]
+    log: Path
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +62,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         "SSC_PORT": str(port),
         "SSC_LOG_LEVEL": "warning",
         # every example reaches its handler (the limits have their own tests)
-        **{
-            f"SSC_RATE_LIMIT_{rule.upper()}": "1000000/60"
-            for rule in (
-                "login_per_address",
-                "login_per_card",
-                "token_per_address",
-                "qr_per_holder",
-                "applications_per_address",
-            )
-        },
+        **{f"SSC_RATE_LIMIT_{rule.name.upper()}": "1000000/60" for rule in RateLimitRule},
     }
     subprocess.run([SSC, "migrate"], env=env, check=True, capture_output=True)
-    process = start_server(env, port)
+    log = var / "server.log"
+    process = start_server(env, port, log=log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(process, base_url)
@@ -80,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         seeded = subprocess.run(
             [SSC, "demo", "--json"], env=env, check=True, capture_output=True, text=True
         )
-        yield RunningServer(base_url, codec, json.loads(seeded.stdout))
+        yield RunningServer(base_url, codec, json.loads(seeded.stdout), log)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -136,7 +130,10 @@ def test_every_operation_conforms_to_the_schema(
         PATHS_OF[principal],
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    server_log = server.log.read_text(errors="replace")[-3000:]
+    assert result.returncode == 0, (
+        result.stdout[-6000:] + result.stderr[-2000:] + "\nserver log:\n" + server_log
+    )
     schema = httpx.get(f"{server.base_url}/openapi.json").json()
     operations = {
         f"{method.upper()} {path}"
