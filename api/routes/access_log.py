@@ -23,6 +23,7 @@ from api.schemas.common import Rfc3339DateTime
 from app.accesslog import offline
 from app.accesslog.models import AccessLogEntry, AccessSource
 from app.accesslog.service import MAX_PAGE, AccessLogFilter, holder_access_log
+from app.verification.scanners import ensure_scanner_enabled
 
 router = APIRouter(tags=["access log"], route_class=StrictJsonRoute)
 
@@ -154,7 +155,7 @@ async def upload_scans(
     """Valid scans (a genuine token of ours, within its validity at `scanned_at`) reach the
     holders' access logs through the audit stream, like online scans; sending a scan id
     again changes nothing."""
-    await offline.ensure_scanner_active(session, scanner.client_id)
+    await ensure_scanner_enabled(session, runtime.store, scanner.client_id)
     scans = [
         offline.OfflineScan(s.scan_id, s.token, s.scanned_at, s.scene, s.verdict)
         for s in body.scans

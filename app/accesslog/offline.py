@@ -19,15 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accesslog.recorder import OFFLINE_SCAN_ACTION, VALID_OUTCOME
 from app.audit.log import AUDIT_STREAM
-from app.clients.models import ApiClient, ClientKind, ClientStatus
 from app.runtime import Runtime
 from app.security.principals import ScannerPrincipal
-from app.verification.errors import ScannerDisabled
 from token_service import TokenCheck, Verdict
 
 _GENUINE = frozenset({Verdict.VALID, Verdict.EXPIRED, Verdict.NOT_YET_VALID})
@@ -75,19 +71,6 @@ def _checked(runtime: Runtime, scanner: ScannerPrincipal, scan: OfflineScan) -> 
     if at > time.time() + skew or at > check.expires_at + skew or check.not_before - skew > at:
         return "the token was not valid at scanned_at"
     return check
-
-
-async def ensure_scanner_active(session: AsyncSession, client_id: str) -> None:
-    """:raises ScannerDisabled: when the scanner was disabled after its token was issued."""
-    status = (
-        await session.exec(
-            select(ApiClient.status)
-            .where(ApiClient.client_id == client_id)
-            .where(ApiClient.kind == ClientKind.scanner.value)
-        )
-    ).first()
-    if status != ClientStatus.active.value:
-        raise ScannerDisabled("this scanner has been disabled")
 
 
 async def upload_scans(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -225,6 +226,23 @@ class TestWithdrawal:
         assert refused.json()["type"] == "/problems/scanner-disabled"
         await withdraw(client, runtime, organisation_id, "reinstate")
         assert (await client.get("/v1/scanner/bundle", headers=gate.headers)).status_code == 200
+
+    async def test_a_withdrawn_organisations_scanner_cannot_upload_offline_scans(
+        self, client: httpx.AsyncClient, runtime: Runtime
+    ) -> None:
+        """Scans it made while withdrawn must not reach holders' access logs as reads."""
+        organisation_id = await create_organisation(client, runtime, ["museum"])
+        gate = await create_scanner(client, runtime, organisation_id)
+        token = qr_token(runtime, await create_scannable_card(runtime))
+        scan = {"scan_id": "s1", "token": token, "scanned_at": datetime.now(UTC).isoformat()}
+        upload = {"scans": [{**scan, "verdict": "valid"}]}
+        assert (
+            await client.post("/v1/scanner/scans", json=upload, headers=gate.headers)
+        ).status_code == 200
+        await withdraw(client, runtime, organisation_id)
+        refused = await client.post("/v1/scanner/scans", json=upload, headers=gate.headers)
+        assert refused.status_code == 401
+        assert refused.json()["type"] == "/problems/scanner-disabled"
 
     async def test_a_withdrawn_organisations_scanner_gets_no_token(
         self, client: httpx.AsyncClient, runtime: Runtime
