@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from app.catalog.service import CATALOG_CHANGES, ensure_default_catalog, refresh_catalog
 from app.runtime import Runtime
 from app.store.base import Subscription
+from app.store.following import follow_channel
 
 logger = logging.getLogger("ssc.catalog")
 
@@ -23,27 +24,6 @@ async def _refresh(runtime: Runtime) -> None:
         await refresh_catalog(runtime)
     except Exception:
         logger.exception("catalog not re-read; serving the snapshot held")
-
-
-async def _listen(runtime: Runtime, subscription: Subscription | None) -> None:
-    while True:
-        try:
-            catch_up = subscription is None
-            if subscription is None:
-                subscription = await runtime.store.subscribe(CATALOG_CHANGES)
-            try:
-                if catch_up:
-                    await _refresh(runtime)  # what was announced while we were not subscribed
-                async for _ in subscription:
-                    await _refresh(runtime)
-            finally:
-                closing, subscription = subscription, None
-                await closing.aclose()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("%s listener failed; resubscribing", CATALOG_CHANGES)
-            await asyncio.sleep(1)
 
 
 async def _periodic(runtime: Runtime) -> None:
@@ -67,7 +47,10 @@ async def catalog_sync(runtime: Runtime) -> AsyncIterator[None]:
         logger.exception("default catalog not checked; serving the built-in default")
     await _refresh(runtime)
     tasks = [
-        asyncio.create_task(_listen(runtime, subscription), name="catalog-sync:listener"),
+        asyncio.create_task(
+            follow_channel(runtime.store, CATALOG_CHANGES, lambda: _refresh(runtime), subscription),
+            name="catalog-sync:listener",
+        ),
         asyncio.create_task(_periodic(runtime), name="catalog-sync:periodic"),
     ]
     try:

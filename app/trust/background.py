@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 
 from app.runtime import Runtime
 from app.store.base import Subscription
+from app.store.following import follow_channel
 from app.trust.documents import current_version
 from app.trust.issuers import TRUST_CHANGES, TRUST_VERSION, refresh_verifier
 from app.trust.key_rotation import KEY_CHANGES, RotationPolicy, rotate_if_due
@@ -81,35 +82,6 @@ class TrustSync:
                 except Exception:
                     logger.exception("status list fetch failed; retrying at the next tick")
 
-    async def run_listener(
-        self,
-        channel: str = TRUST_CHANGES,
-        on_message: Callable[[], Awaitable[None]] | None = None,
-        subscription: Subscription | None = None,
-    ) -> None:
-        """Runs `on_message` (default: rebuild the verifier) on every message of `channel`,
-        starting with `subscription` if already made; resubscribes and catches up after a
-        failure."""
-        handle = self.refresh_trust if on_message is None else on_message
-        while True:
-            try:
-                catch_up = subscription is None
-                if subscription is None:
-                    subscription = await self._runtime.store.subscribe(channel)
-                try:
-                    if catch_up:
-                        await handle()  # what was announced while we were not subscribed
-                    async for _ in subscription:
-                        await handle()
-                finally:
-                    closing, subscription = subscription, None
-                    await closing.aclose()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("%s listener failed; resubscribing", channel)
-                await asyncio.sleep(1)
-
 
 @contextlib.asynccontextmanager
 async def trust_sync(runtime: Runtime) -> AsyncIterator[TrustSync]:
@@ -130,11 +102,15 @@ async def trust_sync(runtime: Runtime) -> AsyncIterator[TrustSync]:
     tasks = [
         asyncio.create_task(sync.run_periodic(), name="trust-sync:periodic"),
         asyncio.create_task(
-            sync.run_listener(TRUST_CHANGES, sync.refresh_trust, subscriptions[TRUST_CHANGES]),
+            follow_channel(
+                runtime.store, TRUST_CHANGES, sync.refresh_trust, subscriptions[TRUST_CHANGES]
+            ),
             name="trust-sync:listener",
         ),
         asyncio.create_task(
-            sync.run_listener(KEY_CHANGES, sync.reload_keys, subscriptions[KEY_CHANGES]),
+            follow_channel(
+                runtime.store, KEY_CHANGES, sync.reload_keys, subscriptions[KEY_CHANGES]
+            ),
             name="trust-sync:keys",
         ),
         asyncio.create_task(sync.run_status_lists(), name="trust-sync:status-lists"),
