@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +30,20 @@ from api.app import create_app
 from app.config import Settings, load_settings, new_secret
 from app.db import migrate
 from app.ratelimits import RateLimitRule
+from app.runtime import Runtime
 from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
 from tests.app.store.clock import ShiftableClock, StoreTime
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, PHONE_VIEWPORT, chromium_missing
-from tests.servers import OwnPostgres, OwnRedis
+from tests.servers import (
+    OwnPostgres,
+    OwnRedis,
+    free_port,
+    server_env,
+    start_server,
+    wait_until_up,
+)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REDIS_URL = os.environ.get("SSC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -433,3 +442,71 @@ async def phone(browser: Browser) -> AsyncIterator[BrowserContext]:
         yield context
     finally:
         await context.close()
+
+
+# --- Two servers ------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """Two `ssc serve` processes sharing a throw-away PostgreSQL database, a Redis namespace and
+    the key directory, as two workers or two machines behind a load balancer do; `runtime` is
+    a third process's view of the same (it mints tokens both accept)."""
+
+    settings: Settings
+    a: httpx.AsyncClient
+    b: httpx.AsyncClient
+    runtime: Runtime
+
+
+@pytest.fixture
+def cluster_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, redis_namespace: str
+) -> Settings:
+    server = _postgres(request)
+    database_url = run_blocking(server.new_database(migrated=True))
+    return load_settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_namespace=redis_namespace,
+        var_dir=tmp_path / "var",
+        key_dir=tmp_path / "var" / "keys",
+        key_encryption_key=new_secret(),
+        data_key=new_secret(),
+        token_secret=new_secret(),
+        log_level="warning",
+    )
+
+
+@pytest.fixture
+async def cluster(cluster_settings: Settings) -> AsyncIterator[Cluster]:
+    settings = cluster_settings
+    # Opening the runtime here first creates the signing keys both servers then load.
+    runtime = await Runtime.start(settings)
+    env = server_env(settings)
+    ports = free_port(), free_port()
+    processes = [start_server(env, port) for port in ports]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for process, url in zip(processes, urls, strict=True):
+            wait_until_up(process, url)
+        async with (
+            httpx.AsyncClient(base_url=urls[0], timeout=10) as a,
+            httpx.AsyncClient(base_url=urls[1], timeout=10) as b,
+        ):
+            yield Cluster(settings, a, b, runtime)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        await runtime.close()
+        assert settings.redis_url is not None
+        cleanup = RedisStore.from_url(settings.redis_url, namespace=settings.redis_namespace)
+        await cleanup.drop_namespace()
+        await cleanup.close()

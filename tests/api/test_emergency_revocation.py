@@ -10,42 +10,20 @@ most 1 s and records when both verdicts changed.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import time
 
 import httpx
 
-from tests.api import test_instant_effect as instant
-from tests.api.test_instant_effect import Cluster, holder_on, secret_text, verdict
+from tests.api.test_instant_effect import holder_on, verdict
+from tests.conftest import Cluster
 from tests.factories import create_scanner
-from tests.servers import SSC
+from tests.servers import SSC, server_env
 from token_service import OfflineVerifier, PublicKeySet, Verdict
 
 EFFECT_BOUND_SECONDS = 1.0
 POLL_SECONDS = 0.05
 TOKENS = 50
-
-# The two-server cluster of test_instant_effect.py.
-servers_settings = instant.servers_settings
-cluster = instant.cluster
-
-
-def command_env(cluster: Cluster) -> dict[str, str]:
-    settings = cluster.settings
-    return {
-        **os.environ,
-        "SSC_ENVIRONMENT": "test",
-        "SSC_DATABASE_URL": settings.database_url,
-        "SSC_REDIS_URL": settings.redis_url or "",
-        "SSC_REDIS_NAMESPACE": settings.redis_namespace,
-        "SSC_VAR_DIR": str(settings.var_dir),
-        "SSC_KEY_DIR": str(settings.key_dir),
-        "SSC_KEY_ENCRYPTION_KEY": secret_text(settings, "key_encryption_key"),
-        "SSC_DATA_KEY": secret_text(settings, "data_key"),
-        "SSC_TOKEN_SECRET": secret_text(settings, "token_secret"),
-        "SSC_LOG_LEVEL": "warning",
-    }
 
 
 async def jwks(http: httpx.AsyncClient) -> dict[str, list[dict[str, str]]]:
@@ -74,7 +52,7 @@ class TestEmergencyRevocationAcrossProcesses:
         revoked = await asyncio.to_thread(
             subprocess.run,
             [SSC, "keys", "revoke", active, "--reason", "compromised"],
-            env=command_env(cluster),
+            env=server_env(cluster.settings),
             capture_output=True,
             text=True,
             timeout=60,

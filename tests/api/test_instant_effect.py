@@ -9,20 +9,12 @@ benchmark: the loop polls for at most 1 s and records when the verdict changed.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import pytest
 
-from app.config import Settings, load_settings, new_secret
-from app.runtime import Runtime
-from app.store.redis import RedisStore
-from tests.conftest import PostgresServer, run_blocking, server_missing
+from tests.conftest import Cluster
 from tests.factories import (
     DEFAULT_PIN,
     ScannerCredentials,
@@ -31,94 +23,10 @@ from tests.factories import (
     bearer,
     create_scanner,
 )
-from tests.servers import free_port, start_server, wait_until_up
 
 EFFECT_BOUND_SECONDS = 1.0
 POLL_SECONDS = 0.05
 TOKENS_BEFORE_LOSS = 30
-
-
-def secret_text(settings: Settings, name: str) -> str:
-    value = getattr(settings, name)
-    assert value is not None
-    text: str = value.get_secret_value()
-    return text
-
-
-@dataclass
-class Cluster:
-    settings: Settings
-    a: httpx.AsyncClient
-    b: httpx.AsyncClient
-    runtime: Runtime
-
-
-@pytest.fixture
-def servers_settings(
-    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, redis_namespace: str
-) -> Iterator[Settings]:
-    server = request.getfixturevalue("postgres_server")
-    if isinstance(server, BaseException):
-        server_missing("PostgreSQL", server)
-    assert isinstance(server, PostgresServer)
-    database_url = run_blocking(server.new_database(migrated=True))
-    yield load_settings(
-        environment="test",
-        database_url=database_url,
-        redis_url=redis_url,
-        redis_namespace=redis_namespace,
-        var_dir=tmp_path / "var",
-        key_dir=tmp_path / "var" / "keys",
-        key_encryption_key=new_secret(),
-        data_key=new_secret(),
-        token_secret=new_secret(),
-        log_level="warning",
-    )
-
-
-@pytest.fixture
-async def cluster(servers_settings: Settings) -> AsyncIterator[Cluster]:
-    settings = servers_settings
-    # Opening the runtime here first creates the signing keys both servers then load.
-    runtime = await Runtime.start(settings)
-    env = {
-        **os.environ,
-        "SSC_ENVIRONMENT": "test",
-        "SSC_DATABASE_URL": settings.database_url,
-        "SSC_REDIS_URL": settings.redis_url or "",
-        "SSC_REDIS_NAMESPACE": settings.redis_namespace,
-        "SSC_VAR_DIR": str(settings.var_dir),
-        "SSC_KEY_DIR": str(settings.key_dir),
-        "SSC_KEY_ENCRYPTION_KEY": secret_text(settings, "key_encryption_key"),
-        "SSC_DATA_KEY": secret_text(settings, "data_key"),
-        "SSC_TOKEN_SECRET": secret_text(settings, "token_secret"),
-        "SSC_LOG_LEVEL": "warning",
-    }
-    ports = free_port(), free_port()
-    processes = [start_server(env, port) for port in ports]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for process, url in zip(processes, urls, strict=True):
-            wait_until_up(process, url)
-        async with (
-            httpx.AsyncClient(base_url=urls[0], timeout=10) as a,
-            httpx.AsyncClient(base_url=urls[1], timeout=10) as b,
-        ):
-            yield Cluster(settings, a, b, runtime)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        await runtime.close()
-        assert settings.redis_url is not None
-        cleanup = RedisStore.from_url(settings.redis_url, namespace=settings.redis_namespace)
-        await cleanup.drop_namespace()
-        await cleanup.close()
 
 
 @dataclass
