@@ -30,6 +30,7 @@ from api.routes import (
     health,
     holder,
     keys,
+    licences,
     lifecycle,
     misuse,
     trust,
@@ -119,7 +120,10 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         app, max_body=settings.max_request_bytes, metrics=metrics
     )
     app.add_middleware(
-        RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body=settings.max_request_bytes,
+        metrics=metrics,
+        large_bodies={licences.BULK_PATH: settings.licence_bulk_max_bytes},
     )
     install_problem_handlers(app)
     install_openapi(app)
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(audit.router)
     app.include_router(catalog.router)
     app.include_router(departments.router)
+    app.include_router(licences.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

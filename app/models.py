@@ -16,6 +16,7 @@ from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.departments.models import Issuer, IssuerKey
+from app.licences.models import Licence
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
 
@@ -35,6 +36,7 @@ __all__ = [
     "Device",
     "Issuer",
     "IssuerKey",
+    "Licence",
     "MisuseAlert",
     "Organisation",
     "Person",
