@@ -20,11 +20,12 @@ from api.schemas.licences import (
     LicencePush,
     LicencePushed,
     LineError,
+    PresentationOut,
     Verification,
 )
 from app.departments.types import DOCUMENT_TYPES
 from app.errors import DomainError
-from app.licences import service
+from app.licences import presentations, service
 from app.licences.errors import InvalidBulk
 
 router = APIRouter(tags=["licences"], route_class=StrictJsonRoute)
@@ -202,4 +203,28 @@ async def my_licence(
             "document_id": view.licence.document_id,
             "signed": await service.licence_signed_original(session, runtime, view.licence),
         }
+    )
+
+
+@router.post(
+    "/v1/me/licences/{licence_id}/presentation",
+    status_code=201,
+    summary="A short-lived, single-use QR token presenting one of your licences",
+    responses={
+        **_HOLDER_ERRORS,
+        403: {"description": "device-unbound", **_PROBLEM},
+        404: {"description": "licence-not-found", **_PROBLEM},
+        409: {"description": "The card is not active", **_PROBLEM},
+    },
+)
+async def present_licence(
+    licence_id: uuid.UUID, holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep
+) -> PresentationOut:
+    """The token carries no personal data (render it as a QR code at level M: version 8 or
+    lower); a scanner whose scene reads this licence type gets its fields once."""
+    presentation = await presentations.create_presentation(session, runtime, holder, licence_id)
+    return PresentationOut(
+        token=presentation.token,
+        licence_id=presentation.licence_id,
+        expires_at=presentation.expires_at,
     )

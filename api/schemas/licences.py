@@ -96,3 +96,9 @@ class LicenceOut(BaseModel):
 class LicenceDetail(LicenceOut):
     document_id: str
     signed: str = Field(description="The department's signed original, verbatim")
+
+
+class PresentationOut(BaseModel):
+    token: str = Field(description="SSC1 token to show as a QR code (single use)")
+    licence_id: uuid.UUID
+    expires_at: UtcDateTime
