@@ -24,6 +24,7 @@ from api.routes import (
     catalog,
     clients,
     complaints,
+    consents,
     departments,
     docs,
     entitlements,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(catalog.router)
     app.include_router(departments.router)
     app.include_router(licences.router)
+    app.include_router(consents.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

@@ -15,6 +15,7 @@ from app.cards.models import (
 from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
+from app.consents.models import ConsentRequest
 from app.departments.models import Issuer, IssuerKey
 from app.licences.models import Licence
 from app.misuse.models import CreditRecord, MisuseAlert
@@ -32,6 +33,7 @@ __all__ = [
     "CatalogVersion",
     "Complaint",
     "ComplaintEvent",
+    "ConsentRequest",
     "CreditRecord",
     "Device",
     "Issuer",

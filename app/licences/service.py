@@ -421,3 +421,14 @@ async def holder_person(session: AsyncSession, card_id: uuid.UUID) -> uuid.UUID:
     if card is None:
         raise LicenceNotFound("no card behind this session")
     return card.person_id
+
+
+async def licences_of_types(
+    session: AsyncSession, runtime: Runtime, person_id: uuid.UUID, types: Sequence[str]
+) -> list[LicenceView]:
+    """The holder's licences of these types (a consent read), each verified now."""
+    return [
+        view
+        for view in await holder_licences(session, runtime, person_id)
+        if view.licence.document_type in types
+    ]
