@@ -24,11 +24,14 @@ from api.routes import (
     catalog,
     clients,
     complaints,
+    consents,
+    departments,
     docs,
     entitlements,
     health,
     holder,
     keys,
+    licences,
     lifecycle,
     misuse,
     trust,
@@ -118,7 +121,10 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         app, max_body=settings.max_request_bytes, metrics=metrics
     )
     app.add_middleware(
-        RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body=settings.max_request_bytes,
+        metrics=metrics,
+        large_bodies={licences.BULK_PATH: settings.licence_bulk_max_bytes},
     )
     install_problem_handlers(app)
     install_openapi(app)
@@ -136,6 +142,9 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(complaints.router)
     app.include_router(audit.router)
     app.include_router(catalog.router)
+    app.include_router(departments.router)
+    app.include_router(licences.router)
+    app.include_router(consents.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

@@ -16,6 +16,9 @@ class AccessSource(StrEnum):
     online_scan = "online_scan"
     offline_scan = "offline_scan"
     operator_read = "operator_read"
+    licence_scan = "licence_scan"  # a licence presentation QR read at a scene
+    department_read = "dept_read"  # a department read with the holder's consent
+    department_refused = "dept_refused"  # a department read refused: no valid consent
 
 
 class AccessLogEntry(SQLModel, table=True):

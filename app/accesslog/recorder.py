@@ -41,7 +41,19 @@ VALID_OUTCOME = "valid"
 READ_OUTCOME = "read"
 
 _FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
-_ACTIONS = frozenset({VERIFY_ACTION, OFFLINE_SCAN_ACTION, OPERATOR_READ_ACTION})
+LICENCE_SCAN_ACTION = "licence.presented"
+CONSENT_READ_ACTION = "consent.read"
+CONSENT_REFUSED_ACTION = "consent.read.refused"
+_ACTIONS = frozenset(
+    {
+        VERIFY_ACTION,
+        OFFLINE_SCAN_ACTION,
+        OPERATOR_READ_ACTION,
+        LICENCE_SCAN_ACTION,
+        CONSENT_READ_ACTION,
+        CONSENT_REFUSED_ACTION,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,10 @@ def disclosure(event: AuditRecord) -> Disclosure | None:
             return _online_scan(event, data)
         if event.action == OFFLINE_SCAN_ACTION:
             return _offline_scan(event, data)
+        if event.action == LICENCE_SCAN_ACTION:
+            return _licence_scan(event, data)
+        if event.action in {CONSENT_READ_ACTION, CONSENT_REFUSED_ACTION}:
+            return _department_read(event, data)
         return _operator_read(event, data)
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return None
@@ -150,6 +166,40 @@ def _operator_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure | Non
         None,
         tuple(str(item) for item in data.get("attributes", ())),
         READ_OUTCOME,
+    )
+
+
+def _licence_scan(event: AuditRecord, data: dict[str, Any]) -> Disclosure:
+    """A scanner read one e-licence from its presentation QR (`app.licences.presentations`)."""
+    return Disclosure(
+        event.event_id,
+        event.occurred_at,
+        AccessSource.licence_scan,
+        event.actor,
+        uuid.UUID(event.subject),
+        None,
+        uuid.UUID(str(data["org"])),
+        _text(data.get("scene")),
+        tuple(str(item) for item in data.get("attributes", ())),
+        VALID_OUTCOME,
+    )
+
+
+def _department_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure:
+    """A department read (or tried to read, without a valid consent) the holder's data
+    (`app.consents`); `scene` carries the stated purpose."""
+    refused = event.action == CONSENT_REFUSED_ACTION
+    return Disclosure(
+        event.event_id,
+        event.occurred_at,
+        AccessSource.department_refused if refused else AccessSource.department_read,
+        event.actor,
+        uuid.UUID(event.subject),
+        None,
+        None,
+        (_text(data.get("purpose")) or "")[:64] or None,
+        tuple(str(item) for item in data.get("items", ())),
+        "refused" if refused else READ_OUTCOME,
     )
 
 
