@@ -16,6 +16,7 @@ from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.misuse.models import CreditRecord, MisuseAlert
+from app.oidc.models import OidcConsent, OidcRefreshToken, RelyingParty
 from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
@@ -33,9 +34,12 @@ __all__ = [
     "CreditRecord",
     "Device",
     "MisuseAlert",
+    "OidcConsent",
+    "OidcRefreshToken",
     "Organisation",
     "Person",
     "RefreshToken",
+    "RelyingParty",
     "RetiredCardNumber",
     "TrustedIssuerRecord",
 ]
