@@ -16,6 +16,9 @@ class AccessSource(StrEnum):
     online_scan = "online_scan"
     offline_scan = "offline_scan"
     operator_read = "operator_read"
+    relying_party = "relying_party"
+    """An app the holder logged in to with the card (OpenID Connect): a login, a token
+    refresh or a userinfo read, with the claims it received."""
 
 
 class AccessLogEntry(SQLModel, table=True):

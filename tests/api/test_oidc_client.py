@@ -168,9 +168,11 @@ async def test_a_real_oidc_client_logs_in_with_the_card(live: Live) -> None:
         )
         silent = await agent.get(url2)
         assert silent.status_code == 302, silent.text[:400]
+        assert query_of(silent.headers["location"])["state"] == state2
+        query = silent.headers["location"].split("?", 1)[1]
         token2 = await client.fetch_token(
             discovery["token_endpoint"],
-            authorization_response=f"{rp['redirect_uri']}?{silent.headers['location'].split('?', 1)[1]}",
+            authorization_response=f"{rp['redirect_uri']}?{query}",
             code_verifier=verifier2,
         )
 
