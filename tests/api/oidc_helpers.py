@@ -6,12 +6,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import re
 import secrets
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import pytest
+
+from app.config import Settings
+from tests.servers import SSC, free_port, server_env, start_server, wait_until_up
 
 _INPUT = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
@@ -97,3 +106,32 @@ def authorize_url(
     if challenge is not None:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     return f"{base_url}/oidc/authorize?{urlencode(params)}"
+
+
+@dataclass
+class Live:
+    base_url: str
+    demo: dict[str, Any]
+
+
+@pytest.fixture
+def live(settings: Settings, tmp_path: Path) -> Iterator[Live]:
+    port = free_port()
+    env = {**server_env(settings), "SSC_PORT": str(port)}
+    env.pop("SSC_PUBLIC_URL", None)
+    process = start_server(env, port, log=tmp_path / "server.log")
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(process, base_url)
+        seeded = subprocess.run(
+            [SSC, "demo", "--json", "--base-url", base_url],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        yield Live(base_url, json.loads(seeded.stdout))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        print((tmp_path / "server.log").read_text(errors="replace")[-3000:])

@@ -10,58 +10,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from app.config import Settings
-from tests.api.oidc_helpers import Browser, query_of
-from tests.servers import SSC, free_port, server_env, start_server, wait_until_up
-
-
-@dataclass
-class Live:
-    base_url: str
-    demo: dict[str, Any]
-
-
-@pytest.fixture
-def live(settings: Settings, tmp_path: Path) -> Iterator[Live]:
-    port = free_port()
-    env = {**server_env(settings), "SSC_PORT": str(port)}
-    env.pop("SSC_PUBLIC_URL", None)
-    process = start_server(env, port, log=tmp_path / "server.log")
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(process, base_url)
-        seeded = subprocess.run(
-            [SSC, "demo", "--json", "--base-url", base_url],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        yield Live(base_url, json.loads(seeded.stdout))
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        print((tmp_path / "server.log").read_text(errors="replace")[-3000:])
+from tests.api.oidc_helpers import Browser, Live, live, query_of
 
 
 def half_hash(token: str) -> str:
     digest = hashlib.sha256(token.encode()).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+__all__ = ["live"]  # the fixture
 
 
 async def test_a_real_oidc_client_logs_in_with_the_card(live: Live) -> None:
