@@ -22,7 +22,7 @@ def upgrade() -> None:
         "oidc_relying_parties",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("client_id", sa.String(length=64), nullable=False),
-        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("logo_uri", sa.String(length=500), nullable=True),
         sa.Column("auth_method", sa.String(length=32), nullable=False),
         sa.Column("secret_hash", sa.String(length=64), nullable=True),

@@ -745,6 +745,10 @@ def _rp_out(client: RelyingParty) -> dict[str, Any]:
     "/v1/admin/relying-parties",
     status_code=status.HTTP_201_CREATED,
     summary="Register a relying party (an app that logs holders in with the card)",
+    description="Rules beyond the schema: redirect URIs are absolute https URIs (plain http "
+    "only for a loopback host) without a fragment, matched exactly; the scopes include "
+    "`openid`; a `jwks` comes with `private_key_jwt` only, and then holds 1 to 10 usable "
+    "public keys. The client secret (secret methods) is in the answer once.",
     responses={
         **_ADMIN_ERRORS,
         422: {"description": "validation-error, invalid-relying-party", **_PROBLEM},
@@ -759,7 +763,7 @@ async def register_relying_party(
         admin.client_id,
         rp.Registration(
             name=body.name,
-            logo_uri=None if body.logo_uri is None else str(body.logo_uri),
+            logo_uri=body.logo_uri,
             redirect_uris=body.redirect_uris,
             post_logout_redirect_uris=body.post_logout_redirect_uris,
             scopes=body.scopes,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.clients import Name
 from api.schemas.common import UtcDateTime
 from app.oidc.clients import GRANT_TYPES
 from app.oidc.errors import InvalidOAuthRequest
@@ -19,8 +20,10 @@ MAX_FORM_FIELDS = 32
 
 ScopeName = Annotated[str, StringConstraints(pattern="^(" + "|".join(SCOPES) + ")$")]
 RedirectUri = Annotated[str, StringConstraints(min_length=8, max_length=500)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
 UserCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{4}-?[A-Za-z]{4}$")]
+LogoUri = Annotated[
+    str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[!-~]*$", max_length=500)
+]
 ClientIdText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -28,7 +31,7 @@ class RelyingPartyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name = Field(description="Display name on the consent page", examples=["赣服通"])
-    logo_uri: AnyUrl | None = Field(default=None, description="https logo for the consent page")
+    logo_uri: LogoUri | None = Field(default=None, description="https logo for the consent page")
     redirect_uris: list[RedirectUri] = Field(
         min_length=1, max_length=10, description="Exact redirect URIs (no prefix matching)"
     )
@@ -53,13 +56,6 @@ class RelyingPartyCreate(BaseModel):
         ]
         | None
     ) = None
-
-    @field_validator("logo_uri")
-    @classmethod
-    def _https_logo(cls, value: AnyUrl | None) -> AnyUrl | None:
-        if value is not None and value.scheme != "https":
-            raise ValueError("the logo must be an https URL")
-        return value
 
 
 class RelyingPartyOut(BaseModel):

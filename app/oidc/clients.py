@@ -68,21 +68,29 @@ class Registered:
 
 
 def _check_redirect(uri: str) -> None:
-    parts = urlsplit(uri)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidRelyingParty(f"redirect URI {uri!r} cannot be read") from None
+    if any(ch.isspace() or ord(ch) < 0x21 for ch in uri):
+        raise InvalidRelyingParty(f"redirect URI {uri!r} holds white space or control characters")
+    if parts.scheme not in ("https", "http") or not host or parts.fragment:
         raise InvalidRelyingParty(f"redirect URI {uri!r} must be an absolute http(s) URI")
-    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "[::1]", "::1"):
+    if parts.scheme == "http" and host not in ("127.0.0.1", "localhost", "[::1]", "::1"):
         raise InvalidRelyingParty(f"redirect URI {uri!r}: plain http only for loopback")
 
 
 def _check_jwks(jwks: dict[str, Any] | None) -> None:
     keys = None if jwks is None else jwks.get("keys")
-    if not isinstance(keys, list) or not keys:
-        raise InvalidRelyingParty("private_key_jwt needs the client's JWKS with at least one key")
+    if not isinstance(keys, list) or not 1 <= len(keys) <= 10:
+        raise InvalidRelyingParty("private_key_jwt needs the client's JWKS with 1 to 10 keys")
     for key in keys:
+        if not isinstance(key, dict):
+            raise InvalidRelyingParty("each key of the client's JWKS is a JSON object")
         try:
             jwt.PyJWK(key)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as error:
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError) as error:
             raise InvalidRelyingParty(f"the client's JWKS holds an unusable key: {error}") from None
         if "d" in key or "p" in key:
             raise InvalidRelyingParty("the client's JWKS must hold public keys only")
@@ -108,7 +116,7 @@ async def register(
     elif registration.jwks is not None:
         raise InvalidRelyingParty("a JWKS is registered only with private_key_jwt")
     grant_types = registration.grant_types or [AUTHORIZATION_CODE, REFRESH_TOKEN]
-    sector = registration.sector_identifier or (urlsplit(registration.redirect_uris[0]).hostname)
+    sector = registration.sector_identifier or urlsplit(registration.redirect_uris[0]).hostname
     secret = None
     if method in (ClientAuthMethod.client_secret_basic, ClientAuthMethod.client_secret_post):
         secret = new_opaque_secret(CLIENT_SECRET_PREFIX)

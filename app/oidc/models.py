@@ -37,7 +37,7 @@ class RelyingParty(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     client_id: str = Field(max_length=64, unique=True)
-    name: str = Field(max_length=100)
+    name: str = Field(max_length=200)
     logo_uri: str | None = Field(default=None, max_length=500)
     auth_method: str = Field(max_length=32)
     secret_hash: str | None = Field(default=None, max_length=64)
