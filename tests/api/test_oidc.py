@@ -22,7 +22,7 @@ from app.oidc.device import new_user_code, normalise_user_code
 from tests.api.oidc_helpers import Browser, authorize_url, hidden_fields, pkce_pair, query_of
 from tests.factories import ActiveHolder, admin_headers, bearer, create_active_holder
 
-REDIRECT = "https://app.example.gov.cn/callback"
+REDIRECT = "https://app.example/callback"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -32,7 +32,7 @@ async def register(client: httpx.AsyncClient, app: FastAPI, **overrides: Any) ->
         "redirect_uris": [REDIRECT],
         "scopes": ["openid", "profile", "ssc_card", "phone", "entitlements"],
         "token_endpoint_auth_method": "client_secret_basic",
-        "post_logout_redirect_uris": ["https://app.example.gov.cn/bye"],
+        "post_logout_redirect_uris": ["https://app.example/bye"],
         **overrides,
     }
     created = await client.post(
@@ -137,7 +137,7 @@ class TestRegistration:
 
 class TestAuthorizationRefusals:
     @pytest.mark.parametrize(
-        "redirect", [REDIRECT + "/more", REDIRECT + "?x=1", "https://app.example.gov.cn/call"]
+        "redirect", [REDIRECT + "/more", REDIRECT + "?x=1", "https://app.example/call"]
     )
     async def test_a_redirect_uri_not_exactly_registered_is_never_followed(
         self, app: FastAPI, client: httpx.AsyncClient, redirect: str
