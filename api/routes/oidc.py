@@ -670,6 +670,35 @@ async def device_authorization(request: Request, runtime: RuntimeDep) -> Respons
     )
 
 
+@router.post("/oidc/kiosk_authorization", include_in_schema=False, dependencies=TOKEN_LIMITS)
+async def kiosk_authorization(request: Request, runtime: RuntimeDep) -> Response:
+    """The service-hall kiosk scanned the holder's e-card code (`qr_token`): a device-grant
+    request that only that holder can approve, on the phone; the kiosk polls `/oidc/token`."""
+    try:
+        form, presented = await _form_and_client(request)
+        if not form.get("qr_token"):
+            raise InvalidOAuthRequest("qr_token (the scanned e-card code) is required")
+
+        async def work(session: AsyncSession) -> device.DeviceAuthorization:
+            client = await rp.authenticate_client(
+                session, runtime, presented, _endpoint(runtime, "/oidc/kiosk_authorization")
+            )
+            return await device.start_for_scanned_card(
+                session, runtime, client, form.get("scope"), form["qr_token"]
+            )
+
+        started = await service.settle(runtime, work)
+    except OAuthError as error:
+        return _oauth_error(error)
+    return _json(
+        {
+            "device_code": started.device_code,
+            "expires_in": started.expires_in,
+            "interval": started.interval,
+        }
+    )
+
+
 @router.get("/oidc/device", include_in_schema=False)
 async def device_page(request: Request) -> Response:
     """Where the verification URI leads a browser: approve in the app."""
@@ -851,6 +880,31 @@ UserCodePath = Annotated[UserCode, PathParam(description="The code the site show
 
 
 @router.get(
+    "/v1/me/oidc/device-requests",
+    summary="Sign-ins waiting for your approval: service-hall kiosks that scanned your e-card code",
+    responses={401: {"description": "No or invalid holder token", **_PROBLEM}},
+)
+async def kiosk_requests(
+    holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep
+) -> list[DeviceRequestOut]:
+    return [
+        _device_out(seen)
+        for seen in await device.pending_for_card(session, runtime, holder.card_id)
+    ]
+
+
+def _device_out(seen: device.DeviceRequestView) -> DeviceRequestOut:
+    return DeviceRequestOut(
+        user_code=seen.user_code,
+        client_id=seen.client.client_id,
+        client_name=seen.client.name,
+        logo_uri=seen.client.logo_uri,
+        scopes=seen.scopes,
+        expires_in=max(seen.expires_at - state.now(), 0),
+    )
+
+
+@router.get(
     "/v1/me/oidc/device-requests/{user_code}",
     summary="A scan-to-login request (RFC 8628): the app and the claims it asks for",
     responses={
@@ -861,15 +915,8 @@ UserCodePath = Annotated[UserCode, PathParam(description="The code the site show
 async def device_request(
     user_code: UserCodePath, holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep
 ) -> DeviceRequestOut:
-    seen = await device.view(session, runtime, user_code)
-    return DeviceRequestOut(
-        user_code=seen.user_code,
-        client_id=seen.client.client_id,
-        client_name=seen.client.name,
-        logo_uri=seen.client.logo_uri,
-        scopes=seen.scopes,
-        expires_in=max(seen.expires_at - state.now(), 0),
-    )
+    seen = await device.view(session, runtime, user_code, card_id=holder.card_id)
+    return _device_out(seen)
 
 
 @router.post(

@@ -14,8 +14,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.cards.models import Card, CardStatus
 from app.holders.service import check_holder_pin
 from app.oidc import state
 from app.oidc.clients import DEVICE_CODE, get_client
@@ -63,12 +65,58 @@ def normalise_user_code(text: str) -> str:
     return f"{compact[:4]}-{compact[4:]}"
 
 
+def _card_key(card_id: uuid.UUID) -> str:
+    return f"oidc:kiosk-requests:{card_id}"
+
+
+async def start_for_scanned_card(
+    session: AsyncSession, runtime: Runtime, client: RelyingParty, scope: str | None, qr: str
+) -> DeviceAuthorization:
+    """The service-hall kiosk's reverse flow: the kiosk scanned the holder's e-card QR code;
+    the request waits for that holder's approval on the phone. The code is spent here (a
+    screenshot cannot start a second sign-in).
+
+    :raises InvalidGrant: not a valid e-card code of ours, spent, or not an active card.
+    """
+    check = runtime.token_verifier.verify(qr[:600])
+    if not check.valid or check.card_handle is None or check.cti is None:
+        raise InvalidGrant(f"the scanned e-card code is not valid ({check.verdict.value})")
+    ttl = max(int((check.expires_at or 0) - state.now()) + 60, 60)
+    if not await runtime.store.set_if_absent(f"oidc:kiosk-cti:{check.cti.hex()}", b"1", ttl):
+        raise InvalidGrant("this e-card code was already used")
+    card = (await session.exec(select(Card).where(Card.handle == check.card_handle.hex()))).first()
+    if card is None or card.status != CardStatus.active:
+        raise InvalidGrant("the scanned card is not active")
+    return await start(runtime, client, scope, card_id=card.id)
+
+
+async def pending_for_card(
+    session: AsyncSession, runtime: Runtime, card_id: uuid.UUID
+) -> list[DeviceRequestView]:
+    """The kiosk sign-ins waiting for this holder's decision."""
+    listed = await state.get(runtime, _card_key(card_id)) or {"codes": []}
+    found = []
+    for code in listed["codes"]:
+        try:
+            seen = await view(session, runtime, str(code), card_id=card_id)
+        except DeviceRequestNotFound:
+            continue
+        if seen.pending:
+            found.append(seen)
+    return found
+
+
 def _user_key(user_code: str) -> str:
     return f"oidc:user-code:{normalise_user_code(user_code)}"
 
 
-async def start(runtime: Runtime, client: RelyingParty, scope: str | None) -> DeviceAuthorization:
-    """:raises UnauthorizedClient, InvalidScope: the client may not, or asks too much."""
+async def start(
+    runtime: Runtime, client: RelyingParty, scope: str | None, *, card_id: uuid.UUID | None = None
+) -> DeviceAuthorization:
+    """:raises UnauthorizedClient, InvalidScope: the client may not, or asks too much.
+
+    With `card_id` (a kiosk that scanned the holder's e-card code) only that card's holder
+    can approve, and the request is listed in that holder's app."""
     if DEVICE_CODE not in client.grant_types:
         raise UnauthorizedClient("this client may not use the device grant")
     scopes = parse_scope(scope)
@@ -93,10 +141,15 @@ async def start(runtime: Runtime, client: RelyingParty, scope: str | None) -> De
             "expires_at": state.now() + ttl,
             "interval": settings.oidc_device_interval,
             "last_poll": 0,
+            "for_card": None if card_id is None else str(card_id),
         },
         ttl + 60,
     )
     await runtime.store.set(_user_key(user_code), key.encode(), ttl)
+    if card_id is not None:
+        listed = await state.get(runtime, _card_key(card_id)) or {"codes": []}
+        codes = [*listed["codes"][-9:], user_code]
+        await state.put(runtime, _card_key(card_id), {"codes": codes}, ttl)
     uri = f"{issuer(runtime)}/oidc/device"
     return DeviceAuthorization(
         device_code=device_code,
@@ -114,25 +167,34 @@ class DeviceRequestView:
     client: RelyingParty
     scopes: list[str]
     expires_at: int
+    pending: bool = True
 
 
-async def _by_user_code(runtime: Runtime, user_code: str) -> tuple[str, dict[str, object]]:
+async def _by_user_code(
+    runtime: Runtime, user_code: str, card_id: uuid.UUID
+) -> tuple[str, dict[str, object]]:
     pointer = await runtime.store.get(_user_key(user_code))
     stored = None if pointer is None else await state.get(runtime, pointer.decode())
     if pointer is None or stored is None or int(str(stored["expires_at"])) < state.now():
         raise DeviceRequestNotFound("no pending sign-in with this code (it may have expired)")
+    if stored.get("for_card") not in (None, str(card_id)):
+        raise DeviceRequestNotFound("no pending sign-in with this code (it may have expired)")
     return pointer.decode(), stored
 
 
-async def view(session: AsyncSession, runtime: Runtime, user_code: str) -> DeviceRequestView:
-    """What the holder's phone shows: the app and the claims it asks for."""
-    _, stored = await _by_user_code(runtime, user_code)
+async def view(
+    session: AsyncSession, runtime: Runtime, user_code: str, *, card_id: uuid.UUID
+) -> DeviceRequestView:
+    """What the holder's phone shows: the app and the claims it asks for (a kiosk's request
+    only to the holder whose code it scanned)."""
+    _, stored = await _by_user_code(runtime, user_code, card_id)
     client = await get_client(session, str(stored["client_id"]))
     return DeviceRequestView(
         normalise_user_code(user_code),
         client,
         [str(scope) for scope in stored["scopes"]],  # type: ignore[attr-defined]
         int(str(stored["expires_at"])),
+        pending=stored["status"] == PENDING,
     )
 
 
@@ -150,7 +212,7 @@ async def decide(
 
     :raises DeviceRequestNotFound, DeviceRequestDecided, InvalidCredentials, PinLocked.
     """
-    key, stored = await _by_user_code(runtime, user_code)
+    key, stored = await _by_user_code(runtime, user_code, card_id)
     if stored["status"] != PENDING:
         raise DeviceRequestDecided("this sign-in was already decided")
     card = await ensure_card_active(session, card_id)

@@ -59,6 +59,7 @@ OIDC_PROTOCOL_ROUTES = {
     ("POST", "/oidc/revoke"),
     ("POST", "/oidc/introspect"),
     ("POST", "/oidc/device_authorization"),
+    ("POST", "/oidc/kiosk_authorization"),
     ("GET", "/oidc/device"),
     ("GET", "/oidc/logout"),
     ("POST", "/oidc/logout"),

@@ -656,3 +656,67 @@ class TestDeviceGrant:
 def test_user_codes_read_alike_however_typed() -> None:
     code = new_user_code()
     assert normalise_user_code(code.lower().replace("-", " ")) == code
+
+
+class TestKioskReverseFlow:
+    async def test_a_kiosk_that_scanned_the_code_is_approved_by_that_holder_only(
+        self, app: FastAPI, client: httpx.AsyncClient, clock: list[float]
+    ) -> None:
+        kiosk = await register(
+            client,
+            app,
+            name="南昌市政务服务中心 自助终端",
+            grant_types=["urn:ietf:params:oauth:grant-type:device_code"],
+        )
+        holder = await create_active_holder(client, app)
+        stranger = await create_active_holder(client, app)
+        qr = (await client.get("/v1/me/qr", headers=holder.headers)).json()["token"]
+        auth = (kiosk["client_id"], kiosk["client_secret"])
+        started = await client.post(
+            "/oidc/kiosk_authorization", data={"qr_token": qr, "scope": "openid profile"}, auth=auth
+        )
+        assert started.status_code == 200, started.text
+        device_code = started.json()["device_code"]
+        again = await client.post(
+            "/oidc/kiosk_authorization", data={"qr_token": qr, "scope": "openid"}, auth=auth
+        )
+        assert again.json()["error"] == "invalid_grant"
+        forged = await client.post(
+            "/oidc/kiosk_authorization", data={"qr_token": "SSC1:XYZ", "scope": "openid"}, auth=auth
+        )
+        assert forged.json()["error"] == "invalid_grant"
+
+        assert (
+            await client.get("/v1/me/oidc/device-requests", headers=stranger.headers)
+        ).json() == []
+        waiting = (await client.get("/v1/me/oidc/device-requests", headers=holder.headers)).json()
+        assert [(w["client_name"], w["scopes"]) for w in waiting] == [
+            ("南昌市政务服务中心 自助终端", ["openid", "profile"])
+        ]
+        code = waiting[0]["user_code"]
+        by_stranger = await client.post(
+            f"/v1/me/oidc/device-requests/{code}",
+            json={"pin": stranger.pin, "decision": "approve"},
+            headers=stranger.headers,
+        )
+        assert by_stranger.status_code == 404
+        poll = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": device_code,
+        }
+        pending = await client.post("/oidc/token", data=poll, auth=auth)
+        assert pending.json()["error"] == "authorization_pending"
+        approved = await client.post(
+            f"/v1/me/oidc/device-requests/{code}",
+            json={"pin": holder.pin, "decision": "approve"},
+            headers=holder.headers,
+        )
+        assert approved.status_code == 200
+        assert (
+            await client.get("/v1/me/oidc/device-requests", headers=holder.headers)
+        ).json() == []
+        clock[0] += 30
+        issued = await client.post("/oidc/token", data=poll, auth=auth)
+        assert issued.status_code == 200, issued.text
+        info = await client.get("/oidc/userinfo", headers=bearer(issued.json()["access_token"]))
+        assert info.json()["name"] == holder.card.name
