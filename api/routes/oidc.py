@@ -96,6 +96,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "forbidden": "请求校验失败，请返回应用重新发起。",
         "logged_out": "您已退出登录。",
         "device": "请打开电子社保卡 App，扫描二维码或输入代码确认登录。",
+        "phone_button": "改为在手机上确认",
+        "phone_title": "请在手机上确认",
+        "phone_hint": "已向该卡的电子社保卡 App 发送登录请求。"
+        "请核对以下代码，并在手机上输入密码确认：",
+        "phone_wait": "确认后本页面会自动继续。",
+        "phone_refresh": "已确认？点此继续",
     },
     "en": {
         "lang": "en",
@@ -120,6 +126,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "forbidden": "The form could not be verified. Go back to the app and start again.",
         "logged_out": "You are signed out.",
         "device": "Open the e-card app and scan the code, or enter it, to approve the sign-in.",
+        "phone_button": "Approve on my phone instead",
+        "phone_title": "Approve on your phone",
+        "phone_hint": "The e-card app of this card has the request. Check that it shows this code, "
+        "then approve it there with your PIN:",
+        "phone_wait": "This page continues by itself once you have approved.",
+        "phone_refresh": "Approved? Continue",
     },
 }
 
@@ -479,6 +491,12 @@ async def _login(
 ) -> Response:
     t = texts(request)
     card_number = fields.get("card_number", "")[:32]
+    if fields.get("via") == "phone":
+        pending.phone_code, user_code = await device.start_for_browser(
+            session, runtime, client, pending.scopes, card_number
+        )
+        await service.save_pending(runtime, pending)
+        return _waiting_page(request, runtime, client, pending, user_code)
     pin = fields.get("pin", "")[:32]
     try:
         card = await authenticate_on_the_web(runtime, card_number, pin)
@@ -512,6 +530,65 @@ async def _login(
     response = await _proceed(
         request, runtime, session, client, pending, login=login, redirect_code=303
     )
+    _set_cookie(response, runtime, LOGIN_COOKIE, raw, runtime.settings.oidc_login_ttl)
+    return response
+
+
+def _waiting_page(
+    request: Request,
+    runtime: Runtime,
+    client: RelyingParty,
+    pending: service.AuthorizationRequest,
+    user_code: str,
+) -> Response:
+    secret, _ = _browser_secret(request)
+    query = urlencode(
+        {
+            "request_id": pending.id,
+            "csrf_token": service.csrf_token(runtime, secret, pending.id),
+            "user_code": user_code,
+        }
+    )
+    return _page(
+        request,
+        "waiting.html",
+        client=client,
+        user_code=user_code,
+        poll=f"/oidc/authorize/phone?{query}",
+    )
+
+
+@router.get("/oidc/authorize/phone", include_in_schema=False)
+async def authorize_by_phone(
+    request: Request, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    """Where the "approve on my phone" page polls (a meta refresh: no JavaScript needed)."""
+    params = _query(request) or {}
+    request_id = params.get("request_id", "")
+    pending = await service.load_pending(runtime, request_id)
+    if pending is None or pending.phone_code is None:
+        return _message(request, "expired", 400)
+    if not service.csrf_ok(
+        runtime, request.cookies.get(BROWSER_COOKIE), request_id, params.get("csrf_token", "")
+    ):
+        return _message(request, "forbidden", 403)
+    client = await rp.find_client(session, pending.client_id)
+    if client is None:
+        return _message(request, "expired", 400)
+    approval = await device.browser_approval(runtime, pending.phone_code)
+    if approval.status == device.PENDING:
+        return _waiting_page(request, runtime, client, pending, params.get("user_code", "")[:9])
+    if approval.status == device.DENIED:
+        await service.drop_pending(runtime, pending.id)
+        return _redirect_error(
+            runtime, pending.redirect_uri, "access_denied", "the holder denied", state=pending.state
+        )
+    if approval.status != device.APPROVED or approval.card_id is None:
+        return await _login_page(request, runtime, client, pending, error=texts(request)["expired"])
+    await service.ensure_card_active(session, approval.card_id)
+    raw, login = await service.open_login(runtime, approval.card_id)
+    pending.card_id, pending.auth_time = str(approval.card_id), login.auth_time
+    response = await _code(runtime, pending, list(approval.scopes), 302)
     _set_cookie(response, runtime, LOGIN_COOKIE, raw, runtime.settings.oidc_login_ttl)
     return response
 

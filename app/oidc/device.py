@@ -18,6 +18,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cards.models import Card, CardStatus
+from app.cards.numbers import normalise_card_number
 from app.holders.service import check_holder_pin
 from app.oidc import state
 from app.oidc.clients import DEVICE_CODE, get_client
@@ -95,7 +96,7 @@ async def pending_for_card(
 ) -> list[DeviceRequestView]:
     """The kiosk sign-ins waiting for this holder's decision."""
     listed = await state.get(runtime, _card_key(card_id)) or {"codes": []}
-    found = []
+    found: list[DeviceRequestView] = []
     for code in listed["codes"]:
         try:
             seen = await view(session, runtime, str(code), card_id=card_id)
@@ -106,18 +107,69 @@ async def pending_for_card(
     return found
 
 
+async def start_for_browser(
+    session: AsyncSession, runtime: Runtime, client: RelyingParty, scopes: list[str], number: str
+) -> tuple[str, str]:
+    """ "Approve on my phone" on the login page: a request in the app of the card named on the
+    page, for the authorization request's scopes. Returns the device code the page waits on
+    (never given to the client). An unknown card gets a code that never completes, so the
+    page does not tell which cards exist. Returns the device code and the user code the page
+    shows (the phone shows it too, so the holder can match them).
+    """
+    compact = normalise_card_number(number)[:32]
+    card = (await session.exec(select(Card).where(Card.card_number == compact))).first()
+    if card is None or card.status != CardStatus.active:
+        return new_opaque_secret(DEVICE_CODE_PREFIX), new_user_code()
+    started = await start(runtime, client, " ".join(scopes), card_id=card.id, for_browser=True)
+    return started.device_code, started.user_code
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserApproval:
+    status: str
+    card_id: uuid.UUID | None = None
+    scopes: tuple[str, ...] = ()
+    auth_time: int = 0
+
+
+async def browser_approval(runtime: Runtime, device_code: str) -> BrowserApproval:
+    """Where the login page's phone approval stands: pending, approved, denied or expired."""
+    key = state.secret_key(runtime, "device", device_code)
+    stored = await state.get(runtime, key)
+    if key is None:
+        return BrowserApproval("expired")
+    if stored is None:
+        return BrowserApproval(PENDING)  # an unknown card's code: it never completes
+    if state.now() > int(stored["expires_at"]):
+        return BrowserApproval("expired")
+    if stored["status"] != APPROVED:
+        return BrowserApproval(str(stored["status"]))
+    await runtime.store.delete(key)
+    return BrowserApproval(
+        APPROVED,
+        uuid.UUID(stored["card_id"]),
+        tuple(stored["granted"]),
+        int(stored["auth_time"]),
+    )
+
+
 def _user_key(user_code: str) -> str:
     return f"oidc:user-code:{normalise_user_code(user_code)}"
 
 
 async def start(
-    runtime: Runtime, client: RelyingParty, scope: str | None, *, card_id: uuid.UUID | None = None
+    runtime: Runtime,
+    client: RelyingParty,
+    scope: str | None,
+    *,
+    card_id: uuid.UUID | None = None,
+    for_browser: bool = False,
 ) -> DeviceAuthorization:
     """:raises UnauthorizedClient, InvalidScope: the client may not, or asks too much.
 
     With `card_id` (a kiosk that scanned the holder's e-card code) only that card's holder
     can approve, and the request is listed in that holder's app."""
-    if DEVICE_CODE not in client.grant_types:
+    if DEVICE_CODE not in client.grant_types and not for_browser:
         raise UnauthorizedClient("this client may not use the device grant")
     scopes = parse_scope(scope)
     if REQUIRED_SCOPE not in scopes:
@@ -142,6 +194,7 @@ async def start(
             "interval": settings.oidc_device_interval,
             "last_poll": 0,
             "for_card": None if card_id is None else str(card_id),
+            "for_browser": for_browser,
         },
         ttl + 60,
     )
@@ -244,6 +297,8 @@ async def poll(
     stored = await state.get(runtime, key)
     if key is None or stored is None or stored["client_id"] != client.client_id:
         raise InvalidGrant("the device code is not valid")
+    if stored.get("for_browser"):
+        raise InvalidGrant("the device code is not valid")  # the login page's, never a client's
     now = state.now()
     if now > int(stored["expires_at"]):
         raise ExpiredToken("the device code has expired; start again")

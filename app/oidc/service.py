@@ -111,6 +111,8 @@ class AuthorizationRequest:
     id: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     card_id: str | None = None
     auth_time: int | None = None
+    phone_code: str | None = None
+    """The device code of an "approve on my phone" login the page waits on."""
 
     def as_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

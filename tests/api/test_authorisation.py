@@ -53,6 +53,7 @@ PUBLIC_ROUTES = {
 OIDC_PROTOCOL_ROUTES = {
     ("GET", "/oidc/authorize"),
     ("POST", "/oidc/authorize"),
+    ("GET", "/oidc/authorize/phone"),
     ("POST", "/oidc/token"),
     ("GET", "/oidc/userinfo"),
     ("POST", "/oidc/userinfo"),

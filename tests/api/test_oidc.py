@@ -7,6 +7,8 @@ end-to-end run with a real client library is tests/api/test_oidc_client.py."""
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -720,3 +722,54 @@ class TestKioskReverseFlow:
         assert issued.status_code == 200, issued.text
         info = await client.get("/oidc/userinfo", headers=bearer(issued.json()["access_token"]))
         assert info.json()["name"] == holder.card.name
+
+
+class TestApproveOnMyPhone:
+    async def test_the_login_page_waits_for_the_phone_then_sends_the_code(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(client, app)
+        holder = await create_active_holder(client, app)
+        verifier, challenge = pkce_pair()
+        page = await client.get(authorize_url("", rp["client_id"], REDIRECT, challenge, state="ph"))
+        waiting = await client.post(
+            "/oidc/authorize",
+            data={**hidden_fields(page.text), "card_number": holder.card_number, "via": "phone"},
+        )
+        assert waiting.status_code == 200 and 'http-equiv="refresh"' in waiting.text
+        poll = re.search(r'url=(/oidc/authorize/phone\?[^"]+)"', waiting.text)
+        assert poll is not None
+        poll_url = html.unescape(poll.group(1))
+        assert (await client.get(poll_url)).status_code == 200  # still waiting
+        listed = (await client.get("/v1/me/oidc/device-requests", headers=holder.headers)).json()
+        assert len(listed) == 1 and listed[0]["user_code"] in waiting.text
+        approved = await client.post(
+            f"/v1/me/oidc/device-requests/{listed[0]['user_code']}",
+            json={"pin": holder.pin, "decision": "approve", "scopes": ["profile"]},
+            headers=holder.headers,
+        )
+        assert approved.status_code == 200, approved.text
+        done = await client.get(poll_url)
+        assert done.status_code == 302, done.text[:300]
+        returned = query_of(done.headers["location"])
+        assert returned["state"] == "ph"
+        issued = await token(
+            client,
+            rp,
+            {
+                "grant_type": "authorization_code",
+                "code": returned["code"],
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            },
+        )
+        assert issued.status_code == 200 and issued.json()["scope"] == "openid profile"
+        # The page never reveals whether a card exists: an unknown one waits the same way.
+        page = await client.get(
+            authorize_url("", rp["client_id"], REDIRECT, challenge, prompt="login")
+        )
+        unknown = await client.post(
+            "/oidc/authorize",
+            data={**hidden_fields(page.text), "card_number": "369999999999", "via": "phone"},
+        )
+        assert unknown.status_code == 200 and 'http-equiv="refresh"' in unknown.text

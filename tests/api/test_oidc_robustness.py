@@ -46,6 +46,8 @@ NASTY = [
     "deny",
     "login",
     "consent",
+    "phone",
+    "SSC1:ABC",
 ]
 NAMES = [
     "grant_type",
@@ -77,6 +79,9 @@ NAMES = [
     "id_token_hint",
     "post_logout_redirect_uri",
     "access_token",
+    "qr_token",
+    "via",
+    "user_code",
 ]
 
 
@@ -102,11 +107,18 @@ async def test_protocol_endpoints_never_answer_5xx(
         "/oidc/revoke",
         "/oidc/introspect",
         "/oidc/device_authorization",
+        "/oidc/kiosk_authorization",
         "/oidc/authorize",
         "/oidc/userinfo",
         "/oidc/logout",
     ]
-    gets = ["/oidc/authorize", "/oidc/logout", "/oidc/userinfo", "/oidc/device"]
+    gets = [
+        "/oidc/authorize",
+        "/oidc/authorize/phone",
+        "/oidc/logout",
+        "/oidc/userinfo",
+        "/oidc/device",
+    ]
     for _ in range(120):
         body = random_form(rng, rp["client_id"])
         headers = {
