@@ -490,7 +490,8 @@ async def _login(
     fields: dict[str, str],
 ) -> Response:
     t = texts(request)
-    card_number = fields.get("card_number", "")[:32]
+    # Printable characters only: PostgreSQL refuses NUL in text (a 500, not an answer).
+    card_number = "".join(ch for ch in fields.get("card_number", "")[:32] if ch.isprintable())
     if fields.get("via") == "phone":
         pending.phone_code, user_code = await device.start_for_browser(
             session, runtime, client, pending.scopes, card_number
@@ -827,7 +828,7 @@ _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"description": "No or invalid admin token", **_PROBLEM},
     403: {"description": "Not a provincial administrator", **_PROBLEM},
 }
-ClientIdPath = Annotated[str, PathParam(min_length=1, max_length=64)]
+ClientIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 
 def _rp_out(client: RelyingParty) -> dict[str, Any]:

@@ -24,7 +24,7 @@ UserCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{4}-?[A-Za-z]{4}$
 LogoUri = Annotated[
     str, StringConstraints(pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[!-~]*$", max_length=500)
 ]
-ClientIdText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ClientIdText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 
 class RelyingPartyCreate(BaseModel):

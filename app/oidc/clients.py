@@ -148,8 +148,8 @@ async def register(
 
 
 async def find_client(session: AsyncSession, client_id: str) -> RelyingParty | None:
-    if not client_id or len(client_id) > 64:
-        return None
+    if not client_id or len(client_id) > 64 or not client_id.isprintable():
+        return None  # (PostgreSQL refuses NUL in text: never send one to a query)
     found = (
         await session.exec(select(RelyingParty).where(RelyingParty.client_id == client_id))
     ).first()
