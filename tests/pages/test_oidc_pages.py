@@ -9,12 +9,24 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from playwright.async_api import BrowserContext, Route
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import BrowserContext, Page, Route
 
 from tests.api.oidc_helpers import Live, authorize_url, live, pkce_pair
 from tests.browser import assert_rendered
 
 __all__ = ["live"]  # the fixture
+
+
+async def assert_accessible(page: Page) -> None:
+    """No serious or critical axe-core violation (labels, contrast, names of buttons...)."""
+    results = await Axe().run(page)
+    serious = [
+        (item["id"], item["help"])
+        for item in results.response["violations"]
+        if item.get("impact") in ("serious", "critical")
+    ]
+    assert serious == [], serious
 
 
 async def test_log_in_and_approve_on_a_phone(phone: BrowserContext, live: Live) -> None:
@@ -33,6 +45,7 @@ async def test_log_in_and_approve_on_a_phone(phone: BrowserContext, live: Live) 
     await page.goto(url)
     assert await page.locator("h1").inner_text() == "使用社保卡登录"
     assert_rendered("oidc-login", await page.screenshot(full_page=True))
+    await assert_accessible(page)
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "the login page scrolls sideways on a phone"
 
@@ -47,6 +60,7 @@ async def test_log_in_and_approve_on_a_phone(phone: BrowserContext, live: Live) 
     await page.wait_for_selector("button[name=decision][value=approve]")
     assert "赣服通" in await page.content()
     assert_rendered("oidc-consent", await page.screenshot(full_page=True))
+    await assert_accessible(page)
     await page.uncheck("input[name=scope][value=ssc_card]")
     await page.click("button[name=decision][value=approve]")
     await page.wait_for_url(re.compile(r".*/callback.*"))
