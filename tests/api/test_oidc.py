@@ -773,3 +773,25 @@ class TestApproveOnMyPhone:
             data={**hidden_fields(page.text), "card_number": "369999999999", "via": "phone"},
         )
         assert unknown.status_code == 200 and 'http-equiv="refresh"' in unknown.text
+
+
+class TestClaims:
+    async def test_each_scope_releases_its_claims(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(
+            client,
+            app,
+            scopes=["openid", "profile", "ssc_card", "id_document", "phone", "entitlements"],
+        )
+        holder = await create_active_holder(client, app)
+        tokens = await log_in(
+            client, rp, holder, scope="openid profile ssc_card id_document phone entitlements"
+        )
+        info = (await client.get("/oidc/userinfo", headers=bearer(tokens["access_token"]))).json()
+        assert info["name"] == holder.card.name
+        assert info["document_type"] == holder.card.document_type
+        assert info["document_number"] == holder.card.document_number
+        assert info["phone_number"].isdigit()
+        assert info["entitlements"] == []
+        assert info["card_number_masked"] != holder.card_number
