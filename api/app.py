@@ -34,6 +34,7 @@ from api.routes import (
     licences,
     lifecycle,
     misuse,
+    oidc,
     trust,
     verify,
 )
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(departments.router)
     app.include_router(licences.router)
     app.include_router(consents.router)
+    app.include_router(oidc.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     key_rotation_days: float = Field(default=90, ge=0, le=3650)
     key_publish_ahead: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
     key_sync_interval: int = Field(default=60, ge=1, le=3600)
+    oidc_code_ttl: int = Field(default=60, ge=10, le=600)
+    oidc_access_token_ttl: int = Field(default=600, ge=60, le=3600)
+    oidc_refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=3600)
+    oidc_id_token_ttl: int = Field(default=600, ge=60, le=3600)
+    oidc_login_ttl: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    oidc_device_code_ttl: int = Field(default=600, ge=60, le=3600)
+    oidc_device_interval: int = Field(default=5, ge=1, le=60)
 
     trusted_proxies: str = Field(
         default="",

@@ -24,11 +24,17 @@ from app.clients.service import (
     grant_client_credentials,
 )
 from app.holders.service import Activation, activate
+from app.oidc.clients import Registration, register
+from app.oidc.models import ClientAuthMethod
 from app.runtime import Runtime
 
 DEMO_ACTOR = "ssc-demo"
 DEMO_DEVICE = "demo-phone"
 DEMO_SCENES = ("hospital", "library", "bus")
+DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+"""The demo relying party's redirect URI (nothing needs to listen there: the code is in the
+URL the browser is sent to)."""
+DEMO_RP_SCOPES = ["openid", "profile", "ssc_card"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,9 @@ class DemoSeed:
     scanner_client_secret: str
     scanner_access_token: str
     organisation_name: str
+    rp_client_id: str
+    rp_client_secret: str
+    rp_redirect_uri: str
 
 
 def demo_resident_id() -> str:
@@ -118,6 +127,20 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
             scanner_ttl=runtime.settings.scanner_token_ttl,
             admin_ttl=runtime.settings.access_token_ttl,
         )
+    async with runtime.database.session() as session:
+        relying_party = await register(
+            session,
+            runtime,
+            DEMO_ACTOR,
+            Registration(
+                name="赣服通 (demo)",
+                redirect_uris=[DEMO_REDIRECT_URI],
+                scopes=DEMO_RP_SCOPES,
+                auth_method=ClientAuthMethod.client_secret_basic,
+                post_logout_redirect_uris=["http://127.0.0.1:8765/"],
+            ),
+        )
+    assert relying_party.client_secret is not None
     await AuditConsumer(runtime.store, runtime.database).flush(max_seconds=10)
     return DemoSeed(
         card_number=card_number,
@@ -129,6 +152,9 @@ async def seed_demo(runtime: Runtime) -> DemoSeed:
         scanner_client_secret=scanner.client_secret,
         scanner_access_token=grant.access_token,
         organisation_name=organisation.name,
+        rp_client_id=relying_party.client.client_id,
+        rp_client_secret=relying_party.client_secret,
+        rp_redirect_uri=DEMO_REDIRECT_URI,
     )
 
 
@@ -146,6 +172,11 @@ def demo_json(seed: DemoSeed, base_url: str) -> dict[str, object]:
             "client_id": seed.scanner_client_id,
             "client_secret": seed.scanner_client_secret,
             "access_token": seed.scanner_access_token,
+        },
+        "relying_party": {
+            "client_id": seed.rp_client_id,
+            "client_secret": seed.rp_client_secret,
+            "redirect_uri": seed.rp_redirect_uri,
         },
     }
 

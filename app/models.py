@@ -19,6 +19,7 @@ from app.consents.models import ConsentRequest
 from app.departments.models import Issuer, IssuerKey
 from app.licences.models import Licence
 from app.misuse.models import CreditRecord, MisuseAlert
+from app.oidc.models import OidcConsent, OidcRefreshToken, RelyingParty
 from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
@@ -40,9 +41,12 @@ __all__ = [
     "IssuerKey",
     "Licence",
     "MisuseAlert",
+    "OidcConsent",
+    "OidcRefreshToken",
     "Organisation",
     "Person",
     "RefreshToken",
+    "RelyingParty",
     "RetiredCardNumber",
     "TrustedIssuerRecord",
 ]

@@ -45,12 +45,28 @@ def open_keyring(settings: Settings) -> KeyRing:
     )
 
 
+OIDC_KEY_SUBDIRECTORY = "oidc"
+
+
+def open_oidc_keyring(settings: Settings) -> KeyRing:
+    """The OpenID Connect signing keys (ID tokens): a ring of their own in `<key_dir>/oidc`,
+    never the QR token keys, rotated and published by the same machinery. A retired key keeps
+    verifying for an ID token's lifetime plus a day (relying parties cache the JWKS)."""
+    return KeyRing.load_or_create(
+        settings.key_dir / OIDC_KEY_SUBDIRECTORY,
+        derive_key(settings.secret("key_encryption_key"), "ssc/oidc-keys/v1"),
+        retire_grace=settings.oidc_id_token_ttl + 86400,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
     database: Database
     store: Store
     keyring: KeyRing
+    oidc_keyring: KeyRing
+    """ID token signing keys (`open_oidc_keyring`), apart from the QR token keys."""
     access_tokens: AccessTokenCodec
     pii: PiiCipher
     pins: PinHasher
@@ -83,6 +99,7 @@ class Runtime:
             database=database,
             store=store,
             keyring=keyring,
+            oidc_keyring=open_oidc_keyring(settings),
             access_tokens=AccessTokenCodec(token_secret, f"ssc:{settings.issuer}"),
             pii=PiiCipher.from_master_key(settings.secret("data_key")),
             pins=PinHasher(pepper=derive_key(token_secret, "ssc/pin-pepper/v1")),

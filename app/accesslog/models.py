@@ -19,6 +19,9 @@ class AccessSource(StrEnum):
     licence_scan = "licence_scan"  # a licence presentation QR read at a scene
     department_read = "dept_read"  # a department read with the holder's consent
     department_refused = "dept_refused"  # a department read refused: no valid consent
+    relying_party = "relying_party"
+    """An app the holder logged in to with the card (OpenID Connect): a login, a token
+    refresh or a userinfo read, with the claims it received."""
 
 
 class AccessLogEntry(SQLModel, table=True):

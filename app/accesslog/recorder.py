@@ -7,6 +7,9 @@ Disclosures, as audit events:
   verify path then read it from SQL), the card is looked up by the event's `handle`.
 - `verify.offline`: a valid offline scan an offline verifier uploaded (`app.accesslog.offline`).
 - `card.read`: an operator read the holder's record (`subject` is the card id).
+- `oidc.login`, `oidc.refresh`, `oidc.userinfo`: a relying party (an app the holder logged in
+  to with the card) received claims (`app.oidc.service.audit_disclosure`; `subject` is the
+  card id, `data.name` the app's name, `data.attributes` the claims).
 
 Entries carry the event's id as primary key, so a redelivered batch adds nothing twice, and
 they are written in the transaction that stores the audit rows, so none is lost either. What
@@ -44,6 +47,7 @@ _FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
 LICENCE_SCAN_ACTION = "licence.presented"
 CONSENT_READ_ACTION = "consent.read"
 CONSENT_REFUSED_ACTION = "consent.read.refused"
+RELYING_PARTY_ACTIONS = frozenset({"oidc.login", "oidc.refresh", "oidc.userinfo"})
 _ACTIONS = frozenset(
     {
         VERIFY_ACTION,
@@ -53,7 +57,7 @@ _ACTIONS = frozenset(
         CONSENT_READ_ACTION,
         CONSENT_REFUSED_ACTION,
     }
-)
+) | (RELYING_PARTY_ACTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class Disclosure:
     scene: str | None
     attributes: tuple[str, ...]
     outcome: str
+    reader_name: str | None = None
+    """Who read, when the event names it (a relying party's display name)."""
 
 
 def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]:
@@ -101,6 +107,8 @@ def disclosure(event: AuditRecord) -> Disclosure | None:
             return _licence_scan(event, data)
         if event.action in {CONSENT_READ_ACTION, CONSENT_REFUSED_ACTION}:
             return _department_read(event, data)
+        if event.action in RELYING_PARTY_ACTIONS:
+            return _relying_party(event, data)
         return _operator_read(event, data)
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return None
@@ -203,6 +211,22 @@ def _department_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure:
     )
 
 
+def _relying_party(event: AuditRecord, data: dict[str, Any]) -> Disclosure | None:
+    return Disclosure(
+        event.event_id,
+        event.occurred_at,
+        AccessSource.relying_party,
+        event.actor,
+        uuid.UUID(event.subject),
+        None,
+        None,
+        None,
+        tuple(str(item) for item in data.get("attributes", ())),
+        event.action.removeprefix("oidc."),
+        reader_name=_text(data.get("name")),
+    )
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -237,6 +261,8 @@ async def record_disclosures(
             if card_id is None:
                 continue  # no such card (or no longer active): nothing of a holder's shown
         name, region = organisations.get(item.organisation_id, ("", ""))
+        if item.reader_name is not None:
+            name = item.reader_name
         entries.append(
             AccessLogEntry(
                 event_id=item.event_id,

@@ -563,3 +563,40 @@ async def holder_notices(session: AsyncSession, holder: HolderPrincipal) -> list
 def holder_document_matches(runtime: Runtime, person: Person, document_number: str) -> bool:
     """True when `document_number` is the person's own (an operator's identity check)."""
     return _matches_document(runtime, person, document_number)
+
+
+async def authenticate_on_the_web(runtime: Runtime, identifier: str, pin: str) -> Card:
+    """The card of a login without the holder's phone (the OpenID Connect login page): the
+    card number, or the resident ID number, with the PIN. Counted and locked at the gate of
+    other phones (`unbound_gate`), exactly like an app login on a phone without the e-card,
+    so the same lockout holds and strangers cannot lock the holder's own phones out.
+
+    :raises InvalidCredentials: unknown card or document, or wrong PIN (401).
+    :raises PinLocked: too many wrong attempts (423).
+    """
+    async with runtime.database.session() as session:
+        outcome = await _authenticate_on_the_web(session, runtime, identifier, pin)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+async def _authenticate_on_the_web(
+    session: AsyncSession, runtime: Runtime, identifier: str, pin: str
+) -> Card | DomainError:
+    compact = normalise_card_number(identifier)
+    if len(compact) == 18:  # a resident ID number (card numbers are shorter)
+        gate_id, index = _document_identity(runtime, "resident_id", compact)
+        found = await _find_card(session, "", card_number=None, document=index)
+    else:
+        gate_id = compact
+        found = await _find_card(session, "", card_number=compact, document=None)
+    gate = _gate(
+        runtime, None if found is None else _Found(found.card, found.person, None), gate_id
+    )
+    if found is None:
+        return await _no_such_card(runtime, pin, "web_login", gate)
+    refusal = await _check_pin(session, runtime, found.card, pin, "web_login", gate=gate)
+    if refusal is not None:
+        return refusal
+    return found.card

@@ -54,11 +54,13 @@ class TrustSync:
     async def reload_keys(self) -> None:
         """Re-reads the key ring (a revocation made by another process)."""
         self._runtime.keyring.reload()
+        self._runtime.oidc_keyring.reload()
 
     async def tick(self) -> None:
         """One periodic check: keys (reload, rotate if due, prune) and the trust version."""
         runtime = self._runtime
         await rotate_if_due(runtime.keyring, runtime.store, self._policy)
+        await rotate_if_due(runtime.oidc_keyring, runtime.store, self._policy, purpose="oidc")
         if await current_version(runtime.store, TRUST_VERSION) != self._trust_version:
             await self.refresh_trust()
 

@@ -71,28 +71,47 @@ class RotationPolicy:
 
 
 async def rotate_if_due(
-    keyring: KeyRing, store: Store, policy: RotationPolicy, *, now: float | None = None
+    keyring: KeyRing,
+    store: Store,
+    policy: RotationPolicy,
+    *,
+    now: float | None = None,
+    purpose: str = "qr",
 ) -> bool:
-    """Re-reads the ring, rotates if due (one worker at a time), prunes; True if it rotated."""
+    """Re-reads the ring, rotates if due (one worker at a time), prunes; True if it rotated.
+
+    `purpose` names the ring (`qr`: the QR token keys; `oidc`: the ID token keys): each has
+    its own rotation lock, and the audit events say which ring changed."""
     moment = time.time() if now is None else now
     keyring.reload()
     rotated = False
-    if policy.due(keyring, moment) and await store.set_if_absent(
-        ROTATION_LOCK, b"1", ROTATION_LOCK_SECONDS
-    ):
+    lock = ROTATION_LOCK if purpose == "qr" else f"{ROTATION_LOCK}:{purpose}"
+    if policy.due(keyring, moment) and await store.set_if_absent(lock, b"1", ROTATION_LOCK_SECONDS):
         try:
             keyring.reload()  # another worker may have rotated just before we took the lock
             if policy.due(keyring, moment):
                 retired = b64url(keyring.signing_key.kid)
                 active = b64url(keyring.rotate().kid)
-                await record(store, "keys.rotated", SYSTEM_ACTOR, active, {"retired": retired})
-                logger.info("rotated the signing key: %s replaces %s", active, retired)
+                await record(
+                    store,
+                    "keys.rotated",
+                    SYSTEM_ACTOR,
+                    active,
+                    {"retired": retired, "purpose": purpose},
+                )
+                logger.info("rotated the %s signing key: %s replaces %s", purpose, active, retired)
                 rotated = True
         finally:
-            await store.delete(ROTATION_LOCK)
+            await store.delete(lock)
     pruned = keyring.prune()
     if pruned:
-        await record(store, "keys.pruned", SYSTEM_ACTOR, "", {"kids": [b64url(k) for k in pruned]})
+        await record(
+            store,
+            "keys.pruned",
+            SYSTEM_ACTOR,
+            "",
+            {"kids": [b64url(k) for k in pruned], "purpose": purpose},
+        )
     return rotated
 
 

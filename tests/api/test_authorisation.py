@@ -42,6 +42,28 @@ PUBLIC_ROUTES = {
     ("GET", "/v1/catalog/versions/{number}"),
     ("POST", "/v1/complaints"),  # anyone may complain (with a contact), rate-limited
     ("GET", "/v1/complaints/{tracking_number}"),  # the tracking number is the capability
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/oidc/jwks.json"),
+}
+
+# The OpenID Connect protocol endpoints speak OAuth (form bodies, OAuth error JSON, HTML pages)
+# and are left out of the OpenAPI document; their clients authenticate in the request
+# (client credentials, PKCE, a bearer access token of the provider's own), tested in
+# tests/api/test_oidc.py. Any other route hidden from the document fails the walk below.
+OIDC_PROTOCOL_ROUTES = {
+    ("GET", "/oidc/authorize"),
+    ("POST", "/oidc/authorize"),
+    ("GET", "/oidc/authorize/phone"),
+    ("POST", "/oidc/token"),
+    ("GET", "/oidc/userinfo"),
+    ("POST", "/oidc/userinfo"),
+    ("POST", "/oidc/revoke"),
+    ("POST", "/oidc/introspect"),
+    ("POST", "/oidc/device_authorization"),
+    ("POST", "/oidc/kiosk_authorization"),
+    ("GET", "/oidc/device"),
+    ("GET", "/oidc/logout"),
+    ("POST", "/oidc/logout"),
 }
 
 # The verify hot path authenticates in its own ASGI fast path (api/routes/verify.py, with a
@@ -111,7 +133,27 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
 
 
+def hidden_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str]]:
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from hidden_routes(included.routes)
+        elif isinstance(route, APIRoute) and not route.include_in_schema:
+            for method in sorted(route.methods):
+                yield method, route.path
+
+
 class TestEveryRouteIsDenyByDefault:
+    async def test_routes_hidden_from_the_document_are_exactly_the_oidc_protocol(
+        self, app: FastAPI
+    ) -> None:
+        hidden = {
+            item
+            for item in hidden_routes(app.routes)
+            if not item[1].startswith(("/docs", "/openapi"))
+        }
+        assert hidden == OIDC_PROTOCOL_ROUTES
+
     async def test_routes_without_a_principal_are_exactly_the_public_ones(
         self, app: FastAPI
     ) -> None:

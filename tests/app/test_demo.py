@@ -38,7 +38,8 @@ class TestDemoJourney:
     async def test_json_has_the_documented_shape(self, app: FastAPI) -> None:
         seed = await seed_demo(app.state.runtime)
         document = demo_json(seed, "http://127.0.0.1:8000")
-        assert set(document) == {"base_url", "holder", "scanner"}
+        assert set(document) == {"base_url", "holder", "scanner", "relying_party"}
+        assert set(document["relying_party"]) == {"client_id", "client_secret", "redirect_uri"}  # type: ignore[arg-type]
         assert {"card_number", "pin", "access_token"} <= set(document["holder"])  # type: ignore[arg-type]
         assert {"client_id", "client_secret", "access_token"} <= set(document["scanner"])  # type: ignore[arg-type]
 
