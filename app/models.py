@@ -15,6 +15,7 @@ from app.cards.models import (
 from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
+from app.family.models import FamilyLink, FamilyPresentation
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
 
@@ -32,6 +33,8 @@ __all__ = [
     "ComplaintEvent",
     "CreditRecord",
     "Device",
+    "FamilyLink",
+    "FamilyPresentation",
     "MisuseAlert",
     "Organisation",
     "Person",

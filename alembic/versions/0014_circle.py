@@ -1,0 +1,68 @@
+"""the holder's circle: family links, notifications, channels, banks, payments
+
+Revision ID: 0014_circle
+Revises: 0013_entitlements
+Create Date: 2026-12-02
+
+- `family_links`, `family_presentations`: the family service (a guardian's QR tokens of a ward
+  by `cti`); `access_log_entries.party` names the other person of a family action.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision: str = "0014_circle"
+down_revision: str | None = "0013_entitlements"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _at(name: str, *, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "family_links",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("guardian_card_id", sa.Uuid(), nullable=False),
+        sa.Column("ward_card_id", sa.Uuid(), nullable=False),
+        sa.Column("scopes", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        _at("created_at"),
+        _at("accepted_at", nullable=True),
+        sa.Column("consent_recorded_by", sa.String(length=128), nullable=True),
+        _at("ended_at", nullable=True),
+        sa.Column("ended_by", sa.String(length=128), nullable=True),
+        sa.ForeignKeyConstraint(["guardian_card_id"], ["cards.id"]),
+        sa.ForeignKeyConstraint(["ward_card_id"], ["cards.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_family_links_guardian_card_id", "family_links", ["guardian_card_id"])
+    op.create_index("ix_family_links_ward_card_id", "family_links", ["ward_card_id"])
+    op.create_table(
+        "family_presentations",
+        sa.Column("cti", sa.String(length=32), nullable=False),
+        sa.Column("link_id", sa.Uuid(), nullable=False),
+        sa.Column("guardian_card_id", sa.Uuid(), nullable=False),
+        sa.Column("ward_card_id", sa.Uuid(), nullable=False),
+        sa.Column("guardian_label", sa.String(length=40), nullable=False),
+        _at("expires_at"),
+        sa.ForeignKeyConstraint(["link_id"], ["family_links.id"]),
+        sa.PrimaryKeyConstraint("cti"),
+    )
+    op.create_index("ix_family_presentations_link_id", "family_presentations", ["link_id"])
+    op.add_column("access_log_entries", sa.Column("party", sa.String(length=40), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("access_log_entries") as batch:
+        batch.drop_column("party")
+    op.drop_index("ix_family_presentations_link_id", table_name="family_presentations")
+    op.drop_table("family_presentations")
+    op.drop_index("ix_family_links_ward_card_id", table_name="family_links")
+    op.drop_index("ix_family_links_guardian_card_id", table_name="family_links")
+    op.drop_table("family_links")
