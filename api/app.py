@@ -32,6 +32,7 @@ from api.routes import (
     keys,
     lifecycle,
     misuse,
+    notifications,
     trust,
     verify,
 )
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(audit.router)
     app.include_router(catalog.router)
     app.include_router(family.router)
+    app.include_router(notifications.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

@@ -17,6 +17,7 @@ from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.family.models import FamilyLink, FamilyPresentation
 from app.misuse.models import CreditRecord, MisuseAlert
+from app.notifications.models import Notification
 from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "FamilyLink",
     "FamilyPresentation",
     "MisuseAlert",
+    "Notification",
     "Organisation",
     "Person",
     "RefreshToken",

@@ -6,6 +6,7 @@ Create Date: 2026-12-02
 
 - `family_links`, `family_presentations`: the family service (a guardian's QR tokens of a ward
   by `cti`); `access_log_entries.party` names the other person of a family action.
+- `notifications`: one inbox per holder, unique per (card, dedup key).
 """
 
 from collections.abc import Sequence
@@ -56,9 +57,25 @@ def upgrade() -> None:
     )
     op.create_index("ix_family_presentations_link_id", "family_presentations", ["link_id"])
     op.add_column("access_log_entries", sa.Column("party", sa.String(length=40), nullable=True))
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("card_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("dedup_key", sa.String(length=128), nullable=False),
+        sa.Column("message", sa.String(length=500), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        _at("created_at"),
+        _at("read_at", nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("card_id", "dedup_key", name="uq_notifications_card_dedup"),
+    )
+    op.create_index("ix_notifications_card_time", "notifications", ["card_id", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notifications_card_time", table_name="notifications")
+    op.drop_table("notifications")
     with op.batch_alter_table("access_log_entries") as batch:
         batch.drop_column("party")
     op.drop_index("ix_family_presentations_link_id", table_name="family_presentations")
