@@ -22,6 +22,7 @@ from api.routes import (
     applications,
     audit,
     catalog,
+    channels,
     clients,
     complaints,
     docs,
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(audit.router)
     app.include_router(catalog.router)
     app.include_router(family.router)
+    app.include_router(channels.router)
     app.include_router(notifications.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.

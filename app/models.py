@@ -13,6 +13,7 @@ from app.cards.models import (
     RetiredCardNumber,
 )
 from app.catalog.models import CatalogVersion
+from app.channels.models import ChannelLink, ChannelLinkRequest, ChannelRefreshToken
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.family.models import FamilyLink, FamilyPresentation
@@ -30,6 +31,9 @@ __all__ = [
     "CardEvent",
     "CardStatusIndex",
     "CatalogVersion",
+    "ChannelLink",
+    "ChannelLinkRequest",
+    "ChannelRefreshToken",
     "Complaint",
     "ComplaintEvent",
     "CreditRecord",

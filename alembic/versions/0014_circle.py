@@ -7,6 +7,7 @@ Create Date: 2026-12-02
 - `family_links`, `family_presentations`: the family service (a guardian's QR tokens of a ward
   by `cti`); `access_log_entries.party` names the other person of a family action.
 - `notifications`: one inbox per holder, unique per (card, dedup key).
+- `channel_links`, `channel_link_requests`, `channel_refresh_tokens`; `api_clients.channel_type`.
 """
 
 from collections.abc import Sequence
@@ -71,9 +72,63 @@ def upgrade() -> None:
         sa.UniqueConstraint("card_id", "dedup_key", name="uq_notifications_card_dedup"),
     )
     op.create_index("ix_notifications_card_time", "notifications", ["card_id", "created_at"])
+    op.add_column("api_clients", sa.Column("channel_type", sa.String(length=16), nullable=True))
+    op.create_table(
+        "channel_links",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("card_id", sa.Uuid(), nullable=False),
+        sa.Column("channel_pk", sa.Uuid(), nullable=False),
+        sa.Column("family_id", sa.Uuid(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        _at("linked_at"),
+        _at("last_used_at", nullable=True),
+        _at("unlinked_at", nullable=True),
+        sa.ForeignKeyConstraint(["card_id"], ["cards.id"]),
+        sa.ForeignKeyConstraint(["channel_pk"], ["api_clients.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    for column in ("card_id", "channel_pk", "family_id"):
+        op.create_index(f"ix_channel_links_{column}", "channel_links", [column])
+    op.create_table(
+        "channel_link_requests",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("channel_pk", sa.Uuid(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("link_id", sa.Uuid(), nullable=True),
+        _at("created_at"),
+        _at("expires_at"),
+        sa.ForeignKeyConstraint(["channel_pk"], ["api_clients.id"]),
+        sa.ForeignKeyConstraint(["link_id"], ["channel_links.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_channel_link_requests_channel_pk", "channel_link_requests", ["channel_pk"]
+    )
+    op.create_table(
+        "channel_refresh_tokens",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("link_id", sa.Uuid(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        _at("expires_at"),
+        _at("used_at", nullable=True),
+        _at("revoked_at", nullable=True),
+        sa.ForeignKeyConstraint(["link_id"], ["channel_links.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_index("ix_channel_refresh_tokens_link_id", "channel_refresh_tokens", ["link_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_channel_refresh_tokens_link_id", table_name="channel_refresh_tokens")
+    op.drop_table("channel_refresh_tokens")
+    op.drop_index("ix_channel_link_requests_channel_pk", table_name="channel_link_requests")
+    op.drop_table("channel_link_requests")
+    for column in ("card_id", "channel_pk", "family_id"):
+        op.drop_index(f"ix_channel_links_{column}", table_name="channel_links")
+    op.drop_table("channel_links")
+    with op.batch_alter_table("api_clients") as batch:
+        batch.drop_column("channel_type")
     op.drop_index("ix_notifications_card_time", table_name="notifications")
     op.drop_table("notifications")
     with op.batch_alter_table("access_log_entries") as batch:
