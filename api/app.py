@@ -21,6 +21,7 @@ from api.routes import (
     access_log,
     applications,
     audit,
+    banks,
     catalog,
     channels,
     clients,
@@ -34,6 +35,7 @@ from api.routes import (
     lifecycle,
     misuse,
     notifications,
+    payments,
     trust,
     verify,
 )
@@ -141,6 +143,8 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(catalog.router)
     app.include_router(family.router)
     app.include_router(channels.router)
+    app.include_router(banks.router)
+    app.include_router(payments.router)
     app.include_router(notifications.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.

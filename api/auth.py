@@ -24,7 +24,13 @@ from app.config import Environment, Settings
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.holders.sessions import ensure_session_live
 from app.runtime import Runtime
-from app.security.principals import AdminPrincipal, HolderPrincipal, ScannerPrincipal, Scope
+from app.security.principals import (
+    AdminPrincipal,
+    ClientPrincipal,
+    HolderPrincipal,
+    ScannerPrincipal,
+    Scope,
+)
 from app.security.roles import AdminDuty, admin_may
 from app.security.tokens import AccessClaims, PrincipalKind
 
@@ -112,6 +118,16 @@ CurrentChannelHolder = Annotated[
     ),
 ]
 """A holder's session inside a channel app: refused on every worker once unlinked."""
+CurrentBank = Annotated[
+    ClientPrincipal,
+    Depends(RequirePrincipal(PrincipalKind.bank, Scope.bank, ClientPrincipal.from_claims)),
+]
+"""A cooperating bank's API client: confirms the accounts holders bind to it."""
+CurrentPayer = Annotated[
+    ClientPrincipal,
+    Depends(RequirePrincipal(PrincipalKind.payer, Scope.disburse, ClientPrincipal.from_claims)),
+]
+"""A paying department's API client: submits disbursements."""
 # The administrative route families (roles per duty: `app.security.roles.DUTY_ROLES`; an
 # auditor reads, GET, every one of them and writes none).
 CurrentAdmin = Annotated[AdminPrincipal, Depends(_admin(AdminDuty.administer))]

@@ -2,6 +2,7 @@
 
 from app.accesslog.models import AccessLogEntry
 from app.audit.models import AuditCheckpoint, AuditEvent
+from app.banks.models import Bank, BankBinding, BankMigration, BankMigrationItem
 from app.cards.models import (
     Card,
     CardApplication,
@@ -19,6 +20,7 @@ from app.complaints.models import Complaint, ComplaintEvent
 from app.family.models import FamilyLink, FamilyPresentation
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.notifications.models import Notification
+from app.payments.models import Disbursement
 from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
@@ -26,6 +28,10 @@ __all__ = [
     "ApiClient",
     "AuditCheckpoint",
     "AuditEvent",
+    "Bank",
+    "BankBinding",
+    "BankMigration",
+    "BankMigrationItem",
     "Card",
     "CardApplication",
     "CardEvent",
@@ -38,6 +44,7 @@ __all__ = [
     "ComplaintEvent",
     "CreditRecord",
     "Device",
+    "Disbursement",
     "FamilyLink",
     "FamilyPresentation",
     "MisuseAlert",

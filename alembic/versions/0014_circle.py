@@ -8,6 +8,9 @@ Create Date: 2026-12-02
   by `cti`); `access_log_entries.party` names the other person of a family action.
 - `notifications`: one inbox per holder, unique per (card, dedup key).
 - `channel_links`, `channel_link_requests`, `channel_refresh_tokens`; `api_clients.channel_type`.
+- `banks`, `bank_bindings` (sealed account numbers, validity periods), `bank_migrations`,
+  `bank_migration_items`.
+- `disbursements`: the payment ledger, unique per (paying department, payment id).
 """
 
 from collections.abc import Sequence
@@ -117,9 +120,101 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index("ix_channel_refresh_tokens_link_id", "channel_refresh_tokens", ["link_id"])
+    op.create_table(
+        "banks",
+        sa.Column("code", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("agreement_start", sa.Date(), nullable=False),
+        sa.Column("agreement_end", sa.Date(), nullable=True),
+        sa.Column("client_id", sa.String(length=64), nullable=True),
+        _at("created_at"),
+        _at("updated_at"),
+        sa.PrimaryKeyConstraint("code"),
+    )
+    op.create_table(
+        "bank_bindings",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("card_id", sa.Uuid(), nullable=False),
+        sa.Column("bank_code", sa.String(length=16), nullable=False),
+        sa.Column("account_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("account_masked", sa.String(length=40), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        _at("requested_at"),
+        _at("valid_from", nullable=True),
+        _at("valid_to", nullable=True),
+        _at("decided_at", nullable=True),
+        sa.Column("refusal_reason", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(["card_id"], ["cards.id"]),
+        sa.ForeignKeyConstraint(["bank_code"], ["banks.code"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_bank_bindings_card_id", "bank_bindings", ["card_id"])
+    op.create_index("ix_bank_bindings_bank_code", "bank_bindings", ["bank_code"])
+    op.create_table(
+        "bank_migrations",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("bank_code", sa.String(length=16), nullable=False),
+        sa.Column("ends_on", sa.Date(), nullable=False),
+        sa.Column("created_by", sa.String(length=128), nullable=False),
+        _at("created_at"),
+        sa.ForeignKeyConstraint(["bank_code"], ["banks.code"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_bank_migrations_bank_code", "bank_migrations", ["bank_code"])
+    op.create_table(
+        "bank_migration_items",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("migration_id", sa.Uuid(), nullable=False),
+        sa.Column("card_id", sa.Uuid(), nullable=False),
+        sa.Column("binding_id", sa.Uuid(), nullable=False),
+        _at("notified_at", nullable=True),
+        sa.Column("moved_to_bank", sa.String(length=16), nullable=True),
+        _at("moved_at", nullable=True),
+        sa.ForeignKeyConstraint(["migration_id"], ["bank_migrations.id"]),
+        sa.ForeignKeyConstraint(["card_id"], ["cards.id"]),
+        sa.ForeignKeyConstraint(["binding_id"], ["bank_bindings.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_bank_migration_items_migration_id", "bank_migration_items", ["migration_id"]
+    )
+    op.create_table(
+        "disbursements",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("payer_id", sa.String(length=64), nullable=False),
+        sa.Column("payment_id", sa.String(length=64), nullable=False),
+        sa.Column("card_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("amount_fen", sa.BigInteger(), nullable=False),
+        sa.Column("value_date", sa.Date(), nullable=False),
+        sa.Column("binding_id", sa.Uuid(), nullable=False),
+        sa.Column("bank_code", sa.String(length=16), nullable=False),
+        sa.Column("account_masked", sa.String(length=40), nullable=False),
+        sa.Column("rerouted", sa.Boolean(), nullable=False),
+        sa.Column("memo", sa.String(length=200), nullable=True),
+        _at("created_at"),
+        sa.ForeignKeyConstraint(["card_id"], ["cards.id"]),
+        sa.ForeignKeyConstraint(["binding_id"], ["bank_bindings.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("payer_id", "payment_id", name="uq_disbursements_payment"),
+    )
+    for column in ("card_id", "value_date", "bank_code"):
+        op.create_index(f"ix_disbursements_{column}", "disbursements", [column])
 
 
 def downgrade() -> None:
+    for column in ("card_id", "value_date", "bank_code"):
+        op.drop_index(f"ix_disbursements_{column}", table_name="disbursements")
+    op.drop_table("disbursements")
+    op.drop_index("ix_bank_migration_items_migration_id", table_name="bank_migration_items")
+    op.drop_table("bank_migration_items")
+    op.drop_index("ix_bank_migrations_bank_code", table_name="bank_migrations")
+    op.drop_table("bank_migrations")
+    op.drop_index("ix_bank_bindings_bank_code", table_name="bank_bindings")
+    op.drop_index("ix_bank_bindings_card_id", table_name="bank_bindings")
+    op.drop_table("bank_bindings")
+    op.drop_table("banks")
     op.drop_index("ix_channel_refresh_tokens_link_id", table_name="channel_refresh_tokens")
     op.drop_table("channel_refresh_tokens")
     op.drop_index("ix_channel_link_requests_channel_pk", table_name="channel_link_requests")

@@ -17,6 +17,8 @@ class ClientKind(StrEnum):
     admin = "admin"
     department = "department"
     channel = "channel"  # a channel app embedding the e-card (app.channels)
+    bank = "bank"  # a cooperating bank's API (app.banks)
+    payer = "payer"  # a paying department (app.payments)
 
 
 class ClientStatus(StrEnum):

@@ -53,11 +53,15 @@ _CLIENT_ID_PREFIX = {
     ClientKind.scanner: "scn_",
     ClientKind.admin: "adm_",
     ClientKind.channel: "chn_",
+    ClientKind.bank: "bnk_",
+    ClientKind.payer: "pay_",
 }
 _TOKEN_KIND = {
     ClientKind.scanner: PrincipalKind.scanner,
     ClientKind.admin: PrincipalKind.admin,
     ClientKind.channel: PrincipalKind.channel,
+    ClientKind.bank: PrincipalKind.bank,
+    ClientKind.payer: PrincipalKind.payer,
 }
 # Compared against when the client id is unknown, so the answer takes as long as a wrong secret.
 _NO_SUCH_CLIENT_HASH = "0" * 64
@@ -475,7 +479,7 @@ async def grant_client_credentials(
     if kind is ClientKind.scanner:
         extra = {"org": str(client.organisation_id), "scenes": ",".join(client.scenes)}
         ttl = scanner_ttl
-    elif kind is ClientKind.channel:
+    elif kind in (ClientKind.channel, ClientKind.bank, ClientKind.payer):
         ttl = scanner_ttl
     elif kind is ClientKind.admin:
         extra = {ROLE_CLAIM: client.role or DEFAULT_ROLE.value}

@@ -18,6 +18,8 @@ class Scope(StrEnum):
     admin = "admin"
     channel = "channel"  # a channel app's client: ask holders to link
     channel_holder = "channel_card"  # a holder's session in a channel: the e-card inside it
+    bank = "bank"  # a cooperating bank: confirm accounts
+    disburse = "disburse"  # a paying department: submit disbursements
 
 
 SESSION_FAMILY_CLAIM = "fam"
@@ -79,3 +81,15 @@ class AdminPrincipal:
         """
         role, region = checked_role(claims.extra.get(ROLE_CLAIM), claims.extra.get(REGION_CLAIM))
         return cls(claims.subject, claims.scopes, role, region)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPrincipal:
+    """A registered API client acting for itself (a bank, a paying department)."""
+
+    client_id: str
+    scopes: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: AccessClaims) -> ClientPrincipal:
+        return cls(claims.subject, claims.scopes)

@@ -42,6 +42,8 @@ class PrincipalKind(StrEnum):
     relying_party = "relying_party"
     channel = "channel"  # a channel app's own client (app.channels)
     channel_holder = "channel_holder"  # a holder's session inside one channel app
+    bank = "bank"  # a cooperating bank's API client (app.banks)
+    payer = "payer"  # a paying department's API client (app.payments)
 
 
 @dataclass(frozen=True, slots=True)
