@@ -182,7 +182,7 @@ async def ward_report_loss(
 
 @router.post(
     "/v1/me/family/wards/{link_id}/{action}",
-    status_code=status.HTTP_403_FORBIDDEN,
+    status_code=status.HTTP_204_NO_CONTENT,
     summary="Never allowed: a guardian cannot change the ward's PIN, cancel the card, or "
     "approve logins or consents for the ward",
     responses={
