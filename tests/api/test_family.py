@@ -261,3 +261,41 @@ class TestLimits:
         assert ninth.json()["type"] == "/problems/family-limit-reached"
         self_invite = await invite(client, guardian, guardian.card_number)
         assert self_invite.status_code == 422
+
+
+class TestEveryActionIsInBothAccessLogs:
+    async def test_the_whole_journey_shows_in_the_guardians_and_the_wards_log(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        guardian, ward, link_id = await linked(client, app)
+        base = f"/v1/me/family/wards/{link_id}"
+        assert (await client.get(f"{base}/qr", headers=guardian.headers)).status_code == 200
+        assert (await client.get(f"{base}/card", headers=guardian.headers)).status_code == 200
+        assert (await client.get(f"{base}/access-log", headers=guardian.headers)).status_code == 200
+        assert (
+            await client.post(f"{base}/report-loss", headers=guardian.headers)
+        ).status_code == 200
+        assert (
+            await client.delete(f"/v1/me/family/{link_id}", headers=ward.headers)
+        ).status_code == 200
+        journey = {
+            "invited",
+            "accepted",
+            "qr_shown",
+            "status_viewed",
+            "access_log_viewed",
+            "loss_reported",
+            "ended",
+        }
+
+        def complete(entries: list[dict[str, Any]]) -> bool:
+            return journey <= {row["outcome"] for row in entries if row["source"] == "family"}
+
+        for holder, other in ((guardian, ward), (ward, guardian)):
+            entries = [
+                row
+                for row in await entries_when(client, holder, complete)
+                if row["source"] == "family"
+            ]
+            assert sorted(row["outcome"] for row in entries) == sorted(journey)
+            assert {row["party"][-4:] for row in entries} == {other.card_number[-4:]}
