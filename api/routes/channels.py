@@ -33,7 +33,7 @@ router = APIRouter(tags=["channels"], route_class=StrictJsonRoute)
 
 NO_STORE = {"Cache-Control": "no-store"}
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
-ChannelId = Annotated[str, Path(min_length=1, max_length=64, description="The channel's id")]
+ChannelId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$", description="The channel's id")]
 RequestId = Annotated[uuid.UUID, Path(description="The link request's id")]
 
 

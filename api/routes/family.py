@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 from starlette.responses import Response
@@ -180,23 +180,26 @@ async def ward_report_loss(
     )
 
 
-@router.post(
-    "/v1/me/family/wards/{link_id}/{action}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Never allowed: a guardian cannot change the ward's PIN, cancel the card, or "
-    "approve logins or consents for the ward",
-    responses={
-        403: {"description": "guardian-not-permitted (always)", **_PROBLEM},
-        404: {"description": "family-link-not-found", **_PROBLEM},
-    },
-)
-async def forbidden_for_guardian(
-    link_id: LinkId,
-    action: Literal["pin", "cancel", "login-approvals", "consents"],
-    holder: CurrentHolder,
-    session: SessionDep,
-) -> None:
-    await service.refuse_for_guardian(session, holder, link_id, action)
+def _forbidden_route(action: str, what: str) -> None:
+    """One route per thing a guardian may never do for a ward: always 403."""
+
+    async def refuse(link_id: LinkId, holder: CurrentHolder, session: SessionDep) -> None:
+        await service.refuse_for_guardian(session, holder, link_id, action)
+
+    refuse.__name__ = f"guardian_may_not_{action.replace('-', '_')}"
+    router.post(
+        f"/v1/me/family/wards/{{link_id}}/{action}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        summary=f"Never allowed: a guardian cannot {what} for the ward",
+        responses={
+            403: {"description": "guardian-not-permitted (always)", **_PROBLEM},
+            404: {"description": "family-link-not-found", **_PROBLEM},
+        },
+    )(refuse)
+
+
+for _action, _what in service.FORBIDDEN_FOR_GUARDIANS.items():
+    _forbidden_route(_action, _what)
 
 
 @router.post(

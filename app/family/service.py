@@ -66,7 +66,12 @@ from app.runtime import Runtime
 from app.security.principals import AdminPrincipal, HolderPrincipal
 from token_service.keys import b64url
 
-FORBIDDEN_FOR_GUARDIANS = frozenset({"pin", "cancel", "login-approvals", "consents"})
+FORBIDDEN_FOR_GUARDIANS: dict[str, str] = {
+    "pin": "change the PIN",
+    "cancel": "cancel the card",
+    "login-approvals": "approve logins",
+    "consents": "approve consents (data sharing)",
+}
 """What a guardian may never do for a ward, whatever the link's scopes: change the PIN,
 cancel the card, approve logins (scan-to-login) or consents (data sharing) on the ward's
 behalf. Asked for, each answers 403 `guardian-not-permitted`."""
