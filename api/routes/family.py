@@ -98,7 +98,7 @@ async def accept(
 
 
 @router.delete(
-    "/v1/me/family/{link_id}",
+    "/v1/me/family/links/{link_id}",
     summary="End a family link (either side), or withdraw or decline an invitation, at once",
     responses={404: {"description": "family-link-not-found", **_PROBLEM}},
 )

@@ -191,7 +191,7 @@ class TestTheGuardianActsForTheWard:
         for ender in ("guardian", "ward"):
             guardian, ward, link_id = await linked(client, app)
             holder = guardian if ender == "guardian" else ward
-            ended = await client.delete(f"/v1/me/family/{link_id}", headers=holder.headers)
+            ended = await client.delete(f"/v1/me/family/links/{link_id}", headers=holder.headers)
             assert ended.status_code == 200, ended.text
             assert ended.json()["ended_by"] == ender
             refused = await client.get(
@@ -276,7 +276,7 @@ class TestEveryActionIsInBothAccessLogs:
             await client.post(f"{base}/report-loss", headers=guardian.headers)
         ).status_code == 200
         assert (
-            await client.delete(f"/v1/me/family/{link_id}", headers=ward.headers)
+            await client.delete(f"/v1/me/family/links/{link_id}", headers=ward.headers)
         ).status_code == 200
         journey = {
             "invited",
