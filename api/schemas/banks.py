@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas.common import PIN_PATTERN, UtcDateTime
+from api.schemas.common import PIN_PATTERN, IsoDate, UtcDateTime
 from app.banks.models import BankStatus, BindingStatus
 
 BANK_CODE = r"^[A-Z0-9]{2,16}$"
@@ -32,8 +32,8 @@ class BankIn(BaseModel):
 
     code: str = Field(pattern=BANK_CODE)
     name: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    agreement_start: date
-    agreement_end: date | None = None
+    agreement_start: IsoDate
+    agreement_end: IsoDate | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -47,8 +47,8 @@ class BankUpdate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     status: BankStatus
-    agreement_start: date
-    agreement_end: date | None = None
+    agreement_start: IsoDate
+    agreement_end: IsoDate | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -123,7 +123,7 @@ class MigrationIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"ends_on": "2027-06-30"}]}
     )
 
-    ends_on: date
+    ends_on: IsoDate
 
 
 class MigrationReportOut(BaseModel):

@@ -8,11 +8,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import IsoDate, UtcDateTime
 from app.payments.models import PaymentKind
 
 PAYMENT_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_LINES = 1000
+MAX_CREDITS = 200
+"""Credits per reconciliation request: 200 of the longest credit stay below
+SSC_MAX_REQUEST_BYTES' default (64 KiB); a longer statement is sent in several periods."""
 
 
 class DisbursementIn(BaseModel):
@@ -38,7 +41,7 @@ class DisbursementIn(BaseModel):
     card_number: str = Field(min_length=1, max_length=32)
     kind: PaymentKind
     amount_fen: int = Field(gt=0, le=10**11, description="Amount in fen (0.01 yuan)")
-    value_date: date
+    value_date: IsoDate
     memo: str | None = Field(default=None, max_length=200)
 
 
@@ -93,15 +96,15 @@ class StatementCreditIn(BaseModel):
     payment_id: str = Field(pattern=PAYMENT_ID)
     account_number: str = Field(pattern=r"^[0-9]{12,30}$")
     amount_fen: int = Field(gt=0, le=10**11)
-    value_date: date
+    value_date: IsoDate
 
 
 class StatementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    period_from: date
-    period_to: date
-    credits: list[StatementCreditIn] = Field(max_length=MAX_LINES)
+    period_from: IsoDate
+    period_to: IsoDate
+    credits: list[StatementCreditIn] = Field(max_length=MAX_CREDITS)
 
 
 class MismatchOut(BaseModel):
