@@ -365,3 +365,34 @@ class TestBankEnding:
         ]
         banks = (await client.get("/v1/admin/banks", headers=admin_headers(runtime))).json()
         assert {b["code"]: b["status"] for b in banks}["ENDB"] == "ending"
+
+
+class TestOddSubmissions:
+    async def test_odd_bodies_are_4xx_never_500(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        payer = await create_payer(client, app.state.runtime)
+        json_type = {**payer.headers, "Content-Type": "application/json"}
+        jsonl = {**payer.headers, "Content-Type": "application/jsonl"}
+        cases = [
+            (b"", json_type, 422),
+            (b"\xff\xfe", json_type, 422),
+            (b"[1, 2]", json_type, 422),
+            (b'{"payment_id": "a", "payment_id": "b"}', json_type, 422),
+            (b"\n\n  \n", jsonl, 422),
+            (b"\xff\n", jsonl, 200),
+            (b"{}\n" * 1002, jsonl, 422),
+            (
+                orjson.dumps(order("1", "big", TODAY)).replace(b"325000", b"1" + b"0" * 30),
+                json_type,
+                422,
+            ),
+            (orjson.dumps({**order("1", "d", TODAY), "value_date": 0}), json_type, 422),
+        ]
+        for body, headers, expected in cases:
+            response = await client.post("/v1/disbursements", content=body, headers=headers)
+            assert response.status_code == expected, (body[:40], response.text)
+        unbound_line = await client.post("/v1/disbursements", content=b"\xff\n", headers=jsonl)
+        assert (
+            unbound_line.json()["results"][0]["error"]["type"] == "/problems/invalid-disbursement"
+        )
