@@ -102,14 +102,23 @@ def _line_out(result: LineResult) -> LineResultOut:
     )
 
 
+_SINGLE_SCHEMA = {
+    key: value
+    for key, value in DisbursementIn.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    ).items()
+    if key != "$defs"
+}
+"""The body of one payment; `PaymentKind` is in the components (`DisbursementOut` uses it)."""
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": DisbursementIn.model_json_schema()},
+            "application/json": {"schema": _SINGLE_SCHEMA},
             "application/jsonl": {
                 "schema": {
                     "type": "string",
+                    "format": "binary",
                     "description": f"One disbursement object per line, at most {MAX_LINES}",
                 }
             },
