@@ -21,20 +21,25 @@ from api.routes import (
     access_log,
     applications,
     audit,
+    banks,
     catalog,
+    channels,
     clients,
     complaints,
     consents,
     departments,
     docs,
     entitlements,
+    family,
     health,
     holder,
     keys,
     licences,
     lifecycle,
     misuse,
+    notifications,
     oidc,
+    payments,
     trust,
     verify,
 )
@@ -147,6 +152,11 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(licences.router)
     app.include_router(consents.router)
     app.include_router(oidc.router)
+    app.include_router(family.router)
+    app.include_router(channels.router)
+    app.include_router(banks.router)
+    app.include_router(payments.router)
+    app.include_router(notifications.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

@@ -15,6 +15,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import RuntimeDep
+from app.channels.service import (
+    ChannelHolderPrincipal,
+    ChannelPrincipal,
+    ensure_channel_session_live,
+)
 from app.config import Environment, Settings
 from app.departments.service import ensure_issuer_live
 from app.errors import Forbidden, NotFound, Unauthorized
@@ -22,6 +27,7 @@ from app.holders.sessions import ensure_session_live
 from app.runtime import Runtime
 from app.security.principals import (
     AdminPrincipal,
+    ClientPrincipal,
     DepartmentPrincipal,
     HolderPrincipal,
     ScannerPrincipal,
@@ -123,6 +129,33 @@ ConsentingIssuer = Annotated[
     ),
 ]
 """An issuer's client asking holders for consent and reading what they approved."""
+CurrentChannel = Annotated[
+    ChannelPrincipal,
+    Depends(RequirePrincipal(PrincipalKind.channel, Scope.channel, ChannelPrincipal.from_claims)),
+]
+"""A channel app's own client (client credentials): asks holders to link it."""
+CurrentChannelHolder = Annotated[
+    ChannelHolderPrincipal,
+    Depends(
+        RequirePrincipal(
+            PrincipalKind.channel_holder,
+            Scope.channel_holder,
+            ChannelHolderPrincipal.from_claims,
+            ensure_channel_session_live,
+        )
+    ),
+]
+"""A holder's session inside a channel app: refused on every worker once unlinked."""
+CurrentBank = Annotated[
+    ClientPrincipal,
+    Depends(RequirePrincipal(PrincipalKind.bank, Scope.bank, ClientPrincipal.from_claims)),
+]
+"""A cooperating bank's API client: confirms the accounts holders bind to it."""
+CurrentPayer = Annotated[
+    ClientPrincipal,
+    Depends(RequirePrincipal(PrincipalKind.payer, Scope.disburse, ClientPrincipal.from_claims)),
+]
+"""A paying department's API client: submits disbursements."""
 # The administrative route families (roles per duty: `app.security.roles.DUTY_ROLES`; an
 # auditor reads, GET, every one of them and writes none).
 CurrentAdmin = Annotated[AdminPrincipal, Depends(_admin(AdminDuty.administer))]

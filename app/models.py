@@ -2,6 +2,7 @@
 
 from app.accesslog.models import AccessLogEntry
 from app.audit.models import AuditCheckpoint, AuditEvent
+from app.banks.models import Bank, BankBinding, BankMigration, BankMigrationItem
 from app.cards.models import (
     Card,
     CardApplication,
@@ -13,13 +14,17 @@ from app.cards.models import (
     RetiredCardNumber,
 )
 from app.catalog.models import CatalogVersion
+from app.channels.models import ChannelLink, ChannelLinkRequest, ChannelRefreshToken
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.consents.models import ConsentRequest
 from app.departments.models import Issuer, IssuerKey
+from app.family.models import FamilyLink, FamilyPresentation
 from app.licences.models import Licence
 from app.misuse.models import CreditRecord, MisuseAlert
+from app.notifications.models import Notification
 from app.oidc.models import OidcConsent, OidcRefreshToken, RelyingParty
+from app.payments.models import Disbursement
 from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
@@ -27,20 +32,31 @@ __all__ = [
     "ApiClient",
     "AuditCheckpoint",
     "AuditEvent",
+    "Bank",
+    "BankBinding",
+    "BankMigration",
+    "BankMigrationItem",
     "Card",
     "CardApplication",
     "CardEvent",
     "CardStatusIndex",
     "CatalogVersion",
+    "ChannelLink",
+    "ChannelLinkRequest",
+    "ChannelRefreshToken",
     "Complaint",
     "ComplaintEvent",
     "ConsentRequest",
     "CreditRecord",
     "Device",
+    "Disbursement",
+    "FamilyLink",
+    "FamilyPresentation",
     "Issuer",
     "IssuerKey",
     "Licence",
     "MisuseAlert",
+    "Notification",
     "OidcConsent",
     "OidcRefreshToken",
     "Organisation",

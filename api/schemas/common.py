@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
@@ -38,3 +38,20 @@ def _rfc3339_only(value: object) -> object:
 
 Rfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 """A datetime in a request: RFC 3339 text with an offset, nothing else."""
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_only(value: object) -> object:
+    """Refuses what pydantic would otherwise read as a date (a number of seconds, a
+    date-time): the OpenAPI `date` format is RFC 3339's full-date, and only that."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("a date YYYY-MM-DD is required")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+"""A date in a request: YYYY-MM-DD, nothing else."""

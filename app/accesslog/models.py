@@ -22,6 +22,7 @@ class AccessSource(StrEnum):
     relying_party = "relying_party"
     """An app the holder logged in to with the card (OpenID Connect): a login, a token
     refresh or a userinfo read, with the claims it received."""
+    family = "family"  # a guardian's action for a ward (app.family), in both access logs
 
 
 class AccessLogEntry(SQLModel, table=True):
@@ -44,3 +45,6 @@ class AccessLogEntry(SQLModel, table=True):
     scene: str | None = Field(default=None, max_length=64)
     attributes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     outcome: str = Field(max_length=32)
+    party: str | None = Field(default=None, max_length=40)
+    """The other person of a family action, or the guardian who presented the ward's code at
+    a scan (their masked card number); None for everything else."""

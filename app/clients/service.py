@@ -53,10 +53,16 @@ _CLIENT_ID_PREFIX = {
     ClientKind.scanner: "scn_",
     ClientKind.admin: "adm_",
     ClientKind.department: "dep_",
+    ClientKind.channel: "chn_",
+    ClientKind.bank: "bnk_",
+    ClientKind.payer: "pay_",
 }
 _TOKEN_KIND = {
     ClientKind.scanner: PrincipalKind.scanner,
     ClientKind.admin: PrincipalKind.admin,
+    ClientKind.channel: PrincipalKind.channel,
+    ClientKind.bank: PrincipalKind.bank,
+    ClientKind.payer: PrincipalKind.payer,
     ClientKind.department: PrincipalKind.department,
 }
 ISSUER_CLAIM = "issuer"
@@ -265,7 +271,7 @@ async def create_scanner(
         raise SceneNotOffered(
             f"the organisation does not offer {', '.join(not_offered)}", scenes=not_offered
         )
-    issued = _new_client(ClientKind.scanner, name, secret_hash_key, [Scope.scanner_verify.value])
+    issued = new_client(ClientKind.scanner, name, secret_hash_key, [Scope.scanner_verify.value])
     issued.client.organisation_id = organisation.id
     issued.client.venue_id = venue.id
     issued.client.scenes = codes
@@ -300,7 +306,7 @@ async def create_admin_client(
         checked, region = checked_role(role, region)
     except RoleError as error:
         raise InvalidRole(str(error)) from None
-    issued = _new_client(ClientKind.admin, name, secret_hash_key, [Scope.admin.value])
+    issued = new_client(ClientKind.admin, name, secret_hash_key, [Scope.admin.value])
     issued.client.role = checked.value
     issued.client.region_code = region
     session.add(issued.client)
@@ -317,14 +323,14 @@ async def create_issuer_client(
 ) -> IssuedClient:
     """A client of an issuer (`app.departments`): a department, training institution or
     employer, with the scopes of what it may push and read (`issue:<type>`, ...)."""
-    issued = _new_client(ClientKind.department, name, secret_hash_key, sorted(set(scopes)))
+    issued = new_client(ClientKind.department, name, secret_hash_key, sorted(set(scopes)))
     issued.client.issuer_id = issuer_id
     session.add(issued.client)
     await session.flush()
     return issued
 
 
-def _new_client(
+def new_client(
     kind: ClientKind, name: str, secret_hash_key: bytes, scopes: list[str]
 ) -> IssuedClient:
     secret = new_opaque_secret(CLIENT_SECRET_PREFIX)
@@ -492,6 +498,8 @@ async def grant_client_credentials(
     ttl = admin_ttl
     if kind is ClientKind.scanner:
         extra = {"org": str(client.organisation_id), "scenes": ",".join(client.scenes)}
+        ttl = scanner_ttl
+    elif kind in (ClientKind.channel, ClientKind.bank, ClientKind.payer):
         ttl = scanner_ttl
     elif kind is ClientKind.admin:
         extra = {ROLE_CLAIM: client.role or DEFAULT_ROLE.value}

@@ -18,6 +18,10 @@ class Scope(StrEnum):
     admin = "admin"
     issuer_push = "issue"  # an issuer pushes signed documents (and `issue:<type>` per type)
     issuer_consent = "consent"  # an issuer asks holders for consent and reads what they allow
+    channel = "channel"  # a channel app's client: ask holders to link
+    channel_holder = "channel_card"  # a holder's session in a channel: the e-card inside it
+    bank = "bank"  # a cooperating bank: confirm accounts
+    disburse = "disburse"  # a paying department: submit disbursements
 
 
 SESSION_FAMILY_CLAIM = "fam"
@@ -96,3 +100,15 @@ class DepartmentPrincipal:
     def may_issue(self, document_type: str) -> bool:
         """Whether the token carries `issue:<type>` (the issuer's registry is checked too)."""
         return f"issue:{document_type}" in self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPrincipal:
+    """A registered API client acting for itself (a bank, a paying department)."""
+
+    client_id: str
+    scopes: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: AccessClaims) -> ClientPrincipal:
+        return cls(claims.subject, claims.scopes)

@@ -40,6 +40,10 @@ class PrincipalKind(StrEnum):
     admin = "admin"
     department = "department"
     relying_party = "relying_party"
+    channel = "channel"  # a channel app's own client (app.channels)
+    channel_holder = "channel_holder"  # a holder's session inside one channel app
+    bank = "bank"  # a cooperating bank's API client (app.banks)
+    payer = "payer"  # a paying department's API client (app.payments)
 
 
 @dataclass(frozen=True, slots=True)
