@@ -44,7 +44,7 @@ async def test_round_trip_of_every_size_at_chunk_edges(size: int) -> None:
     blob = await seal(key, data)
     assert len(blob) == sealed_size(size, CHUNK)
     assert await unseal(key, blob) == data
-    assert data == b"" or data not in blob
+    assert len(data) < 16 or data[:16] not in blob  # no plaintext run in the blob
 
 
 class TestTamperingIsDetected:
