@@ -32,6 +32,7 @@ from api.routes import (
     lifecycle,
     misuse,
     trust,
+    vault,
     verify,
 )
 from app.audit.consumer import AuditConsumer
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(complaints.router)
     app.include_router(audit.router)
     app.include_router(catalog.router)
+    app.include_router(vault.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

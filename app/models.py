@@ -17,6 +17,7 @@ from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
+from app.vault.models import VaultDocument, VaultShare
 
 __all__ = [
     "AccessLogEntry",
@@ -38,4 +39,6 @@ __all__ = [
     "RefreshToken",
     "RetiredCardNumber",
     "TrustedIssuerRecord",
+    "VaultDocument",
+    "VaultShare",
 ]

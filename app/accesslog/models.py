@@ -16,6 +16,8 @@ class AccessSource(StrEnum):
     online_scan = "online_scan"
     offline_scan = "offline_scan"
     operator_read = "operator_read"
+    document_shared = "document_shared"
+    document_opened = "document_opened"
 
 
 class AccessLogEntry(SQLModel, table=True):

@@ -7,6 +7,9 @@ Disclosures, as audit events:
   verify path then read it from SQL), the card is looked up by the event's `handle`.
 - `verify.offline`: a valid offline scan an offline verifier uploaded (`app.accesslog.offline`).
 - `card.read`: an operator read the holder's record (`subject` is the card id).
+- `vault.share_created` / `vault.share_opened`: the holder shared a vault document, and a
+  recipient opened the share (downloaded it); `subject` is the card id, the purpose stated
+  when sharing is shown as the venue (`app.vault.shares`).
 
 Entries carry the event's id as primary key, so a redelivered batch adds nothing twice, and
 they are written in the transaction that stores the audit rows, so none is lost either. What
@@ -37,11 +40,22 @@ from app.store.base import AUDIT_OUTCOME_FIRST
 VERIFY_ACTION = "verify"
 OFFLINE_SCAN_ACTION = "verify.offline"
 OPERATOR_READ_ACTION = "card.read"
+DOCUMENT_SHARED_ACTION = "vault.share_created"
+DOCUMENT_OPENED_ACTION = "vault.share_opened"
 VALID_OUTCOME = "valid"
 READ_OUTCOME = "read"
 
 _FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
-_ACTIONS = frozenset({VERIFY_ACTION, OFFLINE_SCAN_ACTION, OPERATOR_READ_ACTION})
+_ACTIONS = frozenset(
+    {
+        VERIFY_ACTION,
+        OFFLINE_SCAN_ACTION,
+        OPERATOR_READ_ACTION,
+        DOCUMENT_SHARED_ACTION,
+        DOCUMENT_OPENED_ACTION,
+    }
+)
+_DOCUMENT_OUTCOMES = {DOCUMENT_SHARED_ACTION: "shared", DOCUMENT_OPENED_ACTION: "downloaded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,8 @@ class Disclosure:
     scene: str | None
     attributes: tuple[str, ...]
     outcome: str
+    venue: str | None = None
+    """Shown instead of the scanner's name (a share's purpose)."""
 
 
 def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]:
@@ -85,6 +101,8 @@ def disclosure(event: AuditRecord) -> Disclosure | None:
             return _online_scan(event, data)
         if event.action == OFFLINE_SCAN_ACTION:
             return _offline_scan(event, data)
+        if event.action in _DOCUMENT_OUTCOMES:
+            return _document_disclosure(event, data)
         return _operator_read(event, data)
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return None
@@ -153,6 +171,23 @@ def _operator_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure | Non
     )
 
 
+def _document_disclosure(event: AuditRecord, data: dict[str, Any]) -> Disclosure | None:
+    shared = event.action == DOCUMENT_SHARED_ACTION
+    return Disclosure(
+        event.event_id,
+        event.occurred_at,
+        AccessSource.document_shared if shared else AccessSource.document_opened,
+        event.actor,
+        uuid.UUID(event.subject),
+        None,
+        None,
+        None,
+        (str(data.get("doc_type", "")), f"document:{data.get('document', '')}"),
+        _DOCUMENT_OUTCOMES[event.action],
+        venue=str(data.get("purpose", ""))[:200],
+    )
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -195,7 +230,7 @@ async def record_disclosures(
                 source=item.source.value,
                 organisation_id=item.organisation_id,
                 organisation=name,
-                venue=venues.get(item.actor, item.actor),
+                venue=item.venue if item.venue is not None else venues.get(item.actor, item.actor),
                 actor=item.actor,
                 region_code=region,
                 scene=item.scene,

@@ -44,7 +44,7 @@ class UnsupportedContent(DomainError):
 
 
 class InvalidDocument(InvalidRequest):
-    code = "invalid-document"
+    code = "invalid-vault-document"
     title = "The document is not valid"
 
 
@@ -109,3 +109,10 @@ class CorruptDocument(DomainError):
 class IssuerNotAllowed(Forbidden):
     code = "issuer-not-allowed"
     title = "This issuer may not issue this document type"
+
+
+class UnknownHolder(NotFound):
+    """No card holder has the identity document the manifest names: never a guess."""
+
+    code = "unknown-holder"
+    title = "No holder with this identity document"

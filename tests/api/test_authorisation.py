@@ -42,6 +42,7 @@ PUBLIC_ROUTES = {
     ("GET", "/v1/catalog/versions/{number}"),
     ("POST", "/v1/complaints"),  # anyone may complain (with a contact), rate-limited
     ("GET", "/v1/complaints/{tracking_number}"),  # the tracking number is the capability
+    ("GET", "/v1/shares/{share_id}"),  # a vault share: its secret id is the capability
 }
 
 # The verify hot path authenticates in its own ASGI fast path (api/routes/verify.py, with a

@@ -1,0 +1,84 @@
+"""Bodies of the document vault's routes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.common import UtcDateTime
+
+DocumentStatusOut = Literal["valid", "revoked", "superseded"]
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    type: str = Field(description="employment_record, labour_contract, ... (extensible)")
+    type_label: str
+    title: str
+    issuer: str = Field(description="The issuing department's client id")
+    issuer_name: str
+    issuer_document_id: str
+    version: int
+    current: bool = Field(description="False: an older version (history)")
+    status: DocumentStatusOut
+    issued_at: UtcDateTime
+    valid_until: UtcDateTime | None
+    summary: dict[str, str] = Field(description="The type's public summary fields")
+    content_type: str
+    size: int
+    sha256: str = Field(description="SHA-256 of the original file, hex")
+    revoked_at: UtcDateTime | None = None
+    revocation_reason: str | None = None
+    holder_signed_at: UtcDateTime | None = None
+    holder_signature_kind: Literal["device", "server"] | None = None
+
+
+class DocumentDetailOut(DocumentOut):
+    personal: dict[str, str] = Field(description="The personal summary fields (sealed at rest)")
+    issuer_signature: str = Field(description="The issuer's signed manifest, JWS compact")
+    holder_signature: str | None = Field(
+        default=None, description="A labour contract's holder signature, JWS compact"
+    )
+    history: list[DocumentOut] = Field(description="Every version, newest first")
+
+
+class DocumentListOut(BaseModel):
+    items: list[DocumentOut]
+
+
+class ShareCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"purpose": "入职审核 (hiring check)", "expires_in": 86400, "one_time": True}
+            ]
+        },
+    )
+
+    purpose: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    expires_in: int = Field(ge=60, le=365 * 24 * 3600, description="Seconds until the link ends")
+    one_time: bool = False
+
+
+class ShareOut(BaseModel):
+    id: uuid.UUID = Field(description="To revoke the share; not the link's secret")
+    purpose: str
+    one_time: bool
+    created_at: UtcDateTime
+    expires_at: UtcDateTime
+    revoked_at: UtcDateTime | None
+    opened_count: int
+    state: Literal["active", "expired", "revoked", "used"]
+
+
+class ShareCreated(ShareOut):
+    share_id: str = Field(description="The link's secret id; shown once, only its HMAC is kept")
+    url: str = Field(description="The link for the recipient: GET it to download and check")
+    qr_svg: str = Field(description="The link as a QR code (SVG)")
+
+
+class ShareListOut(BaseModel):
+    items: list[ShareOut]
