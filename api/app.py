@@ -24,6 +24,7 @@ from api.routes import (
     catalog,
     clients,
     complaints,
+    departments,
     docs,
     entitlements,
     health,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(audit.router)
     app.include_router(catalog.router)
     app.include_router(vault.router)
+    app.include_router(departments.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

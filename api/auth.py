@@ -16,10 +16,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import RuntimeDep
 from app.config import Environment, Settings
+from app.departments.service import ensure_issuer_live
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.holders.sessions import ensure_session_live
 from app.runtime import Runtime
-from app.security.principals import AdminPrincipal, HolderPrincipal, ScannerPrincipal, Scope
+from app.security.principals import (
+    AdminPrincipal,
+    DepartmentPrincipal,
+    HolderPrincipal,
+    ScannerPrincipal,
+    Scope,
+)
 from app.security.roles import AdminDuty, admin_may
 from app.security.tokens import AccessClaims, PrincipalKind
 
@@ -90,6 +97,32 @@ CurrentScanner = Annotated[
         RequirePrincipal(PrincipalKind.scanner, Scope.scanner_verify, ScannerPrincipal.from_claims)
     ),
 ]
+CurrentIssuer = Annotated[
+    DepartmentPrincipal,
+    Depends(
+        RequirePrincipal(
+            PrincipalKind.department,
+            Scope.issuer_push,
+            DepartmentPrincipal.from_claims,
+            ensure_issuer_live,
+        )
+    ),
+]
+"""An issuer's client (department, training institution, employer) pushing signed documents;
+each type needs `issue:<type>` too, checked with the issuer's registry entry
+(`app.departments.service.require_issuable`)."""
+ConsentingIssuer = Annotated[
+    DepartmentPrincipal,
+    Depends(
+        RequirePrincipal(
+            PrincipalKind.department,
+            Scope.issuer_consent,
+            DepartmentPrincipal.from_claims,
+            ensure_issuer_live,
+        )
+    ),
+]
+"""An issuer's client asking holders for consent and reading what they approved."""
 # The administrative route families (roles per duty: `app.security.roles.DUTY_ROLES`; an
 # auditor reads, GET, every one of them and writes none).
 CurrentAdmin = Annotated[AdminPrincipal, Depends(_admin(AdminDuty.administer))]

@@ -15,6 +15,7 @@ from app.cards.models import (
 from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
+from app.departments.models import Issuer, IssuerKey
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
 from app.vault.models import VaultDocument, VaultShare
@@ -33,6 +34,8 @@ __all__ = [
     "ComplaintEvent",
     "CreditRecord",
     "Device",
+    "Issuer",
+    "IssuerKey",
     "MisuseAlert",
     "Organisation",
     "Person",

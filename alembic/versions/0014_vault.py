@@ -1,7 +1,7 @@
 """the HR e-document vault (GD15): documents, one row per version, and verifiable shares
 
 Revision ID: 0014_vault
-Revises: 0013_entitlements
+Revises: 0014_licences
 Create Date: 2026-12-02
 
 `vault_documents`: metadata of each stored file (sealed in the blob store); personal summary
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_vault"
-down_revision: str | None = "0013_entitlements"
+down_revision: str | None = "0014_licences"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -69,6 +69,8 @@ class ApiClient(SQLModel, table=True):
     )
     venue_id: uuid.UUID | None = Field(default=None, foreign_key="venues.id", index=True)
     """A scanner's venue (one of its organisation's)."""
+    issuer_id: uuid.UUID | None = Field(default=None, foreign_key="issuers.id", index=True)
+    """A department client's issuer (`app.departments`)."""
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     scenes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: str = Field(default=ClientStatus.active, max_length=16)

@@ -49,8 +49,18 @@ PRINCIPAL_TTL = 24 * 3600
 
 CLIENT_SECRET_PREFIX = "cs_"  # noqa: S105 - the visible prefix of a secret, not a secret
 CLIENT_CREDENTIALS = "client_credentials"
-_CLIENT_ID_PREFIX = {ClientKind.scanner: "scn_", ClientKind.admin: "adm_"}
-_TOKEN_KIND = {ClientKind.scanner: PrincipalKind.scanner, ClientKind.admin: PrincipalKind.admin}
+_CLIENT_ID_PREFIX = {
+    ClientKind.scanner: "scn_",
+    ClientKind.admin: "adm_",
+    ClientKind.department: "dep_",
+}
+_TOKEN_KIND = {
+    ClientKind.scanner: PrincipalKind.scanner,
+    ClientKind.admin: PrincipalKind.admin,
+    ClientKind.department: PrincipalKind.department,
+}
+ISSUER_CLAIM = "issuer"
+"""The `ext` claim of a department (issuer) client's access token: the issuer's id."""
 # Compared against when the client id is unknown, so the answer takes as long as a wrong secret.
 _NO_SUCH_CLIENT_HASH = "0" * 64
 
@@ -298,6 +308,22 @@ async def create_admin_client(
     return issued
 
 
+async def create_issuer_client(
+    session: AsyncSession,
+    secret_hash_key: bytes,
+    issuer_id: uuid.UUID,
+    name: str,
+    scopes: list[str],
+) -> IssuedClient:
+    """A client of an issuer (`app.departments`): a department, training institution or
+    employer, with the scopes of what it may push and read (`issue:<type>`, ...)."""
+    issued = _new_client(ClientKind.department, name, secret_hash_key, sorted(set(scopes)))
+    issued.client.issuer_id = issuer_id
+    session.add(issued.client)
+    await session.flush()
+    return issued
+
+
 def _new_client(
     kind: ClientKind, name: str, secret_hash_key: bytes, scopes: list[str]
 ) -> IssuedClient:
@@ -471,6 +497,8 @@ async def grant_client_credentials(
         extra = {ROLE_CLAIM: client.role or DEFAULT_ROLE.value}
         if client.region_code is not None:
             extra[REGION_CLAIM] = client.region_code
+    elif kind is ClientKind.department:
+        extra = {ISSUER_CLAIM: str(client.issuer_id)}
     issued = codec.issue(_TOKEN_KIND[kind], client.client_id, granted, ttl, extra)
     return TokenGrant(issued.token, ttl, granted)
 

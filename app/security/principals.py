@@ -16,6 +16,8 @@ class Scope(StrEnum):
     holder_card = "card"  # own card, QR tokens, lifecycle of own card
     scanner_verify = "verify"
     admin = "admin"
+    issuer_push = "issue"  # an issuer pushes signed documents (and `issue:<type>` per type)
+    issuer_consent = "consent"  # an issuer asks holders for consent and reads what they allow
 
 
 SESSION_FAMILY_CLAIM = "fam"
@@ -77,3 +79,20 @@ class AdminPrincipal:
         """
         role, region = checked_role(claims.extra.get(ROLE_CLAIM), claims.extra.get(REGION_CLAIM))
         return cls(claims.subject, claims.scopes, role, region)
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentPrincipal:
+    """An issuer's client (a department, training institution or employer)."""
+
+    client_id: str
+    issuer_id: uuid.UUID
+    scopes: frozenset[str]
+
+    @classmethod
+    def from_claims(cls, claims: AccessClaims) -> DepartmentPrincipal:
+        return cls(claims.subject, uuid.UUID(claims.extra["issuer"]), claims.scopes)
+
+    def may_issue(self, document_type: str) -> bool:
+        """Whether the token carries `issue:<type>` (the issuer's registry is checked too)."""
+        return f"issue:{document_type}" in self.scopes

@@ -98,6 +98,13 @@ def tokens(app: FastAPI) -> dict[str, str | None]:
         PrincipalKind.admin.value: codec.issue(
             PrincipalKind.admin, "adm_walk", ["admin"], 600
         ).token,
+        PrincipalKind.department.value: codec.issue(
+            PrincipalKind.department,
+            "dep_walk",
+            ["issue", "consent", "issue:driving_licence"],
+            600,
+            extra={"issuer": str(uuid.uuid4())},
+        ).token,
     }
 
 
