@@ -119,8 +119,12 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.verify_fast_path = verify.VerifyFastPath(
         app, max_body=settings.max_request_bytes, metrics=metrics
     )
+    upload_limit = 2 * max(settings.vault_max_document_bytes, settings.vault_max_bulk_bytes)
     app.add_middleware(
-        RequestContextMiddleware, max_body=settings.max_request_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body=settings.max_request_bytes,
+        metrics=metrics,
+        body_limits={("POST", "/v1/documents"): upload_limit},
     )
     install_problem_handlers(app)
     install_openapi(app)

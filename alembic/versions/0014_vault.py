@@ -27,6 +27,7 @@ def upgrade() -> None:
         "vault_documents",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column("issuer_id", sa.Uuid(), nullable=False),
         sa.Column("issuer", sa.String(length=64), nullable=False),
         sa.Column("issuer_name", sa.String(length=200), nullable=False),
         sa.Column("issuer_document_id", sa.String(length=128), nullable=False),
@@ -56,9 +57,12 @@ def upgrade() -> None:
         sa.Column("holder_signature_kind", sa.String(length=16), nullable=True),
         sa.Column("holder_signed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["person_id"], ["persons.id"]),
+        sa.ForeignKeyConstraint(["issuer_id"], ["issuers.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("blob_key"),
-        sa.UniqueConstraint("issuer", "issuer_document_id", "version", name="uq_vault_doc_version"),
+        sa.UniqueConstraint(
+            "issuer_id", "issuer_document_id", "version", name="uq_vault_doc_version"
+        ),
     )
     op.create_index("ix_vault_documents_issuer", "vault_documents", ["issuer"])
     op.create_index("ix_vault_documents_doc_type", "vault_documents", ["doc_type"])

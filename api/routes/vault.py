@@ -7,25 +7,36 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query
-from starlette.responses import StreamingResponse
+from fastapi import APIRouter, Header, Path, Query, Request
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, StreamingResponse
 
-from api.auth import CurrentHolder
+from api.auth import CurrentHolder, CurrentIssuer
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
 from api.schemas.common import Rfc3339DateTime
 from api.schemas.vault import (
+    BulkLineOut,
+    BulkOut,
     DocumentDetailOut,
     DocumentListOut,
     DocumentOut,
+    IssuerDocumentOut,
+    IssuerVersionOut,
+    PushedOut,
+    RevocationIn,
     ShareCreate,
     ShareCreated,
     ShareListOut,
     ShareOut,
+    SignatureOut,
+    SignIn,
 )
 from app.cards.models import utcnow
 from app.runtime import Runtime
-from app.vault import service, shares
+from app.vault import contracts, push, service, shares
+from app.vault.content import CONTENT_TYPES
+from app.vault.errors import IncompleteUpload, InvalidDocument, UnsupportedContent
 from app.vault.models import VaultDocument, VaultShare
 from app.vault.types import DOCUMENT_TYPES
 from qr.render import render
@@ -275,7 +286,7 @@ async def revoke_share(
 )
 async def open_share(share_id: Annotated[str, _SHARE_ID], runtime: RuntimeDep) -> StreamingResponse:
     """The share id is the capability: no account is needed. A one-time share opens once."""
-    opened = await shares.open_share(runtime, share_id, _issuer_check(runtime))
+    opened = await shares.open_share(runtime, share_id)
     return file_response(
         opened.document,
         opened.chunks,
@@ -287,8 +298,232 @@ async def open_share(share_id: Annotated[str, _SHARE_ID], runtime: RuntimeDep) -
     )
 
 
-def _issuer_check(runtime: Runtime) -> shares.IssuerCheck:
-    """Until issuing departments' keys are registered with us, a stored signature was verified
-    on ingest and is reported valid."""
-    del runtime
-    return lambda signature, document: bool(signature)
+# --- issuers -------------------------------------------------------------------------------
+
+JSONL_TYPES = ("application/jsonl", "application/x-ndjson")
+_ISSUER_DOCUMENT_ID = Path(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="Your own id of the document"
+)
+_PUSH_BODY = {
+    "required": True,
+    "description": "One file (PDF, OFD or JSON) with its signed manifest in the "
+    "`Document-Signature` header, or many as JSONL: one "
+    '`{"signature": "<JWS>", "content": "<base64>"}` a line',
+    "content": {
+        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+        "application/ofd": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {}},
+        "application/jsonl": {"schema": {"type": "string"}},
+    },
+}
+
+
+def pushed_out(document: VaultDocument, created: bool) -> PushedOut:
+    return PushedOut(
+        id=document.id,
+        document_id=document.issuer_document_id,
+        version=document.version,
+        status=document.status,
+        created=created,
+        sha256=document.sha256,
+        size=document.size,
+    )
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for piece in request.stream():
+            if piece:
+                yield piece
+    except ClientDisconnect:
+        raise IncompleteUpload("the upload ended before the whole file arrived") from None
+
+
+@router.post(
+    "/v1/documents",
+    summary="Push documents: one file with its signed manifest, or many as JSONL",
+    status_code=201,
+    response_model=PushedOut,
+    openapi_extra={"requestBody": _PUSH_BODY},
+    responses={
+        200: {
+            "description": "This version was stored before (an idempotent retry); for a JSONL "
+            "body: a result per line",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/PushedOut"},
+                            {"$ref": "#/components/schemas/BulkOut"},
+                        ]
+                    }
+                }
+            },
+        },
+        403: {"description": "document-type-not-allowed"},
+        404: {"description": "unknown-holder"},
+        409: {"description": "duplicate-document, stale-version"},
+        413: {"description": "document-too-large (SSC_VAULT_MAX_DOCUMENT_BYTES)"},
+        415: {"description": "unsupported-content: not PDF, OFD or JSON by its bytes"},
+        422: {
+            "description": "signature-rejected, invalid-vault-document, content-mismatch, "
+            "incomplete-upload"
+        },
+    },
+)
+async def push_documents(
+    request: Request,
+    issuer: CurrentIssuer,
+    runtime: RuntimeDep,
+    document_signature: Annotated[
+        str | None,
+        Header(
+            max_length=32768,
+            description="The signed manifest (JWS over RFC 8785 JSON) of a single file",
+        ),
+    ] = None,
+) -> JSONResponse:
+    """The manifest names the holder (identity document), the type, title, dates, summary
+    fields and the file's SHA-256 and size; the file streams in the body and is stored
+    encrypted. Idempotent per (document id, version); a higher version supersedes (the old one
+    stays as history)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in JSONL_TYPES:
+        results = await push.push_bulk(runtime, issuer, _body(request))
+        lines = [
+            BulkLineOut(
+                line=item.line,
+                status=item.status,
+                document=None if item.document is None else pushed_out(item.document, item.created),
+                problem=item.problem,
+            )
+            for item in results
+        ]
+        bulk = BulkOut(
+            stored=sum(1 for item in results if item.status == 201),
+            unchanged=sum(1 for item in results if item.status == 200),
+            refused=sum(1 for item in results if item.status >= 400),
+            results=lines,
+        )
+        return JSONResponse(bulk.model_dump(mode="json"), status_code=200)
+    if media not in CONTENT_TYPES:
+        raise UnsupportedContent(
+            f"send a PDF, OFD or JSON file, or JSONL; not {media[:80] or 'no content type'}",
+            accepted=[*CONTENT_TYPES, *JSONL_TYPES],
+        )
+    if document_signature is None:
+        raise InvalidDocument(
+            "a single file needs its signed manifest in the Document-Signature header",
+            field="Document-Signature",
+        )
+    outcome = await push.push(runtime, issuer, document_signature, _body(request), media)
+    return JSONResponse(
+        pushed_out(outcome.document, outcome.created).model_dump(mode="json"),
+        status_code=201 if outcome.created else 200,
+    )
+
+
+def issuer_version_out(runtime: Runtime, document: VaultDocument) -> IssuerVersionOut:
+    return IssuerVersionOut(
+        id=document.id,
+        version=document.version,
+        current=document.current,
+        status=document.status,
+        type=document.doc_type,
+        title=document.title,
+        sha256=document.sha256,
+        size=document.size,
+        issued_at=document.issued_at,
+        revoked_at=document.revoked_at,
+        issuer_signature=service.issuer_signature(runtime, document),
+        holder_signature=service.holder_signature(runtime, document),
+        holder_signature_kind=document.holder_signature_kind,
+        holder_signed_at=document.holder_signed_at,
+    )
+
+
+@router.get(
+    "/v1/documents/{document_id}",
+    summary="One of your pushed documents: every version, with both signatures of a contract",
+    response_model=IssuerDocumentOut,
+    responses={404: {"description": "document-not-found"}},
+)
+async def issuer_document(
+    document_id: Annotated[str, _ISSUER_DOCUMENT_ID], issuer: CurrentIssuer, runtime: RuntimeDep
+) -> IssuerDocumentOut:
+    versions = await push.issuer_documents(runtime, issuer, document_id)
+    return IssuerDocumentOut(
+        document_id=document_id,
+        versions=[issuer_version_out(runtime, version) for version in versions],
+    )
+
+
+@router.post(
+    "/v1/documents/{document_id}/revocation",
+    summary="Revoke a document: it stays visible to its holder, marked revoked",
+    response_model=IssuerVersionOut,
+    responses={404: {"description": "document-not-found"}},
+)
+async def revoke_document(
+    document_id: Annotated[str, _ISSUER_DOCUMENT_ID],
+    body: RevocationIn,
+    issuer: CurrentIssuer,
+    runtime: RuntimeDep,
+) -> IssuerVersionOut:
+    document = await push.revoke(runtime, issuer, document_id, body.reason)
+    return issuer_version_out(runtime, document)
+
+
+# --- labour contracts: the holder's signature ----------------------------------------------
+
+
+def signature_out(runtime: Runtime, view: contracts.SignatureView) -> SignatureOut:
+    return SignatureOut(
+        document_id=view.document.id,
+        method=view.method.value,
+        statement=view.statement,
+        signature=view.signature,
+        signed_at=view.document.holder_signed_at,
+        employer_signature=service.issuer_signature(runtime, view.document),
+    )
+
+
+@router.get(
+    "/v1/me/documents/{document_id}/signature",
+    summary="A labour contract: what you sign (and how), or your signature once made",
+    response_model=SignatureOut,
+    responses={
+        403: {"description": "device-unbound"},
+        404: {"description": "document-not-found"},
+        422: {"description": "not-a-contract"},
+    },
+)
+async def contract_signature(
+    document_id: uuid.UUID, holder: CurrentHolder, runtime: RuntimeDep
+) -> SignatureOut:
+    return signature_out(runtime, await contracts.signature_view(runtime, holder, document_id))
+
+
+@router.post(
+    "/v1/me/documents/{document_id}/signature",
+    summary="Sign a labour contract, confirmed with your PIN",
+    status_code=201,
+    response_model=SignatureOut,
+    responses={
+        401: {"description": "invalid-credentials (wrong PIN)"},
+        403: {"description": "device-unbound"},
+        404: {"description": "document-not-found"},
+        409: {"description": "contract-already-signed"},
+        422: {"description": "not-a-contract, invalid-holder-signature"},
+        423: {"description": "pin-locked, with `unlocks_at`"},
+    },
+)
+async def sign_contract(
+    document_id: uuid.UUID, body: SignIn, holder: CurrentHolder, runtime: RuntimeDep
+) -> SignatureOut:
+    """With a phone key registered at activation, send the phone's JWS of the statement of
+    `GET .../signature`; without one, we sign on your behalf, bound to this session."""
+    await contracts.sign_contract(
+        runtime, holder, document_id, pin=body.pin, device_signature=body.signature
+    )
+    return signature_out(runtime, await contracts.signature_view(runtime, holder, document_id))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import PIN_PATTERN, UtcDateTime
 
 DocumentStatusOut = Literal["valid", "revoked", "superseded"]
 
@@ -82,3 +82,83 @@ class ShareCreated(ShareOut):
 
 class ShareListOut(BaseModel):
     items: list[ShareOut]
+
+
+class PushedOut(BaseModel):
+    id: uuid.UUID = Field(description="The vault's id of the stored version")
+    document_id: str = Field(description="The issuer's own id")
+    version: int
+    status: DocumentStatusOut
+    created: bool = Field(description="False: this version was stored before (a retry)")
+    sha256: str
+    size: int
+
+
+class BulkLineOut(BaseModel):
+    line: int
+    status: int = Field(description="201 stored, 200 stored before, else the problem's status")
+    document: PushedOut | None = None
+    problem: dict[str, object] | None = None
+
+
+class BulkOut(BaseModel):
+    stored: int
+    unchanged: int
+    refused: int
+    results: list[BulkLineOut]
+
+
+class RevocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "错发"}]})
+
+    reason: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class IssuerVersionOut(BaseModel):
+    id: uuid.UUID
+    version: int
+    current: bool
+    status: DocumentStatusOut
+    type: str
+    title: str
+    sha256: str
+    size: int
+    issued_at: UtcDateTime
+    revoked_at: UtcDateTime | None
+    issuer_signature: str = Field(description="Your signed manifest as stored (JWS)")
+    holder_signature: str | None = Field(
+        description="A labour contract's holder signature (JWS), once the holder signed"
+    )
+    holder_signature_kind: Literal["device", "server"] | None
+    holder_signed_at: UtcDateTime | None
+
+
+class IssuerDocumentOut(BaseModel):
+    document_id: str
+    versions: list[IssuerVersionOut] = Field(description="Newest first")
+
+
+class SignatureOut(BaseModel):
+    document_id: uuid.UUID
+    method: Literal["device", "server"] = Field(
+        description="device: your phone signs with its registered key; server: we sign on "
+        "your behalf, bound to this PIN-confirmed session"
+    )
+    statement: dict[str, object] = Field(
+        description="What is signed: sign exactly this (RFC 8785 canonical JSON) as a JWS "
+        "(ES256, typ ssc-document+jws, kid device:<device id>) when method is device"
+    )
+    signature: str | None = Field(description="The holder signature (JWS), once signed")
+    signed_at: UtcDateTime | None
+    employer_signature: str = Field(description="The employer's signed manifest (JWS)")
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"pin": "284617"}]})
+
+    pin: str = Field(pattern=PIN_PATTERN, description="The card's 6-digit PIN")
+    signature: str | None = Field(
+        default=None,
+        max_length=32768,
+        description="With method device: the phone's JWS of the statement",
+    )

@@ -36,14 +36,15 @@ class HolderSignatureKind(StrEnum):
 class VaultDocument(SQLModel, table=True):
     __tablename__ = "vault_documents"
     __table_args__ = (
-        UniqueConstraint("issuer", "issuer_document_id", "version", name="uq_vault_doc_version"),
+        UniqueConstraint("issuer_id", "issuer_document_id", "version", name="uq_vault_doc_version"),
         Index("ix_vault_documents_person_current", "person_id", "current"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     person_id: uuid.UUID = Field(foreign_key="persons.id")
+    issuer_id: uuid.UUID = Field(foreign_key="issuers.id")
     issuer: str = Field(max_length=64, index=True)
-    """The issuing department's client id."""
+    """The issuer's code (`app.departments`), shown with its name."""
     issuer_name: str = Field(default="", max_length=200)
     issuer_document_id: str = Field(max_length=128)
     version: int = 1

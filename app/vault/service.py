@@ -65,11 +65,12 @@ def _sealed_field(field: str, document_id: uuid.UUID) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Issuer:
-    """Who pushes: a registered issuing department (its client id and display name) and the
-    key id its signature was verified with."""
+class IssuerRef:
+    """Who pushes: a registered issuer (`app.departments`) and the key id its signature was
+    verified with."""
 
-    client_id: str
+    issuer_id: uuid.UUID
+    code: str
     name: str
     kid: str
 
@@ -98,11 +99,28 @@ async def find_holder(session: AsyncSession, runtime: Runtime, manifest: Manifes
     return person
 
 
-async def _versions(session: AsyncSession, issuer: str, document_id: str) -> list[VaultDocument]:
+async def _versions(
+    session: AsyncSession, issuer_id: uuid.UUID, document_id: str
+) -> list[VaultDocument]:
     statement = select(VaultDocument).where(
-        VaultDocument.issuer == issuer, VaultDocument.issuer_document_id == document_id
+        VaultDocument.issuer_id == issuer_id, VaultDocument.issuer_document_id == document_id
     )
     return list((await session.exec(statement)).all())
+
+
+async def versions_of(
+    session: AsyncSession, issuer_id: uuid.UUID, document_id: str
+) -> list[VaultDocument]:
+    """Every version of an issuer's document, newest first.
+
+    :raises DocumentNotFound: (404)
+    """
+    versions = sorted(
+        await _versions(session, issuer_id, document_id), key=lambda d: d.version, reverse=True
+    )
+    if not versions:
+        raise DocumentNotFound(f"no document {document_id[:128]!r} of yours")
+    return versions
 
 
 def _same(stored: VaultDocument, manifest: Manifest, person: Person) -> bool:
@@ -145,7 +163,7 @@ def _settled(
 
 async def ingest(
     runtime: Runtime,
-    issuer: Issuer,
+    issuer: IssuerRef,
     manifest: Manifest,
     *,
     signature: str,
@@ -171,7 +189,7 @@ async def ingest(
     async with runtime.database.session() as session:
         person = await find_holder(session, runtime, manifest)
         settled = _settled(
-            await _versions(session, issuer.client_id, manifest.document_id), manifest, person
+            await _versions(session, issuer.issuer_id, manifest.document_id), manifest, person
         )
     if settled is not None:
         return Ingested(settled, created=False)
@@ -204,7 +222,7 @@ async def ingest(
         except IntegrityError:
             # Another push of the same version committed first: answer as its retry would.
             async with runtime.database.session() as session:
-                versions = await _versions(session, issuer.client_id, manifest.document_id)
+                versions = await _versions(session, issuer.issuer_id, manifest.document_id)
             settled = _settled(versions, manifest, person)
             if settled is None:
                 raise
@@ -225,7 +243,7 @@ async def _discard(runtime: Runtime, blob_key: str) -> None:
 
 def _new_row(
     runtime: Runtime,
-    issuer: Issuer,
+    issuer: IssuerRef,
     manifest: Manifest,
     *,
     signature: str,
@@ -236,7 +254,8 @@ def _new_row(
     return VaultDocument(
         id=document_id,
         person_id=person.id,
-        issuer=issuer.client_id,
+        issuer_id=issuer.issuer_id,
+        issuer=issuer.code,
         issuer_name=issuer.name,
         issuer_document_id=manifest.document_id,
         version=manifest.version,
@@ -266,12 +285,12 @@ def _new_row(
 
 async def _commit_version(
     session: AsyncSession,
-    issuer: Issuer,
+    issuer: IssuerRef,
     manifest: Manifest,
     person: Person,
     document: VaultDocument,
 ) -> None:
-    versions = await _versions(session, issuer.client_id, manifest.document_id)
+    versions = await _versions(session, issuer.issuer_id, manifest.document_id)
     if _settled(versions, manifest, person) is not None:
         raise IntegrityError("version stored meanwhile", None, Exception())
     previous = [stored for stored in versions if stored.current]
@@ -287,14 +306,14 @@ async def _commit_version(
 
 
 async def revoke(
-    session: AsyncSession, issuer_client_id: str, document_id: str, reason: str
+    session: AsyncSession, issuer_id: uuid.UUID, document_id: str, reason: str
 ) -> VaultDocument:
     """The issuer revokes its document (the current version): it stays visible to the holder,
     marked revoked; shares then answer that it is revoked.
 
     :raises DocumentNotFound: (404)
     """
-    versions = await _versions(session, issuer_client_id, document_id)
+    versions = await _versions(session, issuer_id, document_id)
     current = next((stored for stored in versions if stored.current), None)
     if current is None:
         raise DocumentNotFound(f"no document {document_id!r} of yours")
@@ -392,7 +411,7 @@ async def history(session: AsyncSession, document: VaultDocument) -> list[VaultD
     statement = (
         select(VaultDocument)
         .where(
-            VaultDocument.issuer == document.issuer,
+            VaultDocument.issuer_id == document.issuer_id,
             VaultDocument.issuer_document_id == document.issuer_document_id,
         )
         .order_by(col(VaultDocument.version).desc())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit.log import record
 from app.cards.models import Card, Person, utcnow
 from app.cards.service import NAME_FIELD
+from app.departments.service import issuer_keys, signature_state
 from app.holders.service import mask_card_number
 from app.holders.sessions import as_utc
 from app.runtime import Runtime
@@ -46,9 +47,6 @@ SHARE_CREATED = "vault.share_created"
 SHARE_OPENED = "vault.share_opened"
 SHARE_REVOKED = "vault.share_revoked"
 MAX_SHARES_LISTED = 100
-
-IssuerCheck = Callable[[str, VaultDocument], bool]
-"""Whether the issuer's signature (JWS) of a document verifies now with a trusted key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +161,7 @@ class OpenedShare:
     chunks: AsyncIterator[bytes]
 
 
-async def open_share(runtime: Runtime, secret: str, issuer_check: IssuerCheck) -> OpenedShare:
+async def open_share(runtime: Runtime, secret: str) -> OpenedShare:
     """The recipient opens a share: counted (a one-time share only once), logged for the
     holder, then the file and its proof.
 
@@ -196,7 +194,9 @@ async def open_share(runtime: Runtime, secret: str, issuer_check: IssuerCheck) -
         person = await session.get(Person, share.person_id)
         assert document is not None and card is not None and person is not None
         signature = service.issuer_signature(runtime, document)
-        signature_valid = issuer_check(signature, document)
+        # Now, not as on ingest: a key revoked since (compromise) fails it; a retired one not.
+        keys = await issuer_keys(session, document.issuer_id)
+        signature_valid = signature_state(keys, signature).valid
         attestation = attest(
             runtime,
             document,
