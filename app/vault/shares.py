@@ -186,6 +186,7 @@ async def open_share(runtime: Runtime, secret: str) -> OpenedShare:
             .where(col(VaultShare.expires_at) > now)
             .where(or_(col(VaultShare.one_time).is_(False), col(VaultShare.opened_count) == 0))
             .values(opened_count=col(VaultShare.opened_count) + 1, last_opened_at=now)
+            .execution_options(synchronize_session=False)
         )
         if claimed.rowcount != 1:
             raise ShareNotFound("no such share, or it is no longer valid")
