@@ -19,9 +19,9 @@ from sqlmodel import select
 
 from app.accesslog.models import AccessLogEntry
 from app.cards.models import utcnow
-from app.runtime import Runtime
-from app.vault.models import VaultShare
-from app.vault.service import sweep_orphans
+from app.runtime import Runtime, derive_key
+from app.vault.models import VaultDocument, VaultShare
+from app.vault.service import rewrap_data_keys, sweep_orphans
 from tests.departments import Department, create_department
 from tests.factories import ActiveHolder, create_active_holder
 from tests.vault_support import (
@@ -34,6 +34,7 @@ from tests.vault_support import (
     plaintext_in,
     push,
 )
+from token_service.envelope import MasterKeys
 from token_service.jws import public_jwk
 
 
@@ -526,3 +527,26 @@ async def _access_log(
         if len(documents) >= count or loop.time() > deadline:
             return documents
         await asyncio.sleep(0.05)
+
+
+class TestMasterKeyRotation:
+    async def test_rewrap_under_a_new_master_key_then_drop_the_old(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        holder, issuer = await setup(client, app)
+        content = pdf("rotated")
+        pushed = await push(client, issuer, content, manifest(holder.card, content))
+        runtime = runtime_of(app)
+        old = derive_key(runtime.settings.secret("data_key"), "ssc/vault/master/v1")
+        new = os.urandom(32)
+        runtime.vault.master_keys = MasterKeys({"k1": new, "k0": old}, "k1")
+        assert await rewrap_data_keys(runtime) == 1
+        assert await rewrap_data_keys(runtime) == 0
+        runtime.vault.master_keys = MasterKeys({"k1": new}, "k1")
+        async with runtime.database.session() as session:
+            row = await session.get(VaultDocument, uuid.UUID(pushed.json()["id"]))
+            assert row is not None and row.key_id == "k1"
+        download = await client.get(
+            f"/v1/me/documents/{pushed.json()['id']}/content", headers=holder.headers
+        )
+        assert download.content == content
