@@ -24,12 +24,14 @@ from api.routes import (
     catalog,
     clients,
     complaints,
+    consents,
     departments,
     docs,
     entitlements,
     health,
     holder,
     keys,
+    licences,
     lifecycle,
     misuse,
     trust,
@@ -124,7 +126,10 @@ def create_app(settings: Settings | None = None) -> EcardApi:
         RequestContextMiddleware,
         max_body=settings.max_request_bytes,
         metrics=metrics,
-        body_limits={("POST", "/v1/documents"): upload_limit},
+        large_bodies={
+            licences.BULK_PATH: settings.licence_bulk_max_bytes,
+            vault.PUSH_PATH: upload_limit,
+        },
     )
     install_problem_handlers(app)
     install_openapi(app)
@@ -144,6 +149,8 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(catalog.router)
     app.include_router(vault.router)
     app.include_router(departments.router)
+    app.include_router(licences.router)
+    app.include_router(consents.router)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

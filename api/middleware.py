@@ -88,14 +88,14 @@ class RequestContextMiddleware:
         *,
         max_body: int,
         metrics: RequestMetrics,
-        body_limits: Mapping[tuple[str, str], int] | None = None,
+        large_bodies: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics = metrics
-        self.body_limits = dict(body_limits or {})
-        """Larger limits for the few routes that stream big bodies, by (method, path): the
-        route enforces its own, smaller limit with its own problem (the vault's upload)."""
+        self.large_bodies: Mapping[str, int] = large_bodies or {}
+        """Paths (exact) that take larger bodies than `max_body`, with their own limit (bulk
+        uploads such as `POST /v1/licences/bulk`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +107,7 @@ class RequestContextMiddleware:
         status = 500
         response_started = False
 
-        max_body = self.body_limits.get((scope["method"], scope["path"]), self.max_body)
+        max_body = self.large_bodies.get(scope["path"], self.max_body)
         declared = declared_length(scope)
         if declared is not None and declared > max_body:
             status = 413

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     clock_skew: float = Field(default=5.0, ge=0, le=120)
     offline_window: int = Field(default=72 * 3600, ge=0, le=30 * 24 * 3600)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    licence_bulk_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """The body limit of `POST /v1/licences/bulk` (JSON Lines, thousands of licences)."""
+    licence_bulk_max_lines: int = Field(default=5000, ge=1, le=100_000)
+    presentation_lifetime: int = Field(default=120, ge=10, le=600)
+    """Seconds a licence presentation QR stays valid (single use)."""
+    consent_request_ttl: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    """Seconds a pending consent request waits for the holder before it expires."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"

@@ -15,7 +15,9 @@ from app.cards.models import (
 from app.catalog.models import CatalogVersion
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
+from app.consents.models import ConsentRequest
 from app.departments.models import Issuer, IssuerKey
+from app.licences.models import Licence
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.trust.models import TrustedIssuerRecord
 from app.vault.models import VaultDocument, VaultShare
@@ -32,10 +34,12 @@ __all__ = [
     "CatalogVersion",
     "Complaint",
     "ComplaintEvent",
+    "ConsentRequest",
     "CreditRecord",
     "Device",
     "Issuer",
     "IssuerKey",
+    "Licence",
     "MisuseAlert",
     "Organisation",
     "Person",

@@ -10,6 +10,11 @@ Claims: 1 iss (text), 4 exp, 6 iat, 7 cti (8 random bytes), and two claims of th
   issuer's handle key, initial counter block `cti || 0^8`; unlinkable without that key, and
   integrity-protected by the signature.
 - `CLAIM_STATUS_INDEX` (-65002, optional): the card's index in the issuer's status list.
+- `CLAIM_PRESENTATION` (-65003, optional, unsigned): the token presents something other than
+  the card itself, and names what (`PRESENTATION_LICENCE` = 1: one e-licence); its sealed
+  handle is then the presentation's 16-byte id, not a card's, and only the issuer knows
+  what it stands for. 4 bytes: a presentation token (without a status index) is 215
+  characters, version 8 at M.
 
 Budget: QR version 8 at error correction M holds 221 alphanumeric characters. A plain token
 is 209 characters and one with a 32-bit status index 221: exactly full. Hence two choices:
@@ -73,6 +78,8 @@ CLAIM_IAT = 6
 CLAIM_CTI = 7
 CLAIM_SEALED_HANDLE = -65001
 CLAIM_STATUS_INDEX = -65002
+CLAIM_PRESENTATION = -65003
+PRESENTATION_LICENCE = 1
 
 _COSE_SIGN1_TAG = 18
 _HEADER_ALG = 1
@@ -113,9 +120,10 @@ class Claims:
     sealed_handle: bytes
     not_before: int | None = None
     status_index: int | None = None
+    presentation: int | None = None
 
 
-ClaimValues = tuple[str, int, int, bytes, bytes, int | None, int | None]
+ClaimValues = tuple[str, int, int, bytes, bytes, int | None, int | None, int | None]
 """The fields of `Claims` in order, as the verifier's hot path takes them."""
 
 
@@ -241,7 +249,9 @@ def encode_claims(claims: Claims) -> bytes:
         entries[CLAIM_NBF] = claims.not_before
     if claims.status_index is not None:
         entries[CLAIM_STATUS_INDEX] = claims.status_index
-    for name in ("issued_at", "expires_at", "not_before", "status_index"):
+    if claims.presentation is not None:
+        entries[CLAIM_PRESENTATION] = claims.presentation
+    for name in ("issued_at", "expires_at", "not_before", "status_index", "presentation"):
         value = getattr(claims, name)
         if value is not None and not 0 <= value < 1 << 64:
             raise ValueError(f"{name} must be an unsigned 64-bit integer")
@@ -352,14 +362,15 @@ def _parse_claims(payload: bytes) -> ClaimValues:
     # Hot path: claim keys are read inline (one byte for 0..23, 0x39 + 2 bytes for ours);
     # any other key form cannot be a known claim.
     major, count, position = _cbor.read_head(payload, 0)
-    if major != _cbor.MAP or count > 7:
-        raise _cbor.CborError("claims must be a map of at most seven entries")
+    if major != _cbor.MAP or count > 8:
+        raise _cbor.CborError("claims must be a map of at most eight entries")
     size = len(payload)
     issuer: str | None = None
     issued_at: int | None = None
     expires_at: int | None = None
     not_before: int | None = None
     status_index: int | None = None
+    presentation: int | None = None
     cti: bytes | None = None
     sealed_handle: bytes | None = None
     for _ in range(count):
@@ -391,6 +402,8 @@ def _parse_claims(payload: bytes) -> ClaimValues:
                 not_before = value
             elif key == CLAIM_STATUS_INDEX and status_index is None:
                 status_index = value
+            elif key == CLAIM_PRESENTATION and presentation is None:
+                presentation = value
             else:
                 raise _cbor.CborError(f"unexpected, duplicate or mistyped claim {key}")
             continue
@@ -422,4 +435,4 @@ def _parse_claims(payload: bytes) -> ClaimValues:
         raise _cbor.CborError("cti must be 8 bytes")
     if sealed_handle is None or len(sealed_handle) != HANDLE_LENGTH:
         raise _cbor.CborError("the sealed card handle must be 16 bytes")
-    return issuer, issued_at, expires_at, cti, sealed_handle, not_before, status_index
+    return issuer, issued_at, expires_at, cti, sealed_handle, not_before, status_index, presentation

@@ -64,6 +64,8 @@ class TokenIssuer:
         *,
         not_before: int | None = None,
         status_index: int | None = None,
+        presentation: int | None = None,
+        lifetime: int | None = None,
     ) -> IssuedToken:
         """Signs a fresh token for a card.
 
@@ -76,6 +78,9 @@ class TokenIssuer:
 
         :param card_handle: the card's 16-byte opaque handle (never personal data).
         :param status_index: the card's index in the issuer's status list, if any.
+        :param presentation: for a presentation token (`codec.CLAIM_PRESENTATION`), what it
+            presents; `card_handle` is then the presentation's id.
+        :param lifetime: seconds of validity, instead of the issuer's default.
         :raises ValueError: on a handle that is not 16 bytes or a negative status index.
         :raises TokenBudgetError: if the claims would make the token too long for the QR budget.
         """
@@ -88,10 +93,11 @@ class TokenIssuer:
         claims = Claims(
             issuer=self._issuer,
             issued_at=starts,
-            expires_at=starts + self._lifetime,
+            expires_at=starts + (lifetime or self._lifetime),
             cti=cti,
             sealed_handle=self._handles.seal(card_handle, cti),
             status_index=status_index,
+            presentation=presentation,
         )
         return IssuedToken(
             token=sign_token(claims, signing.kid, signing.private_key),

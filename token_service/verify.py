@@ -134,6 +134,9 @@ class TokenCheck:
     card_handle: bytes | None = None
     sealed_handle: bytes | None = None
     status_index: int | None = None
+    presentation: int | None = None
+    """Set in a presentation token (`codec.CLAIM_PRESENTATION`): `card_handle` is then the
+    presentation's id, not a card's."""
 
     @property
     def valid(self) -> bool:
@@ -213,7 +216,7 @@ class TokenVerifier:
             )
         except InvalidSignature:
             return TokenCheck(Verdict.BAD_SIGNATURE, kid=kid, issuer=issuer)
-        claimed_issuer, issued_at, expires_at, cti, sealed, not_before, status_index = claims
+        claimed_issuer, issued_at, expires_at, cti, sealed, not_before, status_index, shown = claims
         if claimed_issuer != issuer:
             return TokenCheck(Verdict.ISSUER_UNTRUSTED, kid=kid, issuer=issuer)
         now = self._clock()
@@ -236,4 +239,5 @@ class TokenVerifier:
             None if handles is None else handles.open(sealed, cti),
             sealed,
             status_index,
+            shown,
         )

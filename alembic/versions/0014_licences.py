@@ -6,7 +6,8 @@ Create Date: 2026-12-02
 
 `issuers`: departments, training institutions, employers, with the document types each may
 issue; `issuer_keys`: their public JWKs (active, retired, revoked); `api_clients.issuer_id`:
-an issuer's clients.
+an issuer's clients; `licences`: the newest version of each linked e-licence, its signed
+original sealed; `consent_requests`: departments' requests to read a holder's items.
 """
 
 from collections.abc import Sequence
@@ -56,9 +57,58 @@ def upgrade() -> None:
         batch.add_column(sa.Column("issuer_id", sa.Uuid(), nullable=True))
         batch.create_index(op.f("ix_api_clients_issuer_id"), ["issuer_id"], unique=False)
         batch.create_foreign_key("fk_api_clients_issuer_id", "issuers", ["issuer_id"], ["id"])
+    op.create_table(
+        "licences",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("issuer_id", sa.Uuid(), nullable=False),
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column("document_type", sa.String(length=40), nullable=False),
+        sa.Column("document_id", sa.String(length=128), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("valid_from", sa.Date(), nullable=False),
+        sa.Column("valid_until", sa.Date(), nullable=True),
+        sa.Column("kid", sa.String(length=128), nullable=False),
+        sa.Column("signed_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["issuer_id"], ["issuers.id"]),
+        sa.ForeignKeyConstraint(["person_id"], ["persons.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("issuer_id", "document_id"),
+    )
+    op.create_index(op.f("ix_licences_issuer_id"), "licences", ["issuer_id"])
+    op.create_index(op.f("ix_licences_person_id"), "licences", ["person_id"])
+    op.create_table(
+        "consent_requests",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("issuer_id", sa.Uuid(), nullable=False),
+        sa.Column("person_id", sa.Uuid(), nullable=False),
+        sa.Column("requested_by", sa.String(length=64), nullable=False),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column("purpose", sa.String(length=500), nullable=False),
+        sa.Column("access_seconds", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("request_expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("access_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["issuer_id"], ["issuers.id"]),
+        sa.ForeignKeyConstraint(["person_id"], ["persons.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_consent_requests_issuer_id"), "consent_requests", ["issuer_id"])
+    op.create_index(op.f("ix_consent_requests_person_id"), "consent_requests", ["person_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_consent_requests_person_id"), table_name="consent_requests")
+    op.drop_index(op.f("ix_consent_requests_issuer_id"), table_name="consent_requests")
+    op.drop_table("consent_requests")
+    op.drop_index(op.f("ix_licences_person_id"), table_name="licences")
+    op.drop_index(op.f("ix_licences_issuer_id"), table_name="licences")
+    op.drop_table("licences")
     with op.batch_alter_table("api_clients") as batch:
         batch.drop_constraint("fk_api_clients_issuer_id", type_="foreignkey")
         batch.drop_index(op.f("ix_api_clients_issuer_id"))

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from api.schemas.common import UtcDateTime
 from app.catalog.models import CatalogVersion
 from app.catalog.scenes import Attribute, Entitlement, Scene
+from app.departments.types import DocumentFamily, types_of
 
 SceneCodeText = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{2,12}$")]
 CityCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+_LICENCE_TYPES = types_of(DocumentFamily.licence)
+
+
+def _licence_type(code: str) -> str:
+    if code not in _LICENCE_TYPES:
+        raise ValueError(f"not an e-licence type; one of: {', '.join(_LICENCE_TYPES)}")
+    return code
+
+
+LicenceTypeCode = Annotated[
+    str,
+    AfterValidator(_licence_type),
+    WithJsonSchema({"type": "string", "enum": _LICENCE_TYPES}),
+]
 Note = Annotated[str, StringConstraints(max_length=500)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
 """Not stripped: what the schema says of the length is what is checked."""
@@ -48,6 +63,11 @@ class SceneIn(BaseModel):
     entitlements: list[Entitlement] = Field(
         default_factory=list, max_length=16, description="Entitlements the scene may read"
     )
+    licences: list[LicenceTypeCode] = Field(
+        default_factory=list,
+        max_length=16,
+        description="E-licence types the scene may read from a licence presentation QR",
+    )
 
     def scene(self) -> Scene:
         return Scene(
@@ -57,6 +77,7 @@ class SceneIn(BaseModel):
             self.domain,
             frozenset(self.attributes),
             frozenset(self.entitlements),
+            licences=frozenset(self.licences),
         )
 
 
@@ -69,6 +90,7 @@ class SceneOut(BaseModel):
     domain: str
     attributes: list[str]
     entitlements: list[str]
+    licences: list[str] = Field(default_factory=list)
 
 
 class CatalogSceneOut(SceneOut):

@@ -37,6 +37,22 @@ class GrantedEntitlement(BaseModel):
     expires_at: str = Field(description="ISO 8601, UTC", examples=["2027-12-31T16:00:00Z"])
 
 
+class PresentedLicence(BaseModel):
+    """A holder's e-licence, from a licence presentation QR, for a scene that may read its
+    type; its verification state is computed at the scan."""
+
+    type: str = Field(examples=["driving_licence"])
+    issuer: str = Field(description="The issuing department's code and name")
+    number: str
+    holder_name: str
+    category: str | None = Field(examples=["C1"])
+    valid_from: str
+    valid_until: str | None
+    status: str = Field(description="valid, suspended, revoked or expired")
+    verified: bool = Field(description="Signature valid, key trusted, status valid, in validity")
+    reason: str | None = Field(description="Why not verified")
+
+
 class Holder(BaseModel):
     """Exactly the attributes the scene's catalog entry lists, and nothing else: a field the
     scene does not list is absent (not null). Without a scene: `masked_name` and `pseudonym`."""
@@ -61,6 +77,9 @@ class Holder(BaseModel):
         default=None,
         description="Only for scenes that read entitlements, and only when the holder has "
         "one of the scene's kinds granted and unexpired (absent otherwise)",
+    )
+    licence: PresentedLicence | None = Field(
+        default=None, description="Only for a licence presentation QR at a scene that reads it"
     )
 
 

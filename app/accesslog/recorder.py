@@ -46,6 +46,9 @@ VALID_OUTCOME = "valid"
 READ_OUTCOME = "read"
 
 _FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
+LICENCE_SCAN_ACTION = "licence.presented"
+CONSENT_READ_ACTION = "consent.read"
+CONSENT_REFUSED_ACTION = "consent.read.refused"
 _ACTIONS = frozenset(
     {
         VERIFY_ACTION,
@@ -53,6 +56,9 @@ _ACTIONS = frozenset(
         OPERATOR_READ_ACTION,
         DOCUMENT_SHARED_ACTION,
         DOCUMENT_OPENED_ACTION,
+        LICENCE_SCAN_ACTION,
+        CONSENT_READ_ACTION,
+        CONSENT_REFUSED_ACTION,
     }
 )
 _DOCUMENT_OUTCOMES = {DOCUMENT_SHARED_ACTION: "shared", DOCUMENT_OPENED_ACTION: "downloaded"}
@@ -103,6 +109,10 @@ def disclosure(event: AuditRecord) -> Disclosure | None:
             return _offline_scan(event, data)
         if event.action in _DOCUMENT_OUTCOMES:
             return _document_disclosure(event, data)
+        if event.action == LICENCE_SCAN_ACTION:
+            return _licence_scan(event, data)
+        if event.action in {CONSENT_READ_ACTION, CONSENT_REFUSED_ACTION}:
+            return _department_read(event, data)
         return _operator_read(event, data)
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return None
@@ -185,6 +195,40 @@ def _document_disclosure(event: AuditRecord, data: dict[str, Any]) -> Disclosure
         (str(data.get("doc_type", "")), f"document:{data.get('document', '')}"),
         _DOCUMENT_OUTCOMES[event.action],
         venue=str(data.get("purpose", ""))[:200],
+    )
+
+
+def _licence_scan(event: AuditRecord, data: dict[str, Any]) -> Disclosure:
+    """A scanner read one e-licence from its presentation QR (`app.licences.presentations`)."""
+    return Disclosure(
+        event.event_id,
+        event.occurred_at,
+        AccessSource.licence_scan,
+        event.actor,
+        uuid.UUID(event.subject),
+        None,
+        uuid.UUID(str(data["org"])),
+        _text(data.get("scene")),
+        tuple(str(item) for item in data.get("attributes", ())),
+        VALID_OUTCOME,
+    )
+
+
+def _department_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure:
+    """A department read (or tried to read, without a valid consent) the holder's data
+    (`app.consents`); `scene` carries the stated purpose."""
+    refused = event.action == CONSENT_REFUSED_ACTION
+    return Disclosure(
+        event.event_id,
+        event.occurred_at,
+        AccessSource.department_refused if refused else AccessSource.department_read,
+        event.actor,
+        uuid.UUID(event.subject),
+        None,
+        None,
+        (_text(data.get("purpose")) or "")[:64] or None,
+        tuple(str(item) for item in data.get("items", ())),
+        "refused" if refused else READ_OUTCOME,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.log import record
 from app.cards.errors import EntitlementNotGranted, InvalidEntitlement
@@ -102,3 +103,54 @@ async def _republish(runtime: Runtime, card_id: uuid.UUID) -> None:
         assert person is not None, "cards reference their person"
         snapshot = await load_card_snapshot(session, runtime.pii, card, person)
     await publish_card_snapshot(runtime.store, card.handle, snapshot)
+
+
+async def mirror_entitlement(
+    session: AsyncSession,
+    person_id: uuid.UUID,
+    kind: Entitlement,
+    expires_at: datetime | None,
+    source: str,
+) -> bool:
+    """Sets (`expires_at` given) or clears an entitlement that a document grants (GD7: an
+    elderly card, a disability or veteran certificate linked by its department), in the
+    caller's transaction; returns whether anything changed. `source` names the document
+    (`granted_by`); clearing removes only a grant of that source, never an administrator's.
+    After the commit, `republish_holder` makes the change visible to the scenes.
+    """
+    statement = select(HolderEntitlement).where(
+        HolderEntitlement.person_id == person_id, HolderEntitlement.kind == kind.value
+    )
+    row = (await session.exec(statement)).first()
+    if expires_at is None:
+        if row is None or row.granted_by != source:
+            return False
+        await session.delete(row)
+        await session.flush()
+        return True
+    if row is None:
+        row = HolderEntitlement(
+            person_id=person_id, kind=kind.value, expires_at=expires_at, granted_by=source
+        )
+    elif row.granted_by == source and _aware(row.expires_at) == expires_at:
+        return False
+    else:
+        row.expires_at, row.granted_by = expires_at, source
+    session.add(row)
+    await session.flush()
+    return True
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def republish_holder(runtime: Runtime, person_id: uuid.UUID) -> None:
+    """The holder's card snapshot rebuilt from the committed rows and published to every
+    worker (a no-op for a person without a card)."""
+    async with runtime.database.session() as session:
+        card = (await session.exec(select(Card).where(Card.person_id == person_id))).first()
+        if card is None:
+            return
+        card_id = card.id
+    await _republish(runtime, card_id)

@@ -32,15 +32,18 @@ def _row(
     attributes: list[str],
     *,
     entitlements: list[str] | None = None,
+    licences: list[str] | None = None,
 ) -> SceneRow:
-    return {
+    row: SceneRow = {
         "code": code,
         "title_zh": title_zh,
         "title_en": title_en,
         "domain": domain,
         "attributes": sorted(attributes),
         "entitlements": sorted(entitlements or []),
+        "licences": sorted(licences or []),
     }
+    return row
 
 
 DEFAULT_SCENES: tuple[SceneRow, ...] = (
@@ -85,5 +88,23 @@ DEFAULT_SCENES: tuple[SceneRow, ...] = (
         "elderly_care",
         [*_BASE, "age_band"],
         entitlements=["disability", "elderly_preferential"],
+    ),
+    # E-licence presentations (issue 14): the licence types each scene may read from a
+    # holder's licence QR; the card answer itself stays the base one.
+    _row(
+        "traffic_check",
+        "交通执法查验",
+        "Traffic police check",
+        "transport",
+        _BASE,
+        licences=["driving_licence", "vehicle_registration"],
+    ),
+    _row(
+        "car_rental_checkin",
+        "租车取车",
+        "Car rental check-in",
+        "transport",
+        _BASE,
+        licences=["driving_licence"],
     ),
 )

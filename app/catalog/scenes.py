@@ -55,6 +55,9 @@ class Scene:
     attributes: frozenset[Attribute]
     entitlements: frozenset[Entitlement] = frozenset()
     region: str = ""
+    licences: frozenset[str] = frozenset()
+    """The e-licence types (`app.departments.types`) a scanner of this scene may read from a
+    holder's licence presentation QR; none for most scenes."""
     """The province's code, or the city's for a scene of a city supplement."""
 
     @property
@@ -72,18 +75,21 @@ class Scene:
             attributes=frozenset(Attribute(name) for name in row.get("attributes", ())),
             entitlements=frozenset(Entitlement(name) for name in row.get("entitlements", ())),
             region=region,
+            licences=frozenset(str(name) for name in row.get("licences", ())),
         )
 
     def as_row(self) -> SceneRow:
         """The stored (and published) form, lists sorted so equal scenes serialise equally."""
-        return {
+        row: SceneRow = {
             "code": self.code,
             "title_zh": self.title_zh,
             "title_en": self.title_en,
             "domain": self.domain,
             "attributes": sorted(self.attributes),
             "entitlements": sorted(self.entitlements),
+            "licences": sorted(self.licences),
         }
+        return row
 
 
 class UnknownSceneError(ValueError):

@@ -38,6 +38,7 @@ from app.cards.snapshot import (
 )
 from app.catalog.scenes import BASE_ATTRIBUTES, Attribute, Entitlement
 from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_principal
+from app.licences.presentations import verify_presentation
 from app.runtime import Runtime
 from app.security.errors import PiiError
 from app.security.principals import ScannerPrincipal
@@ -221,6 +222,7 @@ async def verify_scans(
     refuse_before = epochs.refuse_before
     results: list[ScanResult | None] = [None] * len(scans)
     pending: list[_Pending] = []
+    presented: list[tuple[int, Scan, TokenCheck, str | None]] = []
     refused: list[Mapping[str, str]] = []
     for index, scan in enumerate(scans):
         token = scan.token
@@ -233,6 +235,9 @@ async def verify_scans(
             verdict = Verdict.REISSUE_REQUIRED
         if verdict is Verdict.VALID and scan.scene is not None and scan.scene not in scanner.scenes:
             verdict = Verdict.SCENE_NOT_ALLOWED
+        if verdict is Verdict.VALID and check.presentation is not None and check.card_handle:
+            presented.append((index, scan, check, kid))  # a licence QR: `app.licences`
+            continue
         if verdict is not Verdict.VALID:
             results[index] = ScanResult(verdict, checked_at, kid, check.issuer, scan.scene)
             data = {"kid": kid, "scene": scan.scene, "org": org, "verdict": verdict.value}
@@ -258,6 +263,13 @@ async def verify_scans(
             results[item.index] = await _decide(runtime, scanner, item, result, checked_at)
     elif appends:
         await asyncio.gather(*appends)
+    for index, scan, check, kid in presented:
+        answer = await verify_presentation(
+            runtime, scanner, check, scan.scene, scan.idempotency_key
+        )
+        results[index] = ScanResult(
+            answer.verdict, checked_at, kid, check.issuer, scan.scene, answer.holder
+        )
     return [result for result in results if result is not None]
 
 
