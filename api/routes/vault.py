@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, StreamingResponse
 
-from api.auth import CurrentHolder, CurrentIssuer
+from api.auth import ConsentingIssuer, CurrentHolder, CurrentIssuer
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
 from api.schemas.common import Rfc3339DateTime
@@ -33,10 +33,17 @@ from api.schemas.vault import (
     SignIn,
 )
 from app.cards.models import utcnow
+from app.consents.models import ConsentRequest
+from app.consents.service import require_consent
 from app.runtime import Runtime
 from app.vault import contracts, push, service, shares
 from app.vault.content import CONTENT_TYPES
-from app.vault.errors import IncompleteUpload, InvalidDocument, UnsupportedContent
+from app.vault.errors import (
+    DocumentNotFound,
+    IncompleteUpload,
+    InvalidDocument,
+    UnsupportedContent,
+)
 from app.vault.models import VaultDocument, VaultShare
 from app.vault.types import DOCUMENT_TYPES
 from qr.render import render
@@ -300,6 +307,9 @@ async def open_share(share_id: Annotated[str, _SHARE_ID], runtime: RuntimeDep) -
 
 # --- issuers -------------------------------------------------------------------------------
 
+PUSH_PATH = "/v1/documents"
+"""Streams large bodies: the middleware lets them through up to twice the vault's limits,
+which the route enforces with its own problem."""
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson")
 _ISSUER_DOCUMENT_ID = Path(
     pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", description="Your own id of the document"
@@ -527,3 +537,51 @@ async def sign_contract(
         runtime, holder, document_id, pin=body.pin, device_signature=body.signature
     )
     return signature_out(runtime, await contracts.signature_view(runtime, holder, document_id))
+
+
+# --- departments reading with the holder's consent ------------------------------------------
+
+
+@router.get(
+    "/v1/consent-requests/{request_id}/documents",
+    summary="The holder's vault documents of the consented types (while the consent holds)",
+    response_model=DocumentListOut,
+    responses={403: {"description": "consent-required (audited)"}},
+)
+async def consented_documents(
+    request_id: uuid.UUID, issuer: ConsentingIssuer, session: SessionDep, runtime: RuntimeDep
+) -> DocumentListOut:
+    """Each read is in the holder's access log (a department read, with the purpose)."""
+    request, card = await require_consent(session, runtime, issuer, request_id)
+    documents = await service.consented_documents(session, card.person_id, request.items)
+    return DocumentListOut(items=[document_out(document) for document in documents])
+
+
+@router.get(
+    "/v1/consent-requests/{request_id}/documents/{document_id}/content",
+    summary="Download one consented vault document (decrypted, streamed)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": _FILE_CONTENT, "description": "The original file, byte for byte"},
+        403: {"description": "consent-required (audited): its type is not consented"},
+        404: {"description": "document-not-found"},
+    },
+)
+async def consented_document_content(
+    request_id: uuid.UUID,
+    document_id: uuid.UUID,
+    issuer: ConsentingIssuer,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> StreamingResponse:
+    document = await session.get(VaultDocument, document_id)
+    consent = await session.get(ConsentRequest, request_id)
+    if document is None or (consent is not None and document.person_id != consent.person_id):
+        raise DocumentNotFound("no such document of this holder")  # before a read is logged
+    await require_consent(session, runtime, issuer, request_id, [document.doc_type])
+    await session.close()
+    return file_response(
+        document,
+        await service.content(runtime, document),
+        {"X-Issuer-Signature": service.issuer_signature(runtime, document)},
+    )

@@ -510,3 +510,20 @@ async def rewrap_data_keys(runtime: Runtime) -> int:
             session.add(document)
             done += 1
     return done
+
+
+# --- departments reading with the holder's consent ------------------------------------------
+
+
+async def consented_documents(
+    session: AsyncSession, person_id: uuid.UUID, types: Sequence[str]
+) -> list[VaultDocument]:
+    """The holder's current documents of the consented types, newest first."""
+    statement = (
+        select(VaultDocument)
+        .where(VaultDocument.person_id == person_id, col(VaultDocument.current).is_(True))
+        .where(col(VaultDocument.doc_type).in_(list(types)))
+        .order_by(col(VaultDocument.issued_at).desc())
+        .limit(MAX_LIST)
+    )
+    return list((await session.exec(statement)).all())
