@@ -132,8 +132,13 @@ async def my_documents(
     holder: CurrentHolder,
     session: SessionDep,
     *,
-    type: Annotated[str | None, Query(max_length=40, description="A document type")] = None,
-    issuer: Annotated[str | None, Query(max_length=64, description="An issuer's client id")] = None,
+    type: Annotated[
+        str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="A document type")
+    ] = None,
+    issuer: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$", description="An issuer's code"),
+    ] = None,
     issued_from: Annotated[Rfc3339DateTime | None, Query(description="Issued at or after")] = None,
     issued_to: Annotated[Rfc3339DateTime | None, Query(description="Issued before")] = None,
     q: Annotated[

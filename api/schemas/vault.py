@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.schemas.common import PIN_PATTERN, UtcDateTime
 
 DocumentStatusOut = Literal["valid", "revoked", "superseded"]
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+"""One line of text with something visible in it: no control characters (PostgreSQL refuses
+NUL in text), not only white space."""
 
 
 class DocumentOut(BaseModel):
@@ -58,7 +61,7 @@ class ShareCreate(BaseModel):
         },
     )
 
-    purpose: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    purpose: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
     expires_in: int = Field(ge=60, le=365 * 24 * 3600, description="Seconds until the link ends")
     one_time: bool = False
 
@@ -111,7 +114,7 @@ class BulkOut(BaseModel):
 class RevocationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "错发"}]})
 
-    reason: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    reason: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
 
 
 class IssuerVersionOut(BaseModel):

@@ -36,6 +36,7 @@ from app.vault.types import (
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _FIELD = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_TITLE_CHARS = 200
 
 
@@ -59,6 +60,8 @@ def _text(payload: Mapping[str, Any], name: str, *, limit: int) -> str:
     value = payload.get(name)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise InvalidDocument(f"{name}: a text of 1 to {limit} characters", field=name)
+    if _CONTROL.search(value):
+        raise InvalidDocument(f"{name}: no control characters", field=name)
     return value
 
 
@@ -103,7 +106,7 @@ def parse_manifest(payload: object) -> Manifest:
             f"summary: an object of at most {MAX_SUMMARY_FIELDS} fields", field="summary"
         )
     for key, value in summary.items():
-        if not _FIELD.fullmatch(str(key)) or not isinstance(value, str):
+        if not _FIELD.fullmatch(str(key)) or not isinstance(value, str) or _CONTROL.search(value):
             raise InvalidDocument(f"summary.{str(key)[:40]}: a text field", field="summary")
         if len(value) > MAX_SUMMARY_VALUE_CHARS:
             raise InvalidDocument(

@@ -309,6 +309,28 @@ class TestBadInput:
         assert duplicate.json()["type"] == "/problems/duplicate-document"
         await self.assert_nothing_stored(runtime_of(app), rows=1)
 
+    async def test_control_characters_are_refused(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        """PostgreSQL refuses NUL in text: such input must be a 422, never a 500."""
+        holder, issuer = await setup(client, app)
+        content = pdf("nul")
+        titled = await push(client, issuer, content, manifest(holder.card, content, title="a\x00b"))
+        assert titled.status_code == 422
+        assert titled.json()["type"] == "/problems/invalid-vault-document"
+        await self.assert_nothing_stored(runtime_of(app))
+        pushed = await push(client, issuer, content, manifest(holder.card, content))
+        share = await client.post(
+            f"/v1/me/documents/{pushed.json()['id']}/shares",
+            json={"purpose": "x\u0000y", "expires_in": 600},
+            headers=holder.headers,
+        )
+        assert share.status_code == 422
+        listed = await client.get(
+            "/v1/me/documents", params={"type": "a\x00", "q": "\x00"}, headers=holder.headers
+        )
+        assert listed.status_code == 422
+
     async def test_type_not_issued_by_this_issuer(
         self, app: FastAPI, client: httpx.AsyncClient
     ) -> None:
