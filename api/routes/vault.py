@@ -364,16 +364,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
         200: {
             "description": "This version was stored before (an idempotent retry); for a JSONL "
             "body: a result per line",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/PushedOut"},
-                            {"$ref": "#/components/schemas/BulkOut"},
-                        ]
-                    }
-                }
-            },
+            "model": PushedOut | BulkOut,
         },
         403: {"description": "document-type-not-allowed"},
         404: {"description": "unknown-holder"},
