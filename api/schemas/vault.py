@@ -162,6 +162,6 @@ class SignIn(BaseModel):
     pin: str = Field(pattern=PIN_PATTERN, description="The card's 6-digit PIN")
     signature: str | None = Field(
         default=None,
-        max_length=32768,
-        description="With method device: the phone's JWS of the statement",
+        max_length=8192,
+        description="With method device: the phone's JWS of the statement (about 1 KB)",
     )
