@@ -41,6 +41,7 @@ from api.routes import (
     oidc,
     payments,
     trust,
+    vault,
     verify,
 )
 from app.audit.consumer import AuditConsumer
@@ -126,11 +127,15 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.verify_fast_path = verify.VerifyFastPath(
         app, max_body=settings.max_request_bytes, metrics=metrics
     )
+    upload_limit = 2 * max(settings.vault_max_document_bytes, settings.vault_max_bulk_bytes)
     app.add_middleware(
         RequestContextMiddleware,
         max_body=settings.max_request_bytes,
         metrics=metrics,
-        large_bodies={licences.BULK_PATH: settings.licence_bulk_max_bytes},
+        large_bodies={
+            licences.BULK_PATH: settings.licence_bulk_max_bytes,
+            vault.PUSH_PATH: upload_limit,
+        },
     )
     install_problem_handlers(app)
     install_openapi(app)
@@ -148,6 +153,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(complaints.router)
     app.include_router(audit.router)
     app.include_router(catalog.router)
+    app.include_router(vault.router)
     app.include_router(departments.router)
     app.include_router(licences.router)
     app.include_router(consents.router)

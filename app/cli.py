@@ -31,6 +31,7 @@ from app.security.roles import DEFAULT_ROLE, RoleError, checked_role
 from app.store import StoreUnavailable
 from app.trust.key_rotation import InvalidKeyId, KeyRevocation, parse_kid, revoke_key
 from app.trust.offline import OfflineScan, scan_offline
+from app.vault.service import rewrap_data_keys, sweep_orphans
 from app.workers import run_audit_worker
 from token_service import KeyRingError
 from token_service.keys import RevocationReason, b64url
@@ -42,6 +43,8 @@ audit_cli = typer.Typer(help="Check the audit log.", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
 clients_cli = typer.Typer(help="Manage API clients.", no_args_is_help=True)
 cli.add_typer(clients_cli, name="clients")
+vault_cli = typer.Typer(help="Upkeep of the document vault.", no_args_is_help=True)
+cli.add_typer(vault_cli, name="vault")
 
 
 @dataclass
@@ -296,6 +299,41 @@ def clients_create_admin(
     typer.echo(f"client_id:     {issued.client.client_id}")
     typer.echo(f"client_secret: {issued.client_secret}")
     typer.echo("store the secret now: only its hash is kept")
+
+
+@vault_cli.command("sweep")
+def vault_sweep(
+    grace: Annotated[
+        int | None,
+        typer.Option(help="Seconds a blob must be old (default SSC_VAULT_ORPHAN_GRACE)"),
+    ] = None,
+) -> None:
+    """Deletes stored files no document names (a push that died between storing its file and
+    committing its row) and the pieces of interrupted uploads; run it from cron."""
+
+    async def sweep() -> int:
+        runtime = await Runtime.start(settings_or_exit())
+        try:
+            return await sweep_orphans(runtime, grace=grace)
+        finally:
+            await runtime.close()
+
+    typer.echo(f"deleted {asyncio.run(sweep())} orphaned blobs")
+
+
+@vault_cli.command("rewrap")
+def vault_rewrap() -> None:
+    """Rewraps every document's data key under the first key of SSC_VAULT_MASTER_KEYS (after
+    putting a new key first); the files are not touched. Then the old key can be dropped."""
+
+    async def rewrap() -> int:
+        runtime = await Runtime.start(settings_or_exit())
+        try:
+            return await rewrap_data_keys(runtime)
+        finally:
+            await runtime.close()
+
+    typer.echo(f"rewrapped {asyncio.run(rewrap())} data keys")
 
 
 @audit_cli.command("verify-chain")

@@ -59,6 +59,19 @@ def derived_public_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
+def parse_master_keys(value: str) -> dict[str, bytes]:
+    """`ID:KEY,ID:KEY` -> {id: key}, in the order given (the first is the active one)."""
+    keys: dict[str, bytes] = {}
+    for entry in value.split(","):
+        key_id, sep, encoded = entry.strip().partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", key_id):
+            raise ValueError("each entry is ID:KEY, ID of 1-32 letters, digits, - or _")
+        if key_id in keys:
+            raise ValueError(f"master key id {key_id!r} is given twice")
+        keys[key_id] = decode_secret(encoded, f"master key {key_id!r}")
+    return keys
+
+
 def new_secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
 
@@ -158,6 +171,27 @@ class Settings(BaseSettings):
         description="seconds between signed checkpoints of the audit chain's head; 0: none",
     )
 
+    vault_dir: Path | None = Field(
+        default=None, description="the local blob store of the document vault; None: VAR_DIR/vault"
+    )
+    vault_s3_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\?.*)?$",
+        description="s3://bucket?endpoint=URL&region=R&prefix=P: an S3-compatible store "
+        "instead of SSC_VAULT_DIR",
+    )
+    vault_s3_access_key: SecretStr | None = None
+    vault_s3_secret_key: SecretStr | None = None
+    vault_master_keys: SecretStr | None = Field(
+        default=None,
+        description="ID:KEY,ID:KEY (KEY 32 bytes base64url) wrapping the vault's data keys; "
+        "the first wraps new ones. None: one key 'k0' derived from SSC_DATA_KEY",
+    )
+    vault_max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1 << 30)
+    vault_max_bulk_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1 << 30)
+    vault_orphan_grace: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
+    vault_share_max_ttl: int = Field(default=30 * 24 * 3600, ge=60, le=365 * 24 * 3600)
+
     @field_validator("database_url")
     @classmethod
     def _database_driver(cls, value: str) -> str:
@@ -237,11 +271,22 @@ class Settings(BaseSettings):
             return False
 
     @property
+    def vault_directory(self) -> Path:
+        return self.vault_dir if self.vault_dir is not None else self.var_dir / "vault"
+
+    @property
     def docs_exposed(self) -> bool:
         """`/docs` and `/openapi.json`: SSC_EXPOSE_DOCS, else off in production."""
         if self.expose_docs is not None:
             return self.expose_docs
         return self.environment is not Environment.production
+
+    @field_validator("vault_master_keys")
+    @classmethod
+    def _vault_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_master_keys(value.get_secret_value())
+        return value
 
     @field_validator("key_encryption_key", "data_key", "token_secret")
     @classmethod

@@ -26,6 +26,7 @@ from app.notifications.models import Notification
 from app.oidc.models import OidcConsent, OidcRefreshToken, RelyingParty
 from app.payments.models import Disbursement
 from app.trust.models import TrustedIssuerRecord
+from app.vault.models import VaultDocument, VaultShare
 
 __all__ = [
     "AccessLogEntry",
@@ -65,4 +66,6 @@ __all__ = [
     "RelyingParty",
     "RetiredCardNumber",
     "TrustedIssuerRecord",
+    "VaultDocument",
+    "VaultShare",
 ]

@@ -19,6 +19,7 @@ from app.store import Store
 from app.store.memory import MemoryStore
 from app.store.redis import RedisStore
 from app.trust.verifier import build_token_verifier
+from app.vault.vault import Vault, build_blob_store, build_master_keys
 from app.verification.epoch import StoreEpochs
 from token_service import KeyDirectory, KeyRing, StatusListToken, TokenIssuer, TokenVerifier
 
@@ -81,6 +82,8 @@ class Runtime:
     """The store's data generation as this worker knows it (replay protection after a loss)."""
     catalog: CatalogSnapshot
     """The scene catalog in effect; replaced (never mutated) on change: `app.catalog`."""
+    vault: Vault
+    """The document vault's blob store and master keys (`app.vault`)."""
     foreign_status_lists: Mapping[str, StatusListToken] = field(default_factory=dict)
     """Other issuers' verified status lists by issuer code (refreshed with the verifier)."""
 
@@ -118,6 +121,12 @@ class Runtime:
             ),
             store_epochs=StoreEpochs(store, database, clock_skew=settings.clock_skew),
             catalog=default_snapshot(settings.issuer),
+            vault=Vault(
+                build_blob_store(settings),
+                build_master_keys(
+                    settings, derive_key(settings.secret("data_key"), "ssc/vault/master/v1")
+                ),
+            ),
         )
 
     @property
@@ -125,5 +134,6 @@ class Runtime:
         return self.settings.environment is Environment.test
 
     async def close(self) -> None:
+        await self.vault.close()
         await self.store.close()
         await self.database.dispose()

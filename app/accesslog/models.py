@@ -16,6 +16,8 @@ class AccessSource(StrEnum):
     online_scan = "online_scan"
     offline_scan = "offline_scan"
     operator_read = "operator_read"
+    document_shared = "document_shared"
+    document_opened = "document_opened"
     licence_scan = "licence_scan"  # a licence presentation QR read at a scene
     department_read = "dept_read"  # a department read with the holder's consent
     department_refused = "dept_refused"  # a department read refused: no valid consent

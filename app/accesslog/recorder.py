@@ -15,6 +15,9 @@ Disclosures, as audit events:
 - a valid online scan of a token a guardian fetched for a ward (its `cti` is in
   `family_presentations`): the ward's entry names the guardian, and the guardian gets an
   entry too (`<event id>:g`).
+- `vault.share_created` / `vault.share_opened`: the holder shared a vault document, and a
+  recipient opened the share (downloaded it); `subject` is the card id, the purpose stated
+  when sharing is shown as the venue (`app.vault.shares`).
 
 Entries carry the event's id as primary key, so a redelivered batch adds nothing twice, and
 they are written in the transaction that stores the audit rows, so none is lost either. What
@@ -46,6 +49,8 @@ from app.store.base import AUDIT_OUTCOME_FIRST
 VERIFY_ACTION = "verify"
 OFFLINE_SCAN_ACTION = "verify.offline"
 OPERATOR_READ_ACTION = "card.read"
+DOCUMENT_SHARED_ACTION = "vault.share_created"
+DOCUMENT_OPENED_ACTION = "vault.share_opened"
 VALID_OUTCOME = "valid"
 READ_OUTCOME = "read"
 
@@ -59,6 +64,8 @@ _ACTIONS = frozenset(
         VERIFY_ACTION,
         OFFLINE_SCAN_ACTION,
         OPERATOR_READ_ACTION,
+        DOCUMENT_SHARED_ACTION,
+        DOCUMENT_OPENED_ACTION,
         LICENCE_SCAN_ACTION,
         CONSENT_READ_ACTION,
         CONSENT_REFUSED_ACTION,
@@ -72,6 +79,7 @@ FAMILY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "loss_reported": ("card_status",),
 }
 """What a guardian's action disclosed of the ward (nothing for invitations and endings)."""
+_DOCUMENT_OUTCOMES = {DOCUMENT_SHARED_ACTION: "shared", DOCUMENT_OPENED_ACTION: "downloaded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,8 @@ class Disclosure:
     """Who read, when the event names it (a relying party's display name)."""
     party: str | None = None
     cti: str | None = None
+    venue: str | None = None
+    """Shown instead of the scanner's name (a share's purpose)."""
 
 
 def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]:
@@ -155,6 +165,8 @@ def disclosure(event: AuditRecord) -> Disclosure | None:
             return _online_scan(event, data)
         if event.action == OFFLINE_SCAN_ACTION:
             return _offline_scan(event, data)
+        if event.action in _DOCUMENT_OUTCOMES:
+            return _document_disclosure(event, data)
         if event.action == LICENCE_SCAN_ACTION:
             return _licence_scan(event, data)
         if event.action in {CONSENT_READ_ACTION, CONSENT_REFUSED_ACTION}:
@@ -227,6 +239,23 @@ def _operator_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure | Non
         None,
         tuple(str(item) for item in data.get("attributes", ())),
         READ_OUTCOME,
+    )
+
+
+def _document_disclosure(event: AuditRecord, data: dict[str, Any]) -> Disclosure | None:
+    shared = event.action == DOCUMENT_SHARED_ACTION
+    return Disclosure(
+        event.event_id,
+        event.occurred_at,
+        AccessSource.document_shared if shared else AccessSource.document_opened,
+        event.actor,
+        uuid.UUID(event.subject),
+        None,
+        None,
+        None,
+        (str(data.get("doc_type", "")), f"document:{data.get('document', '')}"),
+        _DOCUMENT_OUTCOMES[event.action],
+        venue=str(data.get("purpose", ""))[:200],
     )
 
 
@@ -325,7 +354,7 @@ async def record_disclosures(
                 source=item.source.value,
                 organisation_id=item.organisation_id,
                 organisation=name,
-                venue=venues.get(item.actor, item.actor),
+                venue=item.venue if item.venue is not None else venues.get(item.actor, item.actor),
                 actor=item.actor,
                 region_code=region,
                 scene=item.scene,

@@ -61,6 +61,34 @@ _TYPES = (
     DocumentType(
         "skill_certificate", DocumentFamily.licence, "职业技能等级证书", "Skill certificate"
     ),
+    # The HR e-document vault (GD15); summary fields per type in app/vault/types.py.
+    DocumentType("employment_record", DocumentFamily.vault, "就业登记", "Employment record"),
+    DocumentType(
+        "unemployment_registration",
+        DocumentFamily.vault,
+        "失业登记",
+        "Unemployment registration",
+    ),
+    DocumentType(
+        "training_certificate",
+        DocumentFamily.vault,
+        "职业培训合格证书",
+        "Vocational training certificate",
+    ),
+    DocumentType(
+        "skill_level_certificate",
+        DocumentFamily.vault,
+        "职业技能等级证书(评价)",
+        "Skill level evaluation certificate",
+    ),
+    DocumentType("professional_title", DocumentFamily.vault, "专业技术职称", "Professional title"),
+    DocumentType(
+        "professional_qualification",
+        DocumentFamily.vault,
+        "职业资格证书",
+        "Professional qualification",
+    ),
+    DocumentType("labour_contract", DocumentFamily.vault, "电子劳动合同", "Labour contract"),
 )
 
 DOCUMENT_TYPES: Mapping[str, DocumentType] = MappingProxyType({t.code: t for t in _TYPES})

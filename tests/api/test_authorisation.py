@@ -44,6 +44,7 @@ PUBLIC_ROUTES = {
     ("GET", "/v1/complaints/{tracking_number}"),  # the tracking number is the capability
     ("GET", "/.well-known/openid-configuration"),
     ("GET", "/oidc/jwks.json"),
+    ("GET", "/v1/shares/{share_id}"),  # a vault share: its secret id is the capability
 }
 
 # The OpenID Connect protocol endpoints speak OAuth (form bodies, OAuth error JSON, HTML pages)
