@@ -26,6 +26,7 @@ from api.routes import (
     complaints,
     docs,
     entitlements,
+    h5,
     health,
     holder,
     keys,
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(complaints.router)
     app.include_router(audit.router)
     app.include_router(catalog.router)
+    h5.install(app)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)
