@@ -394,7 +394,15 @@ async def access_log_page(
         entries=log.entries,
         next_cursor=log.next_cursor,
         local_time=_local_time,
+        scene_title=lambda code: _scene_title(context, code),
     )
+
+
+def _scene_title(context: PageContext, code: str) -> str:
+    scene = context.runtime.catalog.scenes.get(code)
+    if scene is None:
+        return code
+    return scene.title_zh if context.language == "zh" else scene.title_en
 
 
 def _local_time(moment: datetime) -> str:
