@@ -175,6 +175,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "to_login": ("去登录", "Sign in"),
 }
 
+BANK_NAMES_ZH: dict[str, str] = {
+    "ICBC": "中国工商银行",
+    "CCB": "中国建设银行",
+    "ABC": "中国农业银行",
+    "BOC": "中国银行",
+    "BOCOM": "交通银行",
+    "JXBANK": "江西银行",
+}
+"""The cooperating banks (`app.cards.service.COOPERATING_BANKS`) by their Chinese names."""
+
 CARE_TEXTS: dict[str, tuple[str, str]] = {
     "pin": ("密码", "PIN"),
     "qr_heading": ("请把这个码给工作人员扫", "Show this code to be scanned"),

@@ -31,6 +31,7 @@ from api.h5.pages import (
     PageDep,
     PublicForm,
 )
+from api.h5.texts import BANK_NAMES_ZH
 from app.accesslog.errors import InvalidCursor
 from app.accesslog.service import holder_access_log
 from app.cards import lifecycle_service
@@ -244,6 +245,9 @@ async def _card(
         status_code=status_code,
         title=context.t("card_title"),
         card=card,
+        bank_name=BANK_NAMES_ZH.get(card.bank_code, card.bank_name)
+        if context.language == "zh"
+        else card.bank_name,
         status_text=context.t(STATUS_TEXT.get(card.status, "qr_inactive")),
         active=card.status is CardStatus.active,
         lost=card.status is CardStatus.lost,
