@@ -22,16 +22,19 @@ from api.routes import (
     applications,
     audit,
     catalog,
+    channels,
     clients,
     complaints,
     docs,
     entitlements,
+    family,
     h5,
     health,
     holder,
     keys,
     lifecycle,
     misuse,
+    notifications,
     trust,
     verify,
 )
@@ -137,6 +140,9 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(complaints.router)
     app.include_router(audit.router)
     app.include_router(catalog.router)
+    app.include_router(family.router)
+    app.include_router(channels.router)
+    app.include_router(notifications.router)
     h5.install(app)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.

@@ -15,6 +15,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import RuntimeDep
+from app.channels.service import (
+    ChannelHolderPrincipal,
+    ChannelPrincipal,
+    ensure_channel_session_live,
+)
 from app.config import Environment, Settings
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.holders.sessions import ensure_session_live
@@ -90,6 +95,23 @@ CurrentScanner = Annotated[
         RequirePrincipal(PrincipalKind.scanner, Scope.scanner_verify, ScannerPrincipal.from_claims)
     ),
 ]
+CurrentChannel = Annotated[
+    ChannelPrincipal,
+    Depends(RequirePrincipal(PrincipalKind.channel, Scope.channel, ChannelPrincipal.from_claims)),
+]
+"""A channel app's own client (client credentials): asks holders to link it."""
+CurrentChannelHolder = Annotated[
+    ChannelHolderPrincipal,
+    Depends(
+        RequirePrincipal(
+            PrincipalKind.channel_holder,
+            Scope.channel_holder,
+            ChannelHolderPrincipal.from_claims,
+            ensure_channel_session_live,
+        )
+    ),
+]
+"""A holder's session inside a channel app: refused on every worker once unlinked."""
 # The administrative route families (roles per duty: `app.security.roles.DUTY_ROLES`; an
 # auditor reads, GET, every one of them and writes none).
 CurrentAdmin = Annotated[AdminPrincipal, Depends(_admin(AdminDuty.administer))]

@@ -13,9 +13,12 @@ from app.cards.models import (
     RetiredCardNumber,
 )
 from app.catalog.models import CatalogVersion
+from app.channels.models import ChannelLink, ChannelLinkRequest, ChannelRefreshToken
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
+from app.family.models import FamilyLink, FamilyPresentation
 from app.misuse.models import CreditRecord, MisuseAlert
+from app.notifications.models import Notification
 from app.trust.models import TrustedIssuerRecord
 
 __all__ = [
@@ -28,11 +31,17 @@ __all__ = [
     "CardEvent",
     "CardStatusIndex",
     "CatalogVersion",
+    "ChannelLink",
+    "ChannelLinkRequest",
+    "ChannelRefreshToken",
     "Complaint",
     "ComplaintEvent",
     "CreditRecord",
     "Device",
+    "FamilyLink",
+    "FamilyPresentation",
     "MisuseAlert",
+    "Notification",
     "Organisation",
     "Person",
     "RefreshToken",

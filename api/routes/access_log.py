@@ -54,6 +54,7 @@ def _entry_out(entry: AccessLogEntry) -> AccessLogEntryOut:
         scene=entry.scene,
         attributes=list(entry.attributes),
         outcome=entry.outcome,
+        party=entry.party,
     )
 
 

@@ -29,6 +29,12 @@ class AccessLogEntryOut(BaseModel):
     scene: str | None
     attributes: list[str] = Field(description="What was disclosed", examples=[["masked_name"]])
     outcome: str = Field(examples=["valid"])
+    party: str | None = Field(
+        default=None,
+        description="Family service: the other person of a guardian's action, or the guardian "
+        "who showed the ward's code at this scan (masked card number)",
+        examples=["36******0754"],
+    )
 
 
 class AccessLogPageOut(BaseModel):

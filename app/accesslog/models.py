@@ -16,6 +16,7 @@ class AccessSource(StrEnum):
     online_scan = "online_scan"
     offline_scan = "offline_scan"
     operator_read = "operator_read"
+    family = "family"  # a guardian's action for a ward (app.family), in both access logs
 
 
 class AccessLogEntry(SQLModel, table=True):
@@ -38,3 +39,6 @@ class AccessLogEntry(SQLModel, table=True):
     scene: str | None = Field(default=None, max_length=64)
     attributes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     outcome: str = Field(max_length=32)
+    party: str | None = Field(default=None, max_length=40)
+    """The other person of a family action, or the guardian who presented the ward's code at
+    a scan (their masked card number); None for everything else."""

@@ -7,6 +7,11 @@ Disclosures, as audit events:
   verify path then read it from SQL), the card is looked up by the event's `handle`.
 - `verify.offline`: a valid offline scan an offline verifier uploaded (`app.accesslog.offline`).
 - `card.read`: an operator read the holder's record (`subject` is the card id).
+- `family.<action>` (`app.family`): a guardian acted for a ward; one entry in each person's
+  log (entry ids `<event id>:g` and `<event id>:w`), naming the other person.
+- a valid online scan of a token a guardian fetched for a ward (its `cti` is in
+  `family_presentations`): the ward's entry names the guardian, and the guardian gets an
+  entry too (`<event id>:g`).
 
 Entries carry the event's id as primary key, so a redelivered batch adds nothing twice, and
 they are written in the transaction that stores the audit rows, so none is lost either. What
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +37,7 @@ from app.cards.models import Card, CardStatus
 from app.cards.snapshot import CardSnapshot
 from app.catalog.scenes import BASE_ATTRIBUTES, SCENES
 from app.clients.models import ApiClient, Organisation
+from app.family.models import FamilyPresentation
 from app.store.base import AUDIT_OUTCOME_FIRST
 
 VERIFY_ACTION = "verify"
@@ -42,6 +48,14 @@ READ_OUTCOME = "read"
 
 _FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
 _ACTIONS = frozenset({VERIFY_ACTION, OFFLINE_SCAN_ACTION, OPERATOR_READ_ACTION})
+FAMILY_PREFIX = "family."
+FAMILY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "qr_shown": ("qr_token",),
+    "status_viewed": ("card_status",),
+    "access_log_viewed": ("access_log",),
+    "loss_reported": ("card_status",),
+}
+"""What a guardian's action disclosed of the ward (nothing for invitations and endings)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,8 @@ class Disclosure:
     scene: str | None
     attributes: tuple[str, ...]
     outcome: str
+    party: str | None = None
+    cti: str | None = None
 
 
 def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]:
@@ -69,6 +85,42 @@ def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]
     catalogued = None if scene is None else SCENES.get(scene)
     allowed = BASE_ATTRIBUTES if catalogued is None else catalogued.attributes
     return tuple(sorted(allowed))
+
+
+def disclosures(event: AuditRecord) -> list[Disclosure]:
+    """The entries an audit event makes (most events make none)."""
+    if event.action.startswith(FAMILY_PREFIX):
+        return _family(event)
+    found = disclosure(event)
+    return [] if found is None else [found]
+
+
+def _family(event: AuditRecord) -> list[Disclosure]:
+    try:
+        data = orjson.loads(event.data)
+        guardian = uuid.UUID(str(data["guardian"]))
+        ward = uuid.UUID(str(data["ward"]))
+        labels = (str(data.get("guardian_label", "")), str(data.get("ward_label", "")))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return []
+    action = event.action.removeprefix(FAMILY_PREFIX)
+    attributes = FAMILY_ATTRIBUTES.get(action, ())
+    return [
+        Disclosure(
+            f"{event.event_id}:{side}",
+            event.occurred_at,
+            AccessSource.family,
+            event.actor,
+            card_id,
+            None,
+            None,
+            None,
+            attributes,
+            action,
+            party=party,
+        )
+        for side, card_id, party in (("g", guardian, labels[1]), ("w", ward, labels[0]))
+    ]
 
 
 def disclosure(event: AuditRecord) -> Disclosure | None:
@@ -115,6 +167,7 @@ def _online_scan(event: AuditRecord, data: dict[str, Any]) -> Disclosure | None:
         scene,
         scene_attributes(scene, data),
         VALID_OUTCOME,
+        cti=_text(data.get("cti")),
     )
 
 
@@ -163,9 +216,10 @@ async def record_disclosures(
     """Adds the access-log entries of `events` not stored yet, in the caller's transaction;
     returns how many were added. `look_up_stored=False` when the caller knows none is (it
     stored every event's audit row just now, in this transaction)."""
-    found = [item for event in events if (item := disclosure(event)) is not None]
+    found = [item for event in events for item in disclosures(event)]
     if not found:
         return 0
+    found = await _with_presenters(session, found)
     stored: set[str] = set()
     if look_up_stored:
         wanted = {item.event_id for item in found}
@@ -201,11 +255,42 @@ async def record_disclosures(
                 scene=item.scene,
                 attributes=list(item.attributes),
                 outcome=item.outcome,
+                party=item.party,
             )
         )
     session.add_all(entries)
     await session.flush()
     return len(entries)
+
+
+async def _with_presenters(session: AsyncSession, found: list[Disclosure]) -> list[Disclosure]:
+    """Online scans of tokens a guardian fetched for a ward: the ward's entry names the
+    guardian, and the guardian's log gets the scan too (one query per batch)."""
+    ctis = {item.cti for item in found if item.cti is not None}
+    if not ctis:
+        return found
+    rows = (
+        await session.exec(select(FamilyPresentation).where(col(FamilyPresentation.cti).in_(ctis)))
+    ).all()
+    if not rows:
+        return found
+    by_cti = {row.cti: row for row in rows}
+    result: list[Disclosure] = []
+    for item in found:
+        presented = by_cti.get(item.cti or "")
+        if presented is None:
+            result.append(item)
+            continue
+        ward = replace(item, party=presented.guardian_label, card_id=presented.ward_card_id)
+        guardian = replace(
+            item,
+            event_id=f"{item.event_id}:g",
+            card_id=presented.guardian_card_id,
+            handle=None,
+            party=presented.guardian_label,
+        )
+        result.extend((ward, guardian))
+    return result
 
 
 async def _cards_by_handle(

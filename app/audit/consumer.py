@@ -36,6 +36,8 @@ from app.audit.log import AUDIT_STREAM
 from app.cards.snapshot import snapshot_without_view
 from app.cooperative import in_slices
 from app.db import Database, DatabaseUnavailable
+from app.notifications.delivery import NotificationSenders
+from app.notifications.service import record_notifications
 from app.runtime import Runtime
 from app.store import Store, StoreUnavailable, StreamEntry
 
@@ -219,6 +221,7 @@ class AuditConsumer:
         on_persisted: PersistedHook | None = None,
         checkpoint_key: bytes | None = None,
         checkpoint_every: float = 0.0,
+        notification_senders: NotificationSenders | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError("batch must be positive")
@@ -240,6 +243,8 @@ class AuditConsumer:
         self.on_persisted = on_persisted
         self.checkpoint_key = checkpoint_key
         self.checkpoint_every = checkpoint_every
+        self.notification_senders = notification_senders or NotificationSenders()
+        """Delivery channels besides the inbox (`app.notifications.delivery`)."""
         self.backlog = 0
         """Entries waiting in the stream at the last `trim_once`."""
         self._writing = False
@@ -323,9 +328,12 @@ class AuditConsumer:
                 # Entries are only ever stored with their audit rows: if every row was new,
                 # no entry of the batch can be stored yet.
                 await record_disclosures(session, records, look_up_stored=written < len(records))
+                notified = await record_notifications(session, records)
             await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
         finally:
             self._writing = False
+        if notified:
+            await self.notification_senders.deliver(notified)
         if written < len(entries):
             logger.info("audit: %d redelivered entries were already stored", len(entries) - written)
         if self.on_persisted is not None:

@@ -163,6 +163,28 @@ async def operator_transition(
     return await _make_effective(runtime, applied)
 
 
+async def card_transition(
+    runtime: Runtime,
+    card_id: uuid.UUID,
+    action: CardAction,
+    channel: Channel,
+    *,
+    actor: str,
+    reason: str | None,
+) -> Transition:
+    """A transition of a card by id, asked for by someone entitled to it who is neither its
+    holder nor an operator (a guardian of the family service reporting a loss).
+
+    :raises CardNotFound, ChannelNotAllowed, TransitionNotAllowed:
+    """
+    async with runtime.database.session() as session:
+        card = await session.get(Card, card_id, with_for_update=True)
+        if card is None:
+            raise CardNotFound("no such card")
+        applied = await _apply(session, runtime, card, action, channel, actor=actor, reason=reason)
+    return await _make_effective(runtime, applied)
+
+
 async def _operator_transition(
     session: AsyncSession, runtime: Runtime, admin: AdminPrincipal, request: OperatorRequest
 ) -> _Applied:

@@ -16,6 +16,7 @@ class ClientKind(StrEnum):
     scanner = "scanner"
     admin = "admin"
     department = "department"
+    channel = "channel"  # a channel app embedding the e-card (app.channels)
 
 
 class ClientStatus(StrEnum):
@@ -76,5 +77,7 @@ class ApiClient(SQLModel, table=True):
     """An admin client's role (`app.security.roles.AdminRole`); None: provincial_admin."""
     region_code: str | None = Field(default=None, max_length=12)
     """A city administrator's city."""
+    channel_type: str | None = Field(default=None, max_length=16)
+    """A channel app's type (`app.channels.models.ChannelType`): bank, payment_app, city_app."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     disabled_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

@@ -49,8 +49,16 @@ PRINCIPAL_TTL = 24 * 3600
 
 CLIENT_SECRET_PREFIX = "cs_"  # noqa: S105 - the visible prefix of a secret, not a secret
 CLIENT_CREDENTIALS = "client_credentials"
-_CLIENT_ID_PREFIX = {ClientKind.scanner: "scn_", ClientKind.admin: "adm_"}
-_TOKEN_KIND = {ClientKind.scanner: PrincipalKind.scanner, ClientKind.admin: PrincipalKind.admin}
+_CLIENT_ID_PREFIX = {
+    ClientKind.scanner: "scn_",
+    ClientKind.admin: "adm_",
+    ClientKind.channel: "chn_",
+}
+_TOKEN_KIND = {
+    ClientKind.scanner: PrincipalKind.scanner,
+    ClientKind.admin: PrincipalKind.admin,
+    ClientKind.channel: PrincipalKind.channel,
+}
 # Compared against when the client id is unknown, so the answer takes as long as a wrong secret.
 _NO_SUCH_CLIENT_HASH = "0" * 64
 
@@ -255,7 +263,7 @@ async def create_scanner(
         raise SceneNotOffered(
             f"the organisation does not offer {', '.join(not_offered)}", scenes=not_offered
         )
-    issued = _new_client(ClientKind.scanner, name, secret_hash_key, [Scope.scanner_verify.value])
+    issued = new_client(ClientKind.scanner, name, secret_hash_key, [Scope.scanner_verify.value])
     issued.client.organisation_id = organisation.id
     issued.client.venue_id = venue.id
     issued.client.scenes = codes
@@ -290,7 +298,7 @@ async def create_admin_client(
         checked, region = checked_role(role, region)
     except RoleError as error:
         raise InvalidRole(str(error)) from None
-    issued = _new_client(ClientKind.admin, name, secret_hash_key, [Scope.admin.value])
+    issued = new_client(ClientKind.admin, name, secret_hash_key, [Scope.admin.value])
     issued.client.role = checked.value
     issued.client.region_code = region
     session.add(issued.client)
@@ -298,7 +306,7 @@ async def create_admin_client(
     return issued
 
 
-def _new_client(
+def new_client(
     kind: ClientKind, name: str, secret_hash_key: bytes, scopes: list[str]
 ) -> IssuedClient:
     secret = new_opaque_secret(CLIENT_SECRET_PREFIX)
@@ -466,6 +474,8 @@ async def grant_client_credentials(
     ttl = admin_ttl
     if kind is ClientKind.scanner:
         extra = {"org": str(client.organisation_id), "scenes": ",".join(client.scenes)}
+        ttl = scanner_ttl
+    elif kind is ClientKind.channel:
         ttl = scanner_ttl
     elif kind is ClientKind.admin:
         extra = {ROLE_CLAIM: client.role or DEFAULT_ROLE.value}

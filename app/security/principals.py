@@ -16,6 +16,8 @@ class Scope(StrEnum):
     holder_card = "card"  # own card, QR tokens, lifecycle of own card
     scanner_verify = "verify"
     admin = "admin"
+    channel = "channel"  # a channel app's client: ask holders to link
+    channel_holder = "channel_card"  # a holder's session in a channel: the e-card inside it
 
 
 SESSION_FAMILY_CLAIM = "fam"

@@ -40,6 +40,8 @@ class PrincipalKind(StrEnum):
     admin = "admin"
     department = "department"
     relying_party = "relying_party"
+    channel = "channel"  # a channel app's own client (app.channels)
+    channel_holder = "channel_holder"  # a holder's session inside one channel app
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ class TestOnlineScans:
             "scene": "museum",
             "attributes": ["masked_name", "pseudonym"],
             "outcome": "valid",
+            "party": None,
         }
         assert datetime.fromisoformat(entry["occurred_at"]) >= started - timedelta(seconds=1)
 

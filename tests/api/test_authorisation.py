@@ -98,6 +98,16 @@ def tokens(app: FastAPI) -> dict[str, str | None]:
         PrincipalKind.admin.value: codec.issue(
             PrincipalKind.admin, "adm_walk", ["admin"], 600
         ).token,
+        PrincipalKind.channel.value: codec.issue(
+            PrincipalKind.channel, "chn_walk", ["channel"], 600
+        ).token,
+        PrincipalKind.channel_holder.value: codec.issue(
+            PrincipalKind.channel_holder,
+            str(uuid.uuid4()),
+            ["channel_card"],
+            600,
+            extra={"chn": "chn_walk", "lnk": str(uuid.uuid4()), "fam": str(uuid.uuid4())},
+        ).token,
     }
 
 

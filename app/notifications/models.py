@@ -1,0 +1,45 @@
+"""One notification inbox per holder (card)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.cards.models import timestamp_column, utcnow
+
+
+class NotificationKind(StrEnum):
+    family_link_asked = "family_link_asked"
+    family_link_accepted = "family_link_accepted"
+    family_link_ended = "family_link_ended"
+    channel_linked = "channel_linked"
+    channel_unlinked = "channel_unlinked"
+    payment_made = "payment_made"
+    payment_rerouted = "payment_rerouted"
+    bank_changed = "bank_changed"
+    bank_ending = "bank_ending"
+    card_status_changed = "card_status_changed"
+
+
+class Notification(SQLModel, table=True):
+    """`dedup_key` is unique per card: an event delivered twice (the audit stream delivers at
+    least once) or two events meaning one thing (one payment) make one notification."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("card_id", "dedup_key", name="uq_notifications_card_dedup"),
+        Index("ix_notifications_card_time", "card_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    card_id: uuid.UUID
+    kind: str = Field(max_length=32)
+    dedup_key: str = Field(max_length=128)
+    message: str = Field(max_length=500)
+    data: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    read_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
