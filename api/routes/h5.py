@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from api.deps import SessionDep
+from api.auth import CurrentChannelHolder
+from api.deps import RuntimeDep, SessionDep
 from api.h5 import pages
 from api.h5.pages import (
     BASE,
@@ -32,18 +33,23 @@ from api.h5.pages import (
     PublicForm,
 )
 from api.h5.texts import BANK_NAMES_ZH
+from api.json_bodies import StrictJsonRoute
+from api.schemas.h5 import LaunchTicketOut
 from app.accesslog.errors import InvalidCursor
 from app.accesslog.service import holder_access_log
 from app.cards import lifecycle_service
 from app.cards.errors import TransitionNotAllowed
 from app.cards.lifecycle import CardAction
 from app.cards.models import CardStatus
+from app.channels.errors import ChannelSessionRevoked, ChannelSuspended
 from app.complaints import service as complaints
 from app.complaints.models import ComplaintKind, ComplaintStatus
 from app.errors import DomainError, InvalidRequest
+from app.h5 import launch
 from app.h5.service import confirm_pin
 from app.h5.sessions import (
     CHINA_TIME,
+    PageSession,
     close_page_session,
     device_id_of,
     idle_timeout,
@@ -65,6 +71,8 @@ from app.security.errors import WeakPinError
 from qr import modules
 
 router = APIRouter(include_in_schema=False)
+launch_router = APIRouter(tags=["channel apps"], route_class=StrictJsonRoute)
+_PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
 
 ACCESS_LOG_PAGE = 20
 ACCESS_LOG_PAGE_CARE = 5
@@ -112,13 +120,15 @@ def _address(context: PageContext) -> str:
     return address_subject(client.host if client else None)
 
 
-async def _signed_in(
-    context: PageContext, opened: HolderSession, *, channel: str | None = None
-) -> Response:
+async def _signed_in(context: PageContext, opened: HolderSession) -> Response:
     """Opens the page session (a new id: no fixation) and goes to the card."""
     raw, page = await open_page_session(
-        context.runtime, opened, care=context.care, pin_entered=channel is None, channel=channel
+        context.runtime, opened, care=context.care, pin_entered=True
     )
+    return _enter(context, raw, page)
+
+
+def _enter(context: PageContext, raw: str, page: PageSession) -> Response:
     context.session_id, context.page = raw, page
     context.set_cookie(SESSION_COOKIE, raw)
     return context.redirect(f"{BASE}/card")
@@ -220,6 +230,48 @@ async def care_mode(context: PublicForm) -> Response:
     context.set_cookie(CARE_COOKIE, "1" if care else "0", YEAR)
     back = context.field("next")
     return context.redirect(back if back in _RETURN_PAGES else f"{BASE}/")
+
+
+@launch_router.post(
+    "/v1/channel/h5-launch",
+    status_code=201,
+    summary="As a channel, for a linked holder: a single-use ticket that opens the e-card "
+    "pages (/h5/) in your web view without the PIN",
+    responses={
+        401: {"description": "session-revoked (unlinked)", **_PROBLEM},
+        403: {"description": "channel-suspended", **_PROBLEM},
+    },
+)
+async def launch_ticket(
+    holder: CurrentChannelHolder, runtime: RuntimeDep, response: Response
+) -> LaunchTicketOut:
+    """The ticket lives `SSC_H5_LAUNCH_TICKET_TTL` seconds and opens one page session; the
+    page asks for the PIN before the first QR of the day."""
+    issued = await launch.issue_launch_ticket(runtime, holder)
+    response.headers["Cache-Control"] = "no-store"
+    url = f"{runtime.settings.public_url.rstrip('/')}{BASE}/launch?ticket={issued.ticket}"
+    return LaunchTicketOut(ticket=issued.ticket, url=url, expires_at=issued.expires_at)
+
+
+@router.get(f"{BASE}/launch")
+async def launch_page(
+    context: PageDep, ticket: Annotated[str, Query(max_length=128)] = ""
+) -> Response:
+    """A channel app opens the pages: the ticket is spent, this web view bound to the card, and
+    the browser sent on without the ticket in its address."""
+    try:
+        raw, page = await launch.redeem_launch_ticket(
+            context.runtime, ticket, context.device_secret, care=context.care
+        )
+    except (launch.InvalidLaunchTicket, ChannelSessionRevoked, ChannelSuspended) as error:
+        return context.render(
+            "message.html",
+            status_code=error.status,
+            title=context.t("app_name"),
+            message=context.t("error_launch"),
+            kind="error",
+        )
+    return _enter(context, raw, page)
 
 
 # --- the holder's pages ----------------------------------------------------------------------
@@ -509,6 +561,7 @@ _RETURN_PAGES = {
 def install(app: FastAPI) -> None:
     """The pages, their static files (vendored, same origin) and their two refusals."""
     app.include_router(router)
+    app.include_router(launch_router)
     app.mount(f"{BASE}/static", StaticFiles(directory=pages.STATIC_DIR), name="h5-static")
     app.add_exception_handler(pages.LoginRequired, pages.login_required)
     app.add_exception_handler(pages.CsrfRefused, pages.csrf_refused)

@@ -113,19 +113,40 @@ async def open_page_session(
     *,
     care: bool,
     pin_entered: bool,
-    channel: str | None = None,
 ) -> tuple[str, PageSession]:
-    """Stores a page session for a holder session just opened (login, activation, launch);
-    returns the raw session id (for the cookie, once) and the session."""
+    """Stores a page session for a holder session just opened (login, activation); returns the
+    raw session id (for the cookie, once) and the session."""
     claims = runtime.access_tokens.decode(opened.access_token, PrincipalKind.holder)
     holder = HolderPrincipal.from_claims(claims)
     assert holder.family is not None, "new sessions always name their family"
+    return await open_bound_session(
+        runtime,
+        holder.card_id,
+        holder.device_pk,
+        holder.family,
+        care=care,
+        pin_entered=pin_entered,
+    )
+
+
+async def open_bound_session(
+    runtime: Runtime,
+    card_id: uuid.UUID,
+    device_pk: uuid.UUID,
+    family: uuid.UUID,
+    *,
+    care: bool,
+    pin_entered: bool = False,
+    channel: str | None = None,
+) -> tuple[str, PageSession]:
+    """A page session of a card on a bound device, in session family `family` (revoking the
+    family ends it); the raw session id and the session."""
     raw = new_opaque_secret(SESSION_PREFIX)
     page = PageSession(
         sid_hash=hash_opaque_secret(raw, runtime.secret_hash_key),
-        card_id=holder.card_id,
-        device_pk=holder.device_pk,
-        family=holder.family,
+        card_id=card_id,
+        device_pk=device_pk,
+        family=family,
         pin_day=china_today().isoformat() if pin_entered else None,
         channel=channel,
     )

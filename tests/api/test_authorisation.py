@@ -429,6 +429,7 @@ H5_PUBLIC_ROUTES = {
     ("GET", "/h5/activate"),
     ("POST", "/h5/activate"),
     ("POST", "/h5/care"),  # elder mode, per device
+    ("GET", "/h5/launch"),  # a channel's single-use launch ticket is the credential
 }
 
 
