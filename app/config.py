@@ -111,11 +111,6 @@ class Settings(BaseSettings):
     h5_idle_timeout: int = Field(default=600, ge=60, le=24 * 3600)
     h5_care_idle_timeout: int = Field(default=1800, ge=60, le=24 * 3600)
     h5_launch_ticket_ttl: int = Field(default=60, ge=10, le=600)
-    h5_frame_ancestors: str = Field(
-        default="",
-        pattern=r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?(\s*,\s*https://[A-Za-z0-9.-]+(:[0-9]{1,5})?)*$",
-        description="comma-separated https origins of channel apps allowed to frame /h5/",
-    )
 
     trusted_proxies: str = Field(
         default="",

@@ -17,6 +17,7 @@ from app.channels.models import ChannelLink, ChannelLinkRequest, ChannelRefreshT
 from app.clients.models import ApiClient, Organisation
 from app.complaints.models import Complaint, ComplaintEvent
 from app.family.models import FamilyLink, FamilyPresentation
+from app.h5.models import ChannelOrigin
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.notifications.models import Notification
 from app.trust.models import TrustedIssuerRecord
@@ -33,6 +34,7 @@ __all__ = [
     "CatalogVersion",
     "ChannelLink",
     "ChannelLinkRequest",
+    "ChannelOrigin",
     "ChannelRefreshToken",
     "Complaint",
     "ComplaintEvent",

@@ -29,6 +29,7 @@ from api.deps import RuntimeDep
 from api.h5.texts import Language, language_of, text
 from app.cards.models import CardStatus
 from app.config import Environment as Deployment
+from app.h5.origins import frame_ancestors
 from app.h5.sessions import (
     DEVICE_PREFIX,
     PageSession,
@@ -93,6 +94,8 @@ class PageContext:
     session_id: str | None = None
     page: PageSession | None = None
     form: dict[str, str] = field(default_factory=dict)
+    frame_ancestors: list[str] = field(default_factory=list)
+    """The registered origins of the active channel apps (`app.h5.origins`)."""
     cookies: list[tuple[str, str | None, int | None]] = field(default_factory=list)
     """Cookies to set (value, max-age) or clear (None) on the response."""
 
@@ -141,9 +144,7 @@ class PageContext:
                     httponly=True,
                     samesite="lax",
                 )
-        response.headers["Content-Security-Policy"] = content_security_policy(
-            frame_ancestors(self.runtime)
-        )
+        response.headers["Content-Security-Policy"] = content_security_policy(self.frame_ancestors)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Vary"] = "Accept-Language, Cookie"
         return response
@@ -165,12 +166,6 @@ class PageContext:
 
     def json(self, body: dict[str, Any], *, status_code: int = 200) -> Response:
         return self.finish(JSONResponse(body, status_code=status_code))
-
-
-def frame_ancestors(runtime: Runtime) -> list[str]:
-    """The origins allowed to frame the pages: the channel apps' (`SSC_H5_FRAME_ANCESTORS`)."""
-    raw = runtime.settings.h5_frame_ancestors
-    return [origin.strip() for origin in raw.split(",") if origin.strip()]
 
 
 class LoginRequired(Exception):
@@ -200,6 +195,7 @@ async def page_context(request: Request, runtime: RuntimeDep) -> PageContext:
         care=care,
         device_secret=new_device_secret() if new_device else str(device),
         new_device=new_device,
+        frame_ancestors=await frame_ancestors(runtime),
     )
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id is not None:

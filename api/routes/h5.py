@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, Path, Query
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from api.auth import CurrentChannelHolder
+from api.auth import CurrentAdmin, CurrentChannelHolder
 from api.deps import RuntimeDep, SessionDep
 from api.h5 import pages
 from api.h5.pages import (
@@ -34,7 +34,7 @@ from api.h5.pages import (
 )
 from api.h5.texts import BANK_NAMES_ZH
 from api.json_bodies import StrictJsonRoute
-from api.schemas.h5 import LaunchTicketOut
+from api.schemas.h5 import ChannelOriginsIn, ChannelOriginsOut, LaunchTicketOut
 from app.accesslog.errors import InvalidCursor
 from app.accesslog.service import holder_access_log
 from app.cards import lifecycle_service
@@ -46,6 +46,7 @@ from app.complaints import service as complaints
 from app.complaints.models import ComplaintKind, ComplaintStatus
 from app.errors import DomainError, InvalidRequest
 from app.h5 import launch
+from app.h5 import origins as h5_origins
 from app.h5.service import confirm_pin
 from app.h5.sessions import (
     CHINA_TIME,
@@ -251,6 +252,46 @@ async def launch_ticket(
     response.headers["Cache-Control"] = "no-store"
     url = f"{runtime.settings.public_url.rstrip('/')}{BASE}/launch?ticket={issued.ticket}"
     return LaunchTicketOut(ticket=issued.ticket, url=url, expires_at=issued.expires_at)
+
+
+ChannelId = Annotated[str, Path(min_length=1, max_length=64, description="The channel's id")]
+_ORIGIN_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"description": "No or invalid admin token", **_PROBLEM},
+    403: {"description": "The role may not", **_PROBLEM},
+    404: {"description": "channel-not-found", **_PROBLEM},
+}
+
+
+@launch_router.put(
+    "/v1/admin/channels/{channel_id}/h5-origins",
+    summary="The web origins of a channel app that may frame the e-card pages (/h5/)",
+    responses={**_ORIGIN_ERRORS, 422: {"description": "invalid-origin", **_PROBLEM}},
+)
+async def set_channel_origins(
+    channel_id: ChannelId,
+    body: ChannelOriginsIn,
+    admin: CurrentAdmin,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ChannelOriginsOut:
+    """Replaces the list; the pages' CSP `frame-ancestors` names the origins of every active
+    channel (a suspended channel's drop out within 30 s)."""
+    origins = await h5_origins.set_channel_origins(
+        session, runtime, admin.client_id, channel_id, body.origins
+    )
+    return ChannelOriginsOut(channel_id=channel_id, origins=origins)
+
+
+@launch_router.get(
+    "/v1/admin/channels/{channel_id}/h5-origins",
+    summary="The web origins of a channel app that may frame the e-card pages",
+    responses=_ORIGIN_ERRORS,
+)
+async def get_channel_origins(
+    channel_id: ChannelId, admin: CurrentAdmin, session: SessionDep
+) -> ChannelOriginsOut:
+    origins = await h5_origins.channel_origins(session, channel_id)
+    return ChannelOriginsOut(channel_id=channel_id, origins=origins)
 
 
 @router.get(f"{BASE}/launch")

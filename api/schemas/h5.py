@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas.common import UtcDateTime
+from app.h5.origins import MAX_ORIGINS
+
+Origin = Annotated[str, StringConstraints(min_length=9, max_length=255, pattern=r"^https://\S+$")]
 
 
 class LaunchTicketOut(BaseModel):
@@ -24,3 +29,19 @@ class LaunchTicketOut(BaseModel):
     url: str
     """Open this in the web view within `expires_at`, once."""
     expires_at: UtcDateTime
+
+
+class ChannelOriginsIn(BaseModel):
+    """Every origin the channel's web views load the pages from (replaces the list)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"origins": ["https://app.bank.example"]}]},
+    )
+
+    origins: list[Origin] = Field(max_length=MAX_ORIGINS)
+
+
+class ChannelOriginsOut(BaseModel):
+    channel_id: str
+    origins: list[str]

@@ -220,3 +220,28 @@ def test_another_browser_must_activate_and_english_is_served(h5_server: H5Server
         )
         assert wrong.status_code == 401
         assert "ID document number or PIN is not correct" in wrong.text
+
+
+def test_only_registered_channel_origins_may_frame_the_pages(h5_server: H5Server) -> None:
+    with httpx.Client(base_url=h5_server.base_url, headers=h5_server.admin) as admin:
+        created = admin.post("/v1/admin/channels", json={"name": "银行", "channel_type": "bank"})
+        channel = created.json()["client_id"]
+        path = f"/v1/admin/channels/{channel}/h5-origins"
+        for bad in ("http://app.bank.example", "https://*.bank.example", "https://a.example/x"):
+            assert admin.put(path, json={"origins": [bad]}).status_code == 422, bad
+        assert (
+            admin.put("/v1/admin/channels/nope/h5-origins", json={"origins": []}).status_code == 404
+        )
+        try:
+            stored = admin.put(path, json={"origins": ["https://App.Bank.example:8443/"]})
+            assert stored.json() == {
+                "channel_id": channel,
+                "origins": ["https://app.bank.example:8443"],
+            }
+            assert admin.get(path).json()["origins"] == ["https://app.bank.example:8443"]
+            policy = httpx.get(h5_server.url("/h5/login")).headers["content-security-policy"]
+            assert policy.endswith("; frame-ancestors https://app.bank.example:8443")
+        finally:
+            admin.put(path, json={"origins": []})
+        policy = httpx.get(h5_server.url("/h5/login")).headers["content-security-policy"]
+        assert policy.endswith("; frame-ancestors 'none'")
