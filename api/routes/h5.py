@@ -8,6 +8,7 @@ Not in the OpenAPI document: these are pages for people, not an interface for pr
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -41,10 +42,12 @@ from app.cards import lifecycle_service
 from app.cards.errors import TransitionNotAllowed
 from app.cards.lifecycle import CardAction
 from app.cards.models import CardStatus
-from app.channels.errors import ChannelSessionRevoked, ChannelSuspended
+from app.channels import service as channels
+from app.channels.errors import ChannelLinkNotFound, ChannelSessionRevoked, ChannelSuspended
 from app.complaints import service as complaints
 from app.complaints.models import ComplaintKind, ComplaintStatus
 from app.errors import DomainError, InvalidRequest
+from app.family import service as family
 from app.h5 import launch
 from app.h5 import origins as h5_origins
 from app.h5.service import confirm_pin
@@ -66,6 +69,7 @@ from app.holders.errors import (
     PinLocked,
 )
 from app.holders.sessions import HolderSession
+from app.notifications import service as notifications
 from app.ratelimits import RateLimitRule, address_subject, card_subject, enforce
 from app.ratelimits.errors import RateLimited
 from app.security.errors import WeakPinError
@@ -571,6 +575,106 @@ async def file_complaint(context: HolderForm, session: SessionDep) -> Response:
     )
 
 
+@router.get(f"{BASE}/notifications")
+async def notifications_page(context: HolderPage, session: SessionDep) -> Response:
+    limit = ACCESS_LOG_PAGE_CARE if context.care else ACCESS_LOG_PAGE
+    shown = await notifications.inbox(
+        session, context.holder_page.card_id, unread_only=False, limit=limit
+    )
+    return context.render(
+        "notifications.html",
+        title=context.t("notifications"),
+        back="card",
+        notifications=shown,
+        local_time=_local_time,
+    )
+
+
+@router.post(f"{BASE}/notifications/read")
+async def notifications_read(context: HolderForm, session: SessionDep) -> Response:
+    await notifications.mark_read(session, context.holder_page.card_id, None)
+    await session.commit()
+    return context.redirect(f"{BASE}/notifications")
+
+
+@router.get(f"{BASE}/channels")
+async def channels_page(
+    context: HolderPage, session: SessionDep, done: str | None = None
+) -> Response:
+    linked = await channels.holder_channels(session, context.holder_page.holder)
+    return context.render(
+        "channels.html",
+        title=context.t("channels"),
+        back="card",
+        channels=linked,
+        local_time=_local_time,
+        message=context.t("channel_unlinked") if done == "unlinked" else None,
+        kind="done",
+    )
+
+
+@router.post(f"{BASE}/channels/unlink")
+async def unlink_channel(context: HolderForm, session: SessionDep) -> Response:
+    try:
+        await channels.unlink_channel(
+            session, context.runtime, context.holder_page.holder, context.field("channel_id")
+        )
+    except ChannelLinkNotFound:
+        return context.redirect(f"{BASE}/channels")
+    await session.commit()
+    return context.redirect(f"{BASE}/channels?done=unlinked")
+
+
+@router.get(f"{BASE}/family")
+async def family_page(context: HolderPage, session: SessionDep) -> Response:
+    links = await family.list_links(session, context.holder_page.holder)
+    return context.render("family.html", title=context.t("family"), back="card", links=links)
+
+
+@router.get(f"{BASE}/family/{{link_id}}")
+async def ward_page(context: HolderPage, session: SessionDep, link_id: uuid.UUID) -> Response:
+    """A ward's QR, shown by the guardian (scope `show_qr`), drawn as the holder's own is."""
+    links = await family.list_links(session, context.holder_page.holder)
+    shown = [v for v in links if v.link.id == link_id and v.role == "guardian"]
+    if not shown:
+        return context.redirect(f"{BASE}/family")
+    return context.render(
+        "family_ward.html",
+        title=context.t("family_ward_qr"),
+        back="family",
+        ward_number=shown[0].other_card_number,
+        qr_endpoint=f"{BASE}/family/{link_id}/qr",
+        idle=idle_timeout(context.runtime, care=context.care),
+    )
+
+
+@router.get(f"{BASE}/family/{{link_id}}/qr")
+async def ward_qr(context: HolderFetch, session: SessionDep, link_id: uuid.UUID) -> Response:
+    page = context.holder_page
+    if not page.pin_entered_today():
+        return context.json({"state": "pin_required"}, status_code=403)
+    try:
+        await _limit(context, RateLimitRule.qr_per_holder, str(page.card_id))
+        issued = await family.ward_qr(session, context.runtime, page.holder, link_id)
+    except CardNotActive as error:
+        return context.json({"state": error.code.replace("-", "_")}, status_code=409)
+    except RateLimited as error:
+        retry = error.extensions["retry_after"]
+        return context.json({"state": "too_many", "retry_after": retry}, status_code=429)
+    except DomainError:
+        return context.json({"state": "failed"}, status_code=403)
+    return context.json(
+        {
+            "state": "ok",
+            "token": issued.token,
+            "expires_at": issued.expires_at.timestamp(),
+            "refresh_after": context.runtime.settings.qr_refresh_after,
+            "large": context.care,
+            "modules": modules(issued.token, large_high_contrast=context.care),
+        }
+    )
+
+
 @router.get(f"{BASE}/more")
 async def more_page(context: HolderPage) -> Response:
     return context.render("more.html", title=context.t("more"), back="card")
@@ -595,6 +699,9 @@ _RETURN_PAGES = {
     f"{BASE}/access-log",
     f"{BASE}/complaints",
     f"{BASE}/more",
+    f"{BASE}/notifications",
+    f"{BASE}/channels",
+    f"{BASE}/family",
 }
 """Where switching elder mode may lead back to (never an address from outside)."""
 

@@ -20,6 +20,9 @@ SIGNED_IN = [
     "/h5/access-log",
     "/h5/complaints",
     "/h5/more",
+    "/h5/notifications",
+    "/h5/channels",
+    "/h5/family",
 ]
 axe = Axe()
 

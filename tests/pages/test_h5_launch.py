@@ -1,6 +1,6 @@
 """A channel app opens the pages with a launch ticket: no PIN to enter inside the channel,
 but the PIN before the first QR of the day; the ticket works once; unlinking the channel ends
-the page session."""
+the page session. And a guardian shows a ward's code (the family service)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import re
 import httpx
 from playwright.async_api import BrowserContext
 
-from tests.pages.conftest import H5Server, Holder, shown_token
+from tests.browser import assert_rendered
+from tests.pages.conftest import H5Server, Holder, activate_in_browser, shown_token
 
 
 def linked_channel(server: H5Server, holder: Holder) -> tuple[dict[str, str], dict[str, str]]:
@@ -95,3 +96,44 @@ async def test_a_channel_launches_the_card_and_the_pin_guards_the_first_qr(
     await page.wait_for_url(re.compile(r"/h5/login$"))
     refused = httpx.post(h5_server.url("/v1/channel/h5-launch"), headers=channel_session)
     assert refused.status_code == 401
+
+
+def phone_session(server: H5Server, holder: Holder, device: str) -> dict[str, str]:
+    answer = httpx.post(
+        server.url("/v1/ecard/activate"),
+        json={
+            "card_number": holder.card_number,
+            "document_number": holder.document_number,
+            "device_id": device,
+            "pin": holder.pin,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+async def test_a_guardian_shows_a_wards_code(phone: BrowserContext, h5_server: H5Server) -> None:
+    guardian, ward = h5_server.new_holder(), h5_server.new_holder()
+    page = await phone.new_page()
+    await activate_in_browser(page, h5_server, guardian)
+    invited = httpx.post(
+        h5_server.url("/v1/me/family/invitations"),
+        json={"ward_card_number": ward.card_number, "scopes": ["show_qr"]},
+        headers=phone_session(h5_server, guardian, "guardian-phone"),
+    )
+    assert invited.status_code == 201, invited.text
+    link_id = invited.json()["id"]
+    accepted = httpx.post(
+        h5_server.url(f"/v1/me/family/invitations/{link_id}/accept"),
+        json={"pin": ward.pin},
+        headers=phone_session(h5_server, ward, "ward-phone"),
+    )
+    assert accepted.status_code == 200, accepted.text
+
+    await page.goto(h5_server.url("/h5/family"))
+    await page.click(f"a[href='/h5/family/{link_id}']")
+    await page.wait_for_selector("#qr-code svg")
+    assert ward.card_number[-4:] in (await page.text_content("h2") or "")
+    token = await shown_token(page)
+    assert token is not None and h5_server.verify(token) == "valid"
+    assert_rendered("h5-family-ward-qr", await page.screenshot())

@@ -21,6 +21,9 @@ PAGES = [
     "/h5/access-log",
     "/h5/complaints",
     "/h5/more",
+    "/h5/notifications",
+    "/h5/channels",
+    "/h5/family",
 ]
 FORMS = {
     "/h5/card/report-loss": {},
@@ -28,6 +31,8 @@ FORMS = {
     "/h5/pin": {"old_pin": "284617", "new_pin": "730415", "new_pin_again": "730415"},
     "/h5/complaints": {"kind": "other", "details": "test"},
     "/h5/qr/unlock": {"pin": "284617"},
+    "/h5/notifications/read": {},
+    "/h5/channels/unlink": {"channel_id": "chn_none"},
     "/h5/logout": {},
 }
 PUBLIC = ["/h5/login", "/h5/activate"]
