@@ -139,6 +139,30 @@ def _scanner(server: H5Server) -> str:
         return access
 
 
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "the page carries a CSRF token"
+    return found.group(1)
+
+
+def sign_in(http: httpx.Client, holder: Holder) -> None:
+    """Activates the e-card on this 'browser' through the page, as a person would."""
+    form = http.get("/h5/activate")
+    answer = http.post(
+        "/h5/activate",
+        data={
+            "csrf": csrf_of(form.text),
+            "card_number": holder.card_number,
+            "document_number": holder.document_number,
+            "pin": holder.pin,
+        },
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/h5/card", answer.text
+
+
 # --- in the browser ----------------------------------------------------------------------------
 
 

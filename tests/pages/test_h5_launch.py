@@ -10,7 +10,14 @@ import httpx
 from playwright.async_api import BrowserContext
 
 from tests.browser import assert_rendered
-from tests.pages.conftest import H5Server, Holder, activate_in_browser, shown_token
+from tests.pages.conftest import (
+    H5Server,
+    Holder,
+    activate_in_browser,
+    csrf_of,
+    shown_token,
+    sign_in,
+)
 
 
 def linked_channel(server: H5Server, holder: Holder) -> tuple[dict[str, str], dict[str, str]]:
@@ -137,3 +144,12 @@ async def test_a_guardian_shows_a_wards_code(phone: BrowserContext, h5_server: H
     token = await shown_token(page)
     assert token is not None and h5_server.verify(token) == "valid"
     assert_rendered("h5-family-ward-qr", await page.screenshot())
+
+    # Another holder's session: neither the ward's page nor its code.
+    with httpx.Client(base_url=h5_server.base_url) as stranger:
+        sign_in(stranger, h5_server.new_holder())
+        shown = stranger.get(f"/h5/family/{link_id}")
+        assert (shown.status_code, shown.headers["location"]) == (303, "/h5/family")
+        token_field = csrf_of(stranger.get("/h5/family").text)
+        code = stranger.get(f"/h5/family/{link_id}/qr", headers={"x-csrf-token": token_field})
+        assert code.status_code == 403 and "token" not in code.json()

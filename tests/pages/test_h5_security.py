@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.pages.conftest import H5Server, Holder
+from tests.pages.conftest import H5Server, Holder, csrf_of, sign_in
 
 PAGES = [
     "/h5/card",
@@ -36,34 +36,12 @@ FORMS = {
     "/h5/logout": {},
 }
 PUBLIC = ["/h5/login", "/h5/activate"]
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
-
-
-def csrf_of(html: str) -> str:
-    found = CSRF.search(html)
-    assert found, "the page carries a CSRF token"
-    return found.group(1)
 
 
 @contextmanager
 def browser(server: H5Server, **headers: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, headers=headers) as http:
         yield http
-
-
-def sign_in(http: httpx.Client, holder: Holder) -> None:
-    """Activates the e-card on this 'browser' through the page, as a person would."""
-    form = http.get("/h5/activate")
-    answer = http.post(
-        "/h5/activate",
-        data={
-            "csrf": csrf_of(form.text),
-            "card_number": holder.card_number,
-            "document_number": holder.document_number,
-            "pin": holder.pin,
-        },
-    )
-    assert answer.status_code == 303 and answer.headers["location"] == "/h5/card", answer.text
 
 
 def card_status(http: httpx.Client) -> str:
