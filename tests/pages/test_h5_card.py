@@ -114,3 +114,21 @@ async def test_elder_mode_grows_the_code_and_is_remembered(
     await page.click(".care-switch button")
     await page.wait_for_url(re.compile(r"/h5/card$"))
     assert await page.get_attribute("html", "class") == "standard"
+
+
+async def test_no_unregistered_site_frames_the_pages_and_motion_can_be_reduced(
+    phone: BrowserContext, h5_server: H5Server
+) -> None:
+    page = await phone.new_page()
+    await page.set_content(f"<iframe src='{h5_server.url('/h5/login')}'></iframe>")
+    frame = page.frames[-1]
+    await frame.wait_for_load_state()
+    assert await frame.locator("#card_number").count() == 0  # refused: frame-ancestors 'none'
+
+    holder = h5_server.new_holder()
+    await activate_in_browser(page, h5_server, holder)
+    await page.wait_for_selector("#qr-code svg")
+    animation = "getComputedStyle(document.getElementById('qr-code')).animationName"
+    assert await page.evaluate(animation) == "appear"
+    await page.emulate_media(reduced_motion="reduce")
+    assert await page.evaluate(animation) == "none"
