@@ -9,7 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api.schemas.common import UtcDateTime
 from app.h5.origins import MAX_ORIGINS
 
-Origin = Annotated[str, StringConstraints(min_length=9, max_length=255, pattern=r"^https://\S+$")]
+Origin = Annotated[
+    str,
+    StringConstraints(
+        min_length=9,
+        max_length=255,
+        pattern=r"^https://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,5})?/?$",
+    ),
+]
+"""`https://host[:port]` (a trailing slash is dropped, the host put in lower case)."""
 
 
 class LaunchTicketOut(BaseModel):
