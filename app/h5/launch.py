@@ -111,7 +111,13 @@ async def redeem_launch_ticket(
         )
         device_pk = device.id
     opened = await open_bound_session(
-        runtime, card.id, device_pk, holder.family, care=care, channel=holder.client_id
+        runtime,
+        card.id,
+        device_pk,
+        holder.family,
+        care=care,
+        channel=holder.client_id,
+        link=holder.link_id,
     )
     await record(
         runtime.store,

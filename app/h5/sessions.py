@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from app.channels.errors import ChannelSessionRevoked, ChannelSuspended
+from app.channels.service import ChannelHolderPrincipal, ensure_channel_session_live
 from app.holders.errors import SessionRevoked
 from app.holders.sessions import (
     HolderSession,
@@ -54,6 +56,8 @@ class PageSession:
     """ISO date (China time) the PIN was last entered in this session; None: never."""
     channel: str | None = None
     """The channel (API client) whose launch ticket opened the session; None: a PIN login."""
+    link: uuid.UUID | None = None
+    """The channel link of a launched session: its channel's suspension ends the session."""
 
     @property
     def holder(self) -> HolderPrincipal:
@@ -138,6 +142,7 @@ async def open_bound_session(
     care: bool,
     pin_entered: bool = False,
     channel: str | None = None,
+    link: uuid.UUID | None = None,
 ) -> tuple[str, PageSession]:
     """A page session of a card on a bound device, in session family `family` (revoking the
     family ends it); the raw session id and the session."""
@@ -149,6 +154,7 @@ async def open_bound_session(
         family=family,
         pin_day=china_today().isoformat() if pin_entered else None,
         channel=channel,
+        link=link,
     )
     await _save(runtime, page, care=care)
     return raw, page
@@ -184,10 +190,18 @@ async def load_page_session(
         family=uuid.UUID(data["family"]),
         pin_day=data.get("pin_day"),
         channel=data.get("channel"),
+        link=uuid.UUID(data["link"]) if data.get("link") else None,
     )
     try:
         await ensure_session_live(runtime, page.holder)
-    except SessionRevoked:
+        if page.channel is not None and page.link is not None:
+            await ensure_channel_session_live(
+                runtime,
+                ChannelHolderPrincipal(
+                    page.card_id, page.channel, page.link, page.family, frozenset()
+                ),
+            )
+    except (SessionRevoked, ChannelSessionRevoked, ChannelSuspended):
         await runtime.store.delete(_key(sid_hash))
         return None
     await _save(runtime, page, care=care)
@@ -195,14 +209,7 @@ async def load_page_session(
 
 
 async def note_pin_entered(runtime: Runtime, page: PageSession, *, care: bool) -> PageSession:
-    entered = PageSession(
-        page.sid_hash,
-        page.card_id,
-        page.device_pk,
-        page.family,
-        china_today().isoformat(),
-        page.channel,
-    )
+    entered = replace(page, pin_day=china_today().isoformat())
     await _save(runtime, entered, care=care)
     return entered
 

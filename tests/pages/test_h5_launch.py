@@ -95,8 +95,19 @@ async def test_a_channel_launches_the_card_and_the_pin_guards_the_first_qr(
     finally:
         await other.close()
 
-    # The holder unlinks the channel in the phone app: the page session ends with it.
+    # The province suspends the channel: the page session ends; reinstated, it launches again.
     channel_id = httpx.get(h5_server.url("/v1/me/channels"), headers=app).json()[0]["channel_id"]
+    admin = f"/v1/admin/channels/{channel_id}"
+    suspended = httpx.post(h5_server.url(f"{admin}/suspend"), headers=h5_server.admin)
+    assert suspended.status_code == 200, suspended.text
+    await page.goto(h5_server.url("/h5/card"))
+    await page.wait_for_url(re.compile(r"/h5/login$"))
+    assert httpx.post(h5_server.url(f"{admin}/reinstate"), headers=h5_server.admin).is_success
+    relaunch = httpx.post(h5_server.url("/v1/channel/h5-launch"), headers=channel_session)
+    await page.goto(relaunch.json()["url"])
+    await page.wait_for_url(re.compile(r"/h5/card$"))
+
+    # The holder unlinks the channel in the phone app: the page session ends with it.
     unlinked = httpx.delete(h5_server.url(f"/v1/me/channels/{channel_id}"), headers=app)
     assert unlinked.status_code == 204
     await page.goto(h5_server.url("/h5/card"))
