@@ -31,6 +31,7 @@ from api.routes import (
     docs,
     entitlements,
     family,
+    h5,
     health,
     holder,
     keys,
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     app.include_router(banks.router)
     app.include_router(payments.router)
     app.include_router(notifications.router)
+    h5.install(app)
     if settings.docs_exposed:
         # SSC_EXPOSE_DOCS; off in production by default: the schema maps the attack surface.
         app.include_router(docs.router)

@@ -33,6 +33,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 # includeSubDomains: the API does not speak for its parent domain's other hosts.
 HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000")
 _TLS_SECURITY_HEADERS = (*SECURITY_HEADERS, HSTS_HEADER)
+_FRAMING = (b"x-frame-options", b"content-security-policy")
 
 
 def security_headers(scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
@@ -131,7 +132,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), *extra_headers]
+                message["headers"] = with_security_headers(
+                    message.get("headers", []), extra_headers
+                )
             await send(message)
 
         try:
@@ -149,6 +152,17 @@ class RequestContextMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
+
+
+def with_security_headers(
+    headers: list[tuple[bytes, bytes]], extra: tuple[tuple[bytes, bytes], ...]
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers plus the security headers. A response with a policy of its own
+    (the `/h5/` pages: a full CSP whose `frame-ancestors` names the channel apps) keeps it:
+    a second CSP header would be enforced as well and forbid the framing it allows."""
+    if any(name == b"content-security-policy" for name, _ in headers):
+        return [*headers, *(header for header in extra if header[0] not in _FRAMING)]
+    return [*headers, *extra]
 
 
 def request_id_of(scope: Scope) -> str:

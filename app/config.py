@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     oidc_device_code_ttl: int = Field(default=600, ge=60, le=3600)
     oidc_device_interval: int = Field(default=5, ge=1, le=60)
 
+    h5_idle_timeout: int = Field(default=600, ge=60, le=24 * 3600)
+    h5_care_idle_timeout: int = Field(default=1800, ge=60, le=24 * 3600)
+    h5_launch_ticket_ttl: int = Field(default=60, ge=10, le=600)
+
     trusted_proxies: str = Field(
         default="",
         description="comma-separated addresses or networks of reverse proxies whose "

@@ -164,6 +164,7 @@ def demo_json(seed: DemoSeed, base_url: str) -> dict[str, object]:
         "base_url": base_url,
         "holder": {
             "card_number": seed.card_number,
+            "document_number": seed.document_number,
             "pin": seed.pin,
             "device_id": seed.device_id,
             "access_token": seed.holder_access_token,
@@ -211,6 +212,9 @@ curl -s -X POST $BASE/v1/verify -H "authorization: Bearer $SCANNER" \\
 # 4. Verify the same code again: "replayed" (a screenshot cannot pass a gate twice)
 curl -s -X POST $BASE/v1/verify -H "authorization: Bearer $SCANNER" \\
   -H 'content-type: application/json' -d "{{\\"token\\": \\"$TOKEN\\"}}"; echo
+
+# In a browser (the mobile pages): open {base_url}/h5/activate and enter card number
+# {seed.card_number}, document number {seed.document_number} and PIN {seed.pin}.
 
 # The scanner can get a new access token with its client credentials:
 curl -s -X POST $BASE/v1/oauth/token -u {seed.scanner_client_id}:{seed.scanner_client_secret} \\

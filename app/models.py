@@ -20,6 +20,7 @@ from app.complaints.models import Complaint, ComplaintEvent
 from app.consents.models import ConsentRequest
 from app.departments.models import Issuer, IssuerKey
 from app.family.models import FamilyLink, FamilyPresentation
+from app.h5.models import ChannelOrigin
 from app.licences.models import Licence
 from app.misuse.models import CreditRecord, MisuseAlert
 from app.notifications.models import Notification
@@ -44,6 +45,7 @@ __all__ = [
     "CatalogVersion",
     "ChannelLink",
     "ChannelLinkRequest",
+    "ChannelOrigin",
     "ChannelRefreshToken",
     "Complaint",
     "ComplaintEvent",

@@ -8,6 +8,7 @@ from qr.render import (
     QUIET_ZONE_MODULES,
     ErrorLevel,
     ImageFormat,
+    modules,
     qr_version,
     render,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "QUIET_ZONE_MODULES",
     "ErrorLevel",
     "ImageFormat",
+    "modules",
     "qr_version",
     "render",
 ]

@@ -75,6 +75,22 @@ def render(
     return out.getvalue()
 
 
+def modules(token: str, *, large_high_contrast: bool = False, error: ErrorLevel = "m") -> list[str]:
+    """Return the QR code of `token` as rows of ``"1"`` (dark) and ``"0"`` (light), the
+    4-module quiet zone included: for a page that draws the code itself (`/h5/`), with the
+    error correction `render` uses for the same arguments.
+
+    :raises ValueError: on an empty or too long token, or an unknown error level.
+    """
+    if large_high_contrast:
+        error = max(error, "q", key=_level_rank)
+    code = _make(token, error)
+    return [
+        "".join("1" if dark else "0" for dark in row)
+        for row in code.matrix_iter(scale=1, border=QUIET_ZONE_MODULES)
+    ]
+
+
 def qr_version(token: str, error: ErrorLevel = "m") -> int:
     """Return the QR version (1-40) that `render` uses for `token` at level `error`.
 

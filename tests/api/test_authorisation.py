@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from api.auth import RequirePrincipal
+from api.h5 import pages
 from app.security.roles import AdminRole
 from app.security.tokens import AccessTokenCodec, PrincipalKind
 from tests.factories import CITY, admin_headers, role_headers
@@ -467,3 +468,56 @@ class TestACityAdministratorProposesItsCitysSupplementOnly:
             headers=role_headers(app.state.runtime, AdminRole.provincial_admin),
         )
         assert province.status_code == 200, province.text
+
+
+# --- the holder's pages (/h5/): a session cookie instead of a bearer token --------------------
+
+H5_PUBLIC_ROUTES = {
+    ("GET", "/h5/"),  # sends to the card or to sign in
+    ("GET", "/h5/login"),
+    ("POST", "/h5/login"),
+    ("GET", "/h5/activate"),
+    ("POST", "/h5/activate"),
+    ("POST", "/h5/care"),  # elder mode, per device
+    ("GET", "/h5/launch"),  # a channel's single-use launch ticket is the credential
+}
+
+
+def depends_on(dependant: Dependant, call: object) -> bool:
+    return any(d.call is call or depends_on(d, call) for d in dependant.dependencies)
+
+
+def h5_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str, bool]]:
+    """Every page route, and whether it demands the holder's page session."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from h5_routes(included.routes)
+        elif isinstance(route, APIRoute) and route.path.startswith("/h5/"):
+            for method in sorted(route.methods):
+                yield method, route.path, depends_on(route.dependant, pages.holder_page)
+
+
+class TestEveryPageIsDenyByDefault:
+    async def test_pages_without_a_session_are_exactly_the_public_ones(self, app: FastAPI) -> None:
+        routes = list(h5_routes(app.routes))
+        assert len(routes) >= 15
+        assert {(m, p) for m, p, needs in routes if not needs} == H5_PUBLIC_ROUTES
+
+    async def test_a_bearer_token_is_no_page_session(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        """Without the session cookie every holder page sends to sign in, whatever bearer
+        token comes along (the page fetch answers 401); a form is refused before it is read."""
+        bearer = tokens(app)
+        for method, path, needs in h5_routes(app.routes):
+            if not needs:
+                continue
+            for token in bearer.values():
+                headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+                response = await client.request(method, concrete(path), headers=headers)
+                if path == "/h5/qr":
+                    assert response.status_code == 401, (method, path)
+                else:
+                    assert response.status_code == 303, (method, path)
+                    assert response.headers["location"] == "/h5/login"
