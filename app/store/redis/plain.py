@@ -124,12 +124,15 @@ class RedisStore:
         namespace: str = "ssc",
         socket_timeout: float = 0.5,
         max_connections: int = 64,
+        claim_channel: bool = True,
     ) -> RedisStore:
         """Connects lazily: nothing is sent before the first command.
 
         Beyond `max_connections` commands in flight, callers wait for a free connection
         (at most `socket_timeout`) rather than fail at once on a burst.
         `redis+cluster://` and `rediss+cluster://` URLs give a `RedisClusterStore`.
+        `claim_channel` False sends `claim_scans` through redis-py even where a
+        `ClaimChannel` could carry it (plain TCP); the cluster store never uses one.
         """
         if url.startswith(CLUSTER_SCHEMES):
             from app.store.redis.cluster import RedisClusterStore  # noqa: PLC0415 (a subclass)
@@ -158,8 +161,13 @@ class RedisStore:
             blocking,
             namespace=namespace,
             socket_timeout=socket_timeout,
-            claim_channel=_claim_channel(pool, socket_timeout),
+            claim_channel=_claim_channel(pool, socket_timeout) if claim_channel else None,
         )
+
+    @property
+    def uses_claim_channel(self) -> bool:
+        """Whether `claim_scans` travels on a `ClaimChannel` rather than redis-py."""
+        return self._claim_channel is not None
 
     def _key(self, key: str) -> str:
         return self._prefix + key
