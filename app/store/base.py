@@ -117,6 +117,9 @@ class Store(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of `keys`, in order, in one round trip (None where missing)."""
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:

@@ -174,6 +174,17 @@ class RedisClusterStore(RedisStore):
         async with self._bounded():
             return await super().get(key)
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One pipeline: the keys may live on several nodes (one round trip per node)."""
+        if not keys:
+            return []
+        with unavailable_on_error():
+            async with self._bounded(), self._cluster.pipeline() as pipe:
+                for key in keys:
+                    pipe.get(self._key(key))
+                values = await pipe.execute()
+        return [optional_bytes(value) for value in values]
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         async with self._bounded():
             await super().set(key, value, ttl)

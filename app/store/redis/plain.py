@@ -181,6 +181,13 @@ class RedisStore:
             value = await self._redis.get(self._key(key))
         return optional_bytes(value)
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        with unavailable_on_error():
+            values = await self._redis.mget([self._key(key) for key in keys])
+        return [optional_bytes(value) for value in values]
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         with unavailable_on_error():
             await self._redis.set(self._key(key), value, px=ttl_millis(ttl))

@@ -80,6 +80,17 @@ class TestGetSet:
         await store_time.elapse(3600)
         assert await store.get("k") == b"kept"
 
+    async def test_get_many_answers_in_order_with_none_for_missing(
+        self, store: Store, store_time: StoreTime
+    ) -> None:
+        await store.set("a", b"1")
+        await store.set("b", b"2", ttl=1)
+        await store.set("c", b"3", ttl=100)
+        assert await store.get_many(["c", "missing", "a", "b"]) == [b"3", None, b"1", b"2"]
+        await store_time.elapse(2)
+        assert await store.get_many(["a", "b", "c"]) == [b"1", None, b"3"]
+        assert await store.get_many([]) == []
+
     async def test_delete(self, store: Store) -> None:
         await store.set("k", b"v")
         await store.delete("k")
@@ -328,7 +339,6 @@ class TestStreams:
             await store.stream_append("s", {})
 
 
-@pytest.mark.parametrize("store", ["memory", "redis", "redis-py"], indirect=True)
 class TestClaimScans:
     async def test_first_presentation_stores_claim_and_status(self, store: Store) -> None:
         await enable_scanner(store)
@@ -501,3 +511,8 @@ class TestClaimScans:
     async def test_ttl_must_be_positive(self, store: Store) -> None:
         with pytest.raises(ValueError, match="ttl must be positive"):
             await store.claim_scans([scan_claim(ttl=0)])
+
+
+@pytest.mark.parametrize("store", ["redis-py"], indirect=True)
+class TestClaimScansThroughRedisPy(TestClaimScans):
+    """The same claims on Redis with `SSC_REDIS_CLAIM_CHANNEL=false`."""
