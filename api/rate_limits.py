@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 
-from api.auth import CurrentHolder
+from api.auth import QrHolder
 from api.deps import RuntimeDep
 from api.schemas.holder import LoginRequest, PinResetRequest
 from app.ratelimits import RateLimitRule, address_subject, card_subject, enforce
@@ -60,7 +60,7 @@ async def pin_reset_per_card(body: PinResetRequest, runtime: RuntimeDep) -> None
     await _count(runtime, RateLimitRule.login_per_card, subject)
 
 
-async def qr_per_holder(holder: CurrentHolder, runtime: RuntimeDep) -> None:
+async def qr_per_holder(holder: QrHolder, runtime: RuntimeDep) -> None:
     await _count(runtime, RateLimitRule.qr_per_holder, str(holder.card_id))
 
 

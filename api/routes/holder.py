@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from starlette.responses import Response
 
-from api.auth import CurrentHolder
+from api.auth import CurrentHolder, QrHolder
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
 from api.rate_limits import LOGIN_LIMITS, PIN_RESET_LIMITS, QR_LIMITS, RATE_LIMITED
@@ -212,13 +212,13 @@ _QR_ERRORS: dict[int | str, dict[str, object]] = {
     dependencies=QR_LIMITS,
 )
 async def my_qr(
-    holder: CurrentHolder,
-    session: SessionDep,
+    holder: QrHolder,
     runtime: RuntimeDep,
     response: Response,
     prefetch: Annotated[int, Query(ge=0, le=qr_tokens.MAX_PREFETCH)] = 0,
 ) -> QrResponse:
-    tokens = await qr_tokens.issue_qr_tokens(session, runtime, holder, prefetch)
+    """No SQL: the session, binding and card state come from the store (`qr_state`)."""
+    tokens = await qr_tokens.issue_qr_tokens(runtime, holder, prefetch)
     response.headers.update(NO_STORE)
     return QrResponse(
         token=tokens.current.token,
@@ -246,10 +246,8 @@ LargeQuery = Annotated[
     responses={**_QR_ERRORS, 200: {"content": {"image/png": {}}}},
     dependencies=QR_LIMITS,
 )
-async def my_qr_png(
-    holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False
-) -> Response:
-    image = await qr_tokens.render_qr_image(session, runtime, holder, "png", large=large)
+async def my_qr_png(holder: QrHolder, runtime: RuntimeDep, large: LargeQuery = False) -> Response:
+    image = await qr_tokens.render_qr_image(runtime, holder, "png", large=large)
     return Response(image, media_type="image/png", headers=NO_STORE)
 
 
@@ -260,8 +258,6 @@ async def my_qr_png(
     responses={**_QR_ERRORS, 200: {"content": {"image/svg+xml": {}}}},
     dependencies=QR_LIMITS,
 )
-async def my_qr_svg(
-    holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False
-) -> Response:
-    image = await qr_tokens.render_qr_image(session, runtime, holder, "svg", large=large)
+async def my_qr_svg(holder: QrHolder, runtime: RuntimeDep, large: LargeQuery = False) -> Response:
+    image = await qr_tokens.render_qr_image(runtime, holder, "svg", large=large)
     return Response(image, media_type="image/svg+xml", headers=NO_STORE)
