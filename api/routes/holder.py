@@ -10,7 +10,7 @@ from starlette.responses import Response
 from api.auth import CurrentHolder, QrHolder
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
-from api.rate_limits import LOGIN_LIMITS, PIN_RESET_LIMITS, QR_LIMITS, RATE_LIMITED
+from api.rate_limits import LOGIN_LIMITS, PIN_RESET_LIMITS, RATE_LIMITED
 from api.schemas.holder import (
     ActivationRequest,
     HolderCardResponse,
@@ -209,7 +209,6 @@ _QR_ERRORS: dict[int | str, dict[str, object]] = {
     "/v1/me/qr",
     summary="A fresh QR token, and with ?prefetch=N the next N with staggered validity",
     responses=_QR_ERRORS,
-    dependencies=QR_LIMITS,
 )
 async def my_qr(
     holder: QrHolder,
@@ -225,8 +224,8 @@ async def my_qr(
         expires_at=tokens.current.expires_at,
         refresh_after=tokens.refresh_after,
         kid=tokens.current.kid,
-        png_url=router.url_path_for("my_qr_png"),
-        svg_url=router.url_path_for("my_qr_svg"),
+        png_url=QR_PNG_PATH,
+        svg_url=QR_SVG_PATH,
         upcoming=[
             UpcomingQr(token=t.token, not_before=t.not_before, expires_at=t.expires_at)
             for t in tokens.upcoming
@@ -234,17 +233,18 @@ async def my_qr(
     )
 
 
+QR_PNG_PATH = "/v1/me/qr.png"
+QR_SVG_PATH = "/v1/me/qr.svg"
 LargeQuery = Annotated[
     bool, Query(description="Large high-contrast variant for elderly or low-vision users")
 ]
 
 
 @router.get(
-    "/v1/me/qr.png",
+    QR_PNG_PATH,
     summary="A fresh QR token as a PNG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/png": {}}}},
-    dependencies=QR_LIMITS,
 )
 async def my_qr_png(holder: QrHolder, runtime: RuntimeDep, large: LargeQuery = False) -> Response:
     image = await qr_tokens.render_qr_image(runtime, holder, "png", large=large)
@@ -252,11 +252,10 @@ async def my_qr_png(holder: QrHolder, runtime: RuntimeDep, large: LargeQuery = F
 
 
 @router.get(
-    "/v1/me/qr.svg",
+    QR_SVG_PATH,
     summary="A fresh QR token as an SVG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/svg+xml": {}}}},
-    dependencies=QR_LIMITS,
 )
 async def my_qr_svg(holder: QrHolder, runtime: RuntimeDep, large: LargeQuery = False) -> Response:
     image = await qr_tokens.render_qr_image(runtime, holder, "svg", large=large)

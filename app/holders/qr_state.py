@@ -8,7 +8,10 @@ phone, so it must not cost SQL. One `Store.get_many` reads:
 - the card's status and handle (`card-state:<card id>`), written with the card snapshot on
   every card change (`app.cards.snapshot.publish_card_snapshot`), so it is as current as
   the status the verify path reads;
-- the card's status list index pool (`card-pool:<card id>`), dropped on every card change.
+- the card's status list index pool (`card-pool:<card id>`), dropped on every card change;
+- and, in the same round trip, counts the request under the holder's QR rate limit
+  (`Store.incr_and_get_many`: one Lua script on Redis, sent on a pipelined `ClaimChannel`
+  connection like the verify path's claims unless `SSC_REDIS_CLAIM_CHANNEL=false`).
 
 Nothing is cached in the worker: every request reads the store, so a change reaches every
 worker as soon as it is written (well within 1 s). A key that is missing (first request,
@@ -39,6 +42,8 @@ from app.holders.devices import DEVICE_UNBOUND, device_state_key
 from app.holders.errors import DeviceUnbound, SessionRevoked, card_not_active
 from app.holders.service import holder_card_and_device
 from app.holders.sessions import revoked_family_key
+from app.ratelimits import RateLimitRule
+from app.ratelimits.service import rate_count
 from app.runtime import Runtime
 from app.security.principals import HolderPrincipal
 
@@ -70,6 +75,8 @@ async def qr_card(runtime: Runtime, holder: HolderPrincipal) -> QrCard:
     """The holder's active card on a bound phone, from the store (SQL only to refill it).
 
     :raises SessionRevoked: the token's session family was revoked (401).
+    :raises RateLimited: the holder's QR budget (`SSC_RATE_LIMIT_QR_PER_HOLDER`) is spent (429);
+        counted in the same round trip.
     :raises DeviceUnbound: the phone was unbound (403).
     :raises Unauthorized: the token's card or device no longer match (401).
     :raises CardNotActive: (a subclass naming the state) the card is not active (409).
@@ -79,9 +86,14 @@ async def qr_card(runtime: Runtime, holder: HolderPrincipal) -> QrCard:
     keys.append(card_pool_key(holder.card_id))
     if holder.family is not None:
         keys.append(revoked_family_key(holder.family))
-    device, state, pool, *revoked = await runtime.store.get_many(keys)
+    counted = rate_count(
+        runtime.pii, runtime.settings, RateLimitRule.qr_per_holder, str(holder.card_id)
+    )
+    count, values = await runtime.store.incr_and_get_many(counted.key, counted.limit.seconds, keys)
+    device, state, pool, *revoked = values
     if revoked and revoked[0] is not None:
         raise SessionRevoked("this session was revoked; log in again")
+    counted.check(count)
     if device == DEVICE_UNBOUND:
         raise DeviceUnbound("this device was unbound from the card; activate it again")
     if device is None or state is None or pool is None:

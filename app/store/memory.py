@@ -130,6 +130,11 @@ class MemoryStore:
         values = [self._live(key, now) for key in keys]
         return [None if value is None else value.data for value in values]
 
+    async def incr_and_get_many(
+        self, counter: str, ttl: float, keys: Sequence[str]
+    ) -> tuple[int, list[bytes | None]]:
+        return await self.incr(counter, ttl), await self.get_many(keys)
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         now = self._clock()
         self._sweep(now)

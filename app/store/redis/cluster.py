@@ -185,6 +185,22 @@ class RedisClusterStore(RedisStore):
                 values = await pipe.execute()
         return [optional_bytes(value) for value in values]
 
+    async def incr_and_get_many(
+        self, counter: str, ttl: float, keys: Sequence[str]
+    ) -> tuple[int, list[bytes | None]]:
+        """One pipeline (one round trip per node); the keys may live on several nodes."""
+        px = ttl_millis(ttl)
+        with unavailable_on_error():
+            async with self._bounded(), self._cluster.pipeline() as pipe:
+                name = self._key(counter)
+                # SET NX creates the counter with its ttl; INCR keeps an existing ttl.
+                pipe.set(name, 0, px=px, nx=True)
+                pipe.incr(name)
+                for key in keys:
+                    pipe.get(self._key(key))
+                _, count, *values = await pipe.execute()
+        return int(count), [optional_bytes(value) for value in values]
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         async with self._bounded():
             await super().set(key, value, ttl)

@@ -102,6 +102,7 @@ class RedisStore:
         namespace: str,
         socket_timeout: float,
         claim_channel: ClaimChannel | None = None,
+        qr_channel: ClaimChannel | None = None,
     ) -> None:
         """`blocking_client` has no read timeout; it serves only reads bounded by a deadline.
         `claim_channel` carries `claim_scans` when given (see `ClaimChannel`); without it the
@@ -113,7 +114,9 @@ class RedisStore:
         self._prefix = f"{namespace}:"
         self._socket_timeout = socket_timeout
         self._claim_scans = client.register_script(scripts.CLAIM_SCANS)
+        self._incr_and_get_many = client.register_script(scripts.INCR_AND_GET_MANY)
         self._claim_channel = claim_channel
+        self._qr_channel = qr_channel
         self._subscriptions: set[RedisSubscription] = set()
 
     @classmethod
@@ -161,7 +164,14 @@ class RedisStore:
             blocking,
             namespace=namespace,
             socket_timeout=socket_timeout,
-            claim_channel=_claim_channel(pool, socket_timeout) if claim_channel else None,
+            claim_channel=(
+                _claim_channel(pool, socket_timeout, scripts.CLAIM_SCANS) if claim_channel else None
+            ),
+            qr_channel=(
+                _claim_channel(pool, socket_timeout, scripts.INCR_AND_GET_MANY)
+                if claim_channel
+                else None
+            ),
         )
 
     @property
@@ -187,6 +197,20 @@ class RedisStore:
         with unavailable_on_error():
             values = await self._redis.mget([self._key(key) for key in keys])
         return [optional_bytes(value) for value in values]
+
+    async def incr_and_get_many(
+        self, counter: str, ttl: float, keys: Sequence[str]
+    ) -> tuple[int, list[bytes | None]]:
+        """One script (`lua/incr_and_get_many.lua`), on the QR channel when there is one."""
+        px = ttl_millis(ttl)
+        assert px is not None
+        names = [self._key(counter), *(self._key(key) for key in keys)]
+        if self._qr_channel is not None:
+            reply = await self._qr_channel.run_script(names, [px])
+        else:
+            with unavailable_on_error():
+                reply = await self._incr_and_get_many(keys=names, args=[px])
+        return int(reply[0]), [optional_bytes(value) for value in reply[1:]]
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         with unavailable_on_error():
@@ -382,8 +406,9 @@ class RedisStore:
                 await self._redis.unlink(*batch)
 
     async def close(self) -> None:
-        if self._claim_channel is not None:
-            self._claim_channel.close()
+        for channel in (self._claim_channel, self._qr_channel):
+            if channel is not None:
+                channel.close()
         for subscription in list(self._subscriptions):
             await subscription.aclose()
         for client in (self._redis, self._blocking):
@@ -424,7 +449,9 @@ class RedisStore:
         return [stream_entry(entry_id, fields) for entry_id, fields in pending if fields]
 
 
-def _claim_channel(pool: aioredis.ConnectionPool, timeout: float) -> ClaimChannel | None:
+def _claim_channel(
+    pool: aioredis.ConnectionPool, timeout: float, script: str
+) -> ClaimChannel | None:
     """A `ClaimChannel` to the pool's server when it is plain TCP (TLS and Unix sockets keep
     redis-py's path, which knows how to open them)."""
     if pool.connection_class is not aioredis.Connection:
@@ -437,4 +464,4 @@ def _claim_channel(pool: aioredis.ConnectionPool, timeout: float) -> ClaimChanne
         username=options.get("username"),
         password=options.get("password"),
     )
-    return ClaimChannel(address, scripts.CLAIM_SCANS, timeout=timeout)
+    return ClaimChannel(address, script, timeout=timeout)

@@ -21,3 +21,6 @@ CLAIM_GROUP = _load("claim_group.lua")
 
 INCR_WITH_TTL = _load("incr_with_ttl.lua")
 """`RedisClusterStore.incr` with a ttl, in one slot without MULTI."""
+
+INCR_AND_GET_MANY = _load("incr_and_get_many.lua")
+"""`RedisStore.incr_and_get_many`: the phone's QR path (rate counter and state) in one trip."""

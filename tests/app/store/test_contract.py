@@ -136,6 +136,19 @@ class TestIncr:
         assert await store.incr("t", ttl=10, amount=4) == 4
         assert await store.incr("t", ttl=10, amount=3) == 7
 
+    async def test_incr_and_get_many_counts_and_reads_in_one_call(
+        self, store: Store, store_time: StoreTime
+    ) -> None:
+        await store.set("a", b"1")
+        assert await store.incr_and_get_many("n", 10, ["a", "missing"]) == (1, [b"1", None])
+        assert await store.incr_and_get_many("n", 10, []) == (2, [])
+        await store_time.elapse(11)  # the ttl set at creation, not extended by the second
+        assert await store.incr_and_get_many("n", 10, ["a"]) == (1, [b"1"])
+        results = await asyncio.gather(
+            *(store.incr_and_get_many("c", 10, ["a"]) for _ in range(CONCURRENCY))
+        )
+        assert sorted(count for count, _ in results) == list(range(1, CONCURRENCY + 1))
+
     async def test_concurrent_increments_are_not_lost(self, store: Store) -> None:
         results = await asyncio.gather(*(store.incr("n", ttl=10) for _ in range(CONCURRENCY)))
         assert sorted(results) == list(range(1, CONCURRENCY + 1))
