@@ -181,9 +181,7 @@ def _route_run(stack: Stack, server: Started, route: str, values: Path) -> Route
         json.dumps({"route": route, **asdict(result), "server_cpu_us": run.server_cpu_us}),
         flush=True,
     )
-    if result.errors:
-        raise RuntimeError(f"{route}: {result.errors} errors under wrk")
-    return run
+    return run  # errors (non-2xx, wrk's 2 s timeouts on the slow PNG) are reported, not fatal
 
 
 def measure_qr_path(stack: PostgresStack, server: Started) -> QrPathResult:
@@ -227,13 +225,13 @@ def markdown_section(result: QrPathResult) -> list[str]:
         f"One `ssc serve` worker, PostgreSQL and Redis, {result.holders} holders, wrk "
         f"{CONNECTIONS} connections, {SECONDS} s per route.",
         "",
-        "| route | req/s | p50 ms | p99 ms | server CPU per request |",
-        "|---|---|---|---|---|",
+        "| route | req/s | p50 ms | p99 ms | errors | server CPU per request |",
+        "|---|---|---|---|---|---|",
     ]
     for run in (result.healthz, result.qr, result.qr_png):
         lines.append(
             f"| `{run.route}` | {run.wrk.requests_per_s:.0f} | {run.wrk.p50_ms:.1f} | "
-            f"{run.wrk.p99_ms:.1f} | {run.server_cpu_us:.0f} us |"
+            f"{run.wrk.p99_ms:.1f} | {run.wrk.errors} | {run.server_cpu_us:.0f} us |"
         )
     lines += [
         "",
