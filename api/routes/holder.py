@@ -208,18 +208,20 @@ _QR_ERRORS: dict[int | str, dict[str, object]] = {
 @router.get(
     "/v1/me/qr",
     summary="A fresh QR token, and with ?prefetch=N the next N with staggered validity",
+    response_model=QrResponse,
     responses=_QR_ERRORS,
 )
 async def my_qr(
     holder: QrHolder,
     runtime: RuntimeDep,
-    response: Response,
     prefetch: Annotated[int, Query(ge=0, le=qr_tokens.MAX_PREFETCH)] = 0,
-) -> QrResponse:
-    """No SQL: the session, binding and card state come from the store (`qr_state`)."""
+) -> Response:
+    """No SQL: the session, binding and card state come from the store (`qr_state`).
+
+    Serialised here, once: returned as a model, FastAPI would validate it again and then
+    serialise it, which cost more CPU than the token's signature."""
     tokens = await qr_tokens.issue_qr_tokens(runtime, holder, prefetch)
-    response.headers.update(NO_STORE)
-    return QrResponse(
+    answer = QrResponse(
         token=tokens.current.token,
         expires_at=tokens.current.expires_at,
         refresh_after=tokens.refresh_after,
@@ -231,6 +233,7 @@ async def my_qr(
             for t in tokens.upcoming
         ],
     )
+    return Response(answer.model_dump_json(), media_type="application/json", headers=NO_STORE)
 
 
 QR_PNG_PATH = "/v1/me/qr.png"
