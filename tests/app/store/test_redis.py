@@ -154,6 +154,20 @@ class TestClaimScript:
         assert result.existing == b"scanner:1|"
 
 
+class TestQrScript:
+    """`incr_and_get_many` (the phone's QR path) on the channel and through redis-py."""
+
+    async def test_counts_reads_and_survives_a_script_cache_flush(
+        self, new_store: NewStore, raw_redis: aioredis.Redis
+    ) -> None:
+        store = new_store()
+        await store.set("a", b"1")
+        assert await store.incr_and_get_many("n", 10, ["a", "b"]) == (1, [b"1", None])
+        await raw_redis.script_flush()
+        assert await store.incr_and_get_many("n", 10, ["a"]) == (2, [b"1"])
+        assert 0 < await raw_redis.pttl(f"{store._prefix}n") <= 10_000
+
+
 class TestTrim:
     async def test_a_group_whose_pending_entries_were_acknowledged_meanwhile_is_trimmed(
         self, new_store: NewStore, monkeypatch: pytest.MonkeyPatch
