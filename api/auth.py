@@ -97,6 +97,12 @@ CurrentHolder = Annotated[
         )
     ),
 ]
+QrHolder = Annotated[
+    HolderPrincipal,
+    Depends(RequirePrincipal(PrincipalKind.holder, Scope.holder_card, HolderPrincipal.from_claims)),
+]
+"""The holder on the QR routes: the session's revocation mark is read with the binding and the
+card state in one store round trip (`app.holders.qr_state.qr_card`), not here."""
 CurrentScanner = Annotated[
     ScannerPrincipal,
     Depends(

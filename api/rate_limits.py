@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 
-from api.auth import CurrentHolder
 from api.deps import RuntimeDep
 from api.schemas.holder import LoginRequest, PinResetRequest
 from app.ratelimits import RateLimitRule, address_subject, card_subject, enforce
@@ -60,15 +59,12 @@ async def pin_reset_per_card(body: PinResetRequest, runtime: RuntimeDep) -> None
     await _count(runtime, RateLimitRule.login_per_card, subject)
 
 
-async def qr_per_holder(holder: CurrentHolder, runtime: RuntimeDep) -> None:
-    await _count(runtime, RateLimitRule.qr_per_holder, str(holder.card_id))
-
-
 LOGIN_LIMITS = [_per_address(RateLimitRule.login_per_address), Depends(login_per_card)]
 PIN_RESET_LIMITS = [_per_address(RateLimitRule.login_per_address), Depends(pin_reset_per_card)]
 TOKEN_LIMITS = [_per_address(RateLimitRule.token_per_address)]
 APPLICATION_LIMITS = [_per_address(RateLimitRule.applications_per_address)]
 COMPLAINT_LIMITS = [_per_address(RateLimitRule.complaints_per_address)]
 COMPLAINT_LOOKUP_LIMITS = [_per_address(RateLimitRule.complaint_lookups_per_address)]
-QR_LIMITS = [Depends(qr_per_holder)]
 OIDC_LOGIN_LIMITS = [_per_address(RateLimitRule.login_per_address)]
+# The QR routes count `qr_per_holder` in the same store round trip that reads the holder's
+# state (`app.holders.qr_state.qr_card`), not through a dependency.

@@ -363,8 +363,8 @@ async def qr(context: HolderFetch, session: SessionDep) -> Response:
     if not page.pin_entered_today():
         return context.json({"state": "pin_required"}, status_code=403)
     try:
-        await _limit(context, RateLimitRule.qr_per_holder, str(page.card_id))
-        tokens = await qr_tokens.issue_qr_tokens(session, context.runtime, page.holder)
+        # counts `qr_per_holder` in the same store round trip that reads the card's state
+        tokens = await qr_tokens.issue_qr_tokens(context.runtime, page.holder)
     except CardNotActive as error:
         return context.json({"state": error.code.replace("-", "_")}, status_code=409)
     except RateLimited as error:

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from starlette.responses import Response
 
-from api.auth import CurrentHolder
+from api.auth import CurrentHolder, QrHolder
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
-from api.rate_limits import LOGIN_LIMITS, PIN_RESET_LIMITS, QR_LIMITS, RATE_LIMITED
+from api.rate_limits import LOGIN_LIMITS, PIN_RESET_LIMITS, RATE_LIMITED
 from api.schemas.holder import (
     ActivationRequest,
     HolderCardResponse,
@@ -208,60 +208,58 @@ _QR_ERRORS: dict[int | str, dict[str, object]] = {
 @router.get(
     "/v1/me/qr",
     summary="A fresh QR token, and with ?prefetch=N the next N with staggered validity",
+    response_model=QrResponse,
     responses=_QR_ERRORS,
-    dependencies=QR_LIMITS,
 )
 async def my_qr(
-    holder: CurrentHolder,
-    session: SessionDep,
+    holder: QrHolder,
     runtime: RuntimeDep,
-    response: Response,
     prefetch: Annotated[int, Query(ge=0, le=qr_tokens.MAX_PREFETCH)] = 0,
-) -> QrResponse:
-    tokens = await qr_tokens.issue_qr_tokens(session, runtime, holder, prefetch)
-    response.headers.update(NO_STORE)
-    return QrResponse(
+) -> Response:
+    """No SQL: the session, binding and card state come from the store (`qr_state`).
+
+    Serialised here, once: returned as a model, FastAPI would validate it again and then
+    serialise it, which cost more CPU than the token's signature."""
+    tokens = await qr_tokens.issue_qr_tokens(runtime, holder, prefetch)
+    answer = QrResponse(
         token=tokens.current.token,
         expires_at=tokens.current.expires_at,
         refresh_after=tokens.refresh_after,
         kid=tokens.current.kid,
-        png_url=router.url_path_for("my_qr_png"),
-        svg_url=router.url_path_for("my_qr_svg"),
+        png_url=QR_PNG_PATH,
+        svg_url=QR_SVG_PATH,
         upcoming=[
             UpcomingQr(token=t.token, not_before=t.not_before, expires_at=t.expires_at)
             for t in tokens.upcoming
         ],
     )
+    return Response(answer.model_dump_json(), media_type="application/json", headers=NO_STORE)
 
 
+QR_PNG_PATH = "/v1/me/qr.png"
+QR_SVG_PATH = "/v1/me/qr.svg"
 LargeQuery = Annotated[
     bool, Query(description="Large high-contrast variant for elderly or low-vision users")
 ]
 
 
 @router.get(
-    "/v1/me/qr.png",
+    QR_PNG_PATH,
     summary="A fresh QR token as a PNG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/png": {}}}},
-    dependencies=QR_LIMITS,
 )
-async def my_qr_png(
-    holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False
-) -> Response:
-    image = await qr_tokens.render_qr_image(session, runtime, holder, "png", large=large)
+async def my_qr_png(holder: QrHolder, runtime: RuntimeDep, large: LargeQuery = False) -> Response:
+    image = await qr_tokens.render_qr_image(runtime, holder, "png", large=large)
     return Response(image, media_type="image/png", headers=NO_STORE)
 
 
 @router.get(
-    "/v1/me/qr.svg",
+    QR_SVG_PATH,
     summary="A fresh QR token as an SVG image",
     response_class=Response,
     responses={**_QR_ERRORS, 200: {"content": {"image/svg+xml": {}}}},
-    dependencies=QR_LIMITS,
 )
-async def my_qr_svg(
-    holder: CurrentHolder, session: SessionDep, runtime: RuntimeDep, large: LargeQuery = False
-) -> Response:
-    image = await qr_tokens.render_qr_image(session, runtime, holder, "svg", large=large)
+async def my_qr_svg(holder: QrHolder, runtime: RuntimeDep, large: LargeQuery = False) -> Response:
+    image = await qr_tokens.render_qr_image(runtime, holder, "svg", large=large)
     return Response(image, media_type="image/svg+xml", headers=NO_STORE)

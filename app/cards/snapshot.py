@@ -40,6 +40,18 @@ def card_key(handle: str) -> str:
     return f"card:{handle}"
 
 
+def card_state_key(card_id: uuid.UUID) -> str:
+    """The card's status and handle by card id (`status|handle`), for the phone's QR path,
+    which knows the card id of its access token, not the handle."""
+    return f"card-state:{card_id.hex}"
+
+
+def card_pool_key(card_id: uuid.UUID) -> str:
+    """The card's status list index pool (comma-separated), cached for the QR path; dropped
+    on every card change (a replacement draws a fresh pool)."""
+    return f"card-pool:{card_id.hex}"
+
+
 @dataclass(frozen=True, slots=True)
 class GrantedEntitlement:
     kind: str
@@ -143,8 +155,11 @@ def snapshot_without_view(encoded: str) -> str:
 
 
 async def publish_card_snapshot(store: Store, handle: str, snapshot: CardSnapshot) -> None:
-    """Every card state change goes through here, so here the status list learns of it too."""
+    """Every card state change goes through here, so here the status list learns of it too,
+    and the QR path (`app.holders.qr_state`): the card's state by id, its pool dropped."""
     await store.set(card_key(handle), snapshot.encode())
+    await store.set(card_state_key(snapshot.card_id), f"{snapshot.status.value}|{handle}".encode())
+    await store.delete(card_pool_key(snapshot.card_id))
     await store.incr(CARDS_VERSION)
     await store.publish(CARD_CHANGES, handle.encode())
 

@@ -17,6 +17,15 @@ from app.holders.errors import InvalidDeviceKey
 MAX_DEVICE_KEY_CHARS = 512
 
 
+DEVICE_UNBOUND = b"unbound"
+"""What `device_state_key` holds once the phone was unbound (else its card id in hex)."""
+
+
+def device_state_key(device_pk: uuid.UUID) -> str:
+    """The phone's binding as the QR path reads it (`app.holders.qr_state`)."""
+    return f"device-state:{device_pk.hex}"
+
+
 def normalise_device_key(encoded: str | None) -> str | None:
     """Checks that `encoded` is a base64 DER SubjectPublicKeyInfo of a P-256 key.
 

@@ -10,12 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from app.cards.models import CardStatus
-from app.cards.status_indexes import token_indexes
-from app.holders.errors import card_not_active
-from app.holders.service import holder_card_and_device
+from app.cards.status_indexes import pick
+from app.holders.qr_state import qr_card
 from app.runtime import Runtime
 from app.security.principals import HolderPrincipal
 from qr import ImageFormat, render
@@ -49,41 +45,36 @@ class QrTokens:
     upcoming: tuple[QrToken, ...]
 
 
-async def issue_qr_tokens(
-    session: AsyncSession, runtime: Runtime, holder: HolderPrincipal, prefetch: int = 0
-) -> QrTokens:
+async def issue_qr_tokens(runtime: Runtime, holder: HolderPrincipal, prefetch: int = 0) -> QrTokens:
     """The token to show now and `prefetch` (0..5) later ones with staggered validity.
+
+    Reads the store, not SQL (`app.holders.qr_state`), and checks the session there too.
 
     :raises CardNotActive: (a subclass naming the state) when the card is not active (409).
     :raises DeviceUnbound: when the session's device was unbound (403).
+    :raises SessionRevoked: when the session was revoked (401).
     :raises ValueError: for `prefetch` outside 0..5 (the API validates it first).
     """
     if not 0 <= prefetch <= MAX_PREFETCH:
         raise ValueError(f"prefetch must be 0 to {MAX_PREFETCH}")
-    card, _ = await holder_card_and_device(session, holder)
-    status = CardStatus(card.status)
-    if status is not CardStatus.active:
-        raise card_not_active(status)
+    card = await qr_card(runtime, holder)
     issuer = runtime.token_issuer
-    handle = bytes.fromhex(card.handle)
-    settings = runtime.settings
-    step = settings.qr_refresh_after
+    step = runtime.settings.qr_refresh_after
     # Each token carries another index of the card's pool (`app.cards.status_indexes`), so
     # two tokens of one card rarely share one. Prefetched tokens carry one too (no `nbf`
     # claim, so it fits the QR budget): an offline verifier refuses a token without one.
-    first, *later = await token_indexes(
-        session, card, 1 + prefetch, settings.status_index_pool, settings.status_list_size
-    )
-    current = issuer.issue(handle, status_index=first)
+    first, *later = pick(card.pool, 1 + prefetch)
+    current = issuer.issue(card.handle, status_index=first)
     upcoming = tuple(
-        QrToken.of(issuer.issue(handle, not_before=current.issued_at + k * step, status_index=i))
+        QrToken.of(
+            issuer.issue(card.handle, not_before=current.issued_at + k * step, status_index=i)
+        )
         for k, i in enumerate(later, start=1)
     )
     return QrTokens(QrToken.of(current), step, upcoming)
 
 
 async def render_qr_image(
-    session: AsyncSession,
     runtime: Runtime,
     holder: HolderPrincipal,
     fmt: ImageFormat,
@@ -91,5 +82,5 @@ async def render_qr_image(
     large: bool = False,
 ) -> bytes:
     """A fresh token as a QR image; `large` is the high-contrast variant for poor eyesight."""
-    tokens = await issue_qr_tokens(session, runtime, holder)
+    tokens = await issue_qr_tokens(runtime, holder)
     return render(tokens.current.token, fmt, large_high_contrast=large)

@@ -35,8 +35,10 @@ from app.cards.service import (
 from app.errors import DomainError, Unauthorized
 from app.holders import pin_attempts
 from app.holders.devices import (
+    DEVICE_UNBOUND,
     active_device,
     bind_device,
+    device_state_key,
     normalise_device_key,
     revoke_device_sessions,
 )
@@ -48,7 +50,13 @@ from app.holders.errors import (
     PinLocked,
 )
 from app.holders.pin_attempts import PinChannel, PinGate, bound_gate, unbound_gate
-from app.holders.sessions import HolderSession, as_utc, open_session, rotate
+from app.holders.sessions import (
+    REVOCATION_MARGIN,
+    HolderSession,
+    as_utc,
+    open_session,
+    rotate,
+)
 from app.runtime import Runtime
 from app.security.errors import WeakPinError
 from app.security.opaque import constant_time_equals
@@ -192,6 +200,7 @@ async def _activate(
         card.pin_hash = await asyncio.to_thread(runtime.pins.hash, activation.pin)
         session.add(card)
     device = await bind_device(session, card.id, activation.device_id, public_key)
+    await runtime.store.delete(device_state_key(device.id))  # bound again: drop `unbound`
     opened = await open_session(session, runtime, card, device)
     await record(
         runtime.store,
@@ -489,6 +498,13 @@ async def unbind_device(
     session.add(device)
     await session.flush()
     await revoke_device_sessions(session, device.id)
+    # The QR path reads the binding from the store (`app.holders.qr_state`): refused at once,
+    # on every worker, for as long as the phone's access tokens live.
+    await runtime.store.set(
+        device_state_key(device.id),
+        DEVICE_UNBOUND,
+        runtime.settings.access_token_ttl + REVOCATION_MARGIN,
+    )
     await record(
         runtime.store,
         "holder.device_unbound",

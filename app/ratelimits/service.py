@@ -67,6 +67,39 @@ class RateLimit:
         return cls.parse(text)
 
 
+@dataclass(frozen=True, slots=True)
+class RateCount:
+    """Where one request of a subject is counted under a rule, and how to judge the count."""
+
+    key: str
+    limit: RateLimit
+    window: int
+    now: float
+
+    def check(self, count: int) -> None:
+        """:raises RateLimited: when `count` is past the limit of the window (429)."""
+        if count > self.limit.count:
+            remaining = (self.window + 1) * self.limit.seconds - self.now
+            raise RateLimited(max(1, math.ceil(remaining)))
+
+
+def rate_count(
+    pii: PiiCipher,
+    settings: Settings,
+    rule: RateLimitRule,
+    subject: str,
+    *,
+    now: float | None = None,
+) -> RateCount:
+    """The counter of `subject` under `rule` now, for callers that count it together with
+    other reads in one round trip (`Store.incr_and_get_many`, the phone's QR path)."""
+    limit = RateLimit.of(settings, rule)
+    now = time.time() if now is None else now
+    window = int(now // limit.seconds)
+    digest = pii.blind_index(f"rate-limit:{rule.value}", subject)[:32]
+    return RateCount(f"rate:{rule.value}:{window}:{digest}", limit, window, now)
+
+
 async def enforce(
     store: Store,
     pii: PiiCipher,
@@ -81,14 +114,8 @@ async def enforce(
     :raises RateLimited: past the limit within the current window (429, `Retry-After`).
     :raises StoreUnavailable: the count cannot be kept (503).
     """
-    limit = RateLimit.of(settings, rule)
-    now = time.time() if now is None else now
-    window = int(now // limit.seconds)
-    digest = pii.blind_index(f"rate-limit:{rule.value}", subject)[:32]
-    count = await store.incr(f"rate:{rule.value}:{window}:{digest}", ttl=limit.seconds)
-    if count > limit.count:
-        remaining = (window + 1) * limit.seconds - now
-        raise RateLimited(max(1, math.ceil(remaining)))
+    counted = rate_count(pii, settings, rule, subject, now=now)
+    counted.check(await store.incr(counted.key, ttl=counted.limit.seconds))
 
 
 def address_subject(host: str | None) -> str:

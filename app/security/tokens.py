@@ -81,7 +81,13 @@ class AccessTokenCodec:
     """Issues and verifies access tokens; `decode` either returns claims or raises
     `InvalidAccessToken`, whatever the input."""
 
-    __slots__ = ("_clock", "_issuer", "_keys", "_leeway")
+    __slots__ = ("_clock", "_issuer", "_keys", "_leeway", "_verified")
+
+    VERIFIED_CACHE_SIZE = 65536
+    """Tokens whose signature and claims `decode` already checked, per codec (one per worker).
+    A phone presents the same access token every 30 s for the QR; pyjwt's checks cost more
+    than the QR's signature. A hit still checks the kind and the lifetime on this clock;
+    revocation is checked by the caller on every request either way."""
 
     def __init__(
         self,
@@ -99,6 +105,7 @@ class AccessTokenCodec:
         self._issuer = issuer
         self._clock = clock
         self._leeway = _seconds(leeway)
+        self._verified: dict[tuple[str, PrincipalKind], AccessClaims] = {}
 
     def issue(
         self,
@@ -142,6 +149,10 @@ class AccessTokenCodec:
             raise InvalidAccessToken(TokenRejection.malformed)
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidAccessToken(TokenRejection.too_large)
+        known = self._verified.get((token, expected_kind))
+        if known is not None:
+            self._check_lifetime(known)
+            return known
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, ValueError, TypeError):
@@ -152,12 +163,18 @@ class AccessTokenCodec:
             raise InvalidAccessToken(TokenRejection.malformed, "not an access token")
         payload = self._verified_payload(token, expected_kind)
         claims = _claims_from(payload, expected_kind)
+        self._check_lifetime(claims)
+        if len(self._verified) >= self.VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[(token, expected_kind)] = claims
+        return claims
+
+    def _check_lifetime(self, claims: AccessClaims) -> None:
         now = self._clock()
         if claims.expires_at.timestamp() <= now - self._leeway:
             raise InvalidAccessToken(TokenRejection.expired)
         if claims.issued_at.timestamp() > now + self._leeway:
             raise InvalidAccessToken(TokenRejection.not_yet_valid)
-        return claims
 
     def _verified_payload(self, token: str, expected_kind: PrincipalKind) -> dict[str, Any]:
         """Signature, audience, issuer and presence of claims (lifetime is checked on our clock)."""

@@ -117,6 +117,15 @@ class Store(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of `keys`, in order, in one round trip (None where missing)."""
+
+    async def incr_and_get_many(
+        self, counter: str, ttl: float, keys: Sequence[str]
+    ) -> tuple[int, list[bytes | None]]:
+        """`incr(counter, ttl)` and `get_many(keys)` in one round trip (not atomic as a whole
+        on the cluster, where the keys live on several nodes)."""
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float | None) -> bool:

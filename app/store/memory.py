@@ -125,6 +125,16 @@ class MemoryStore:
         value = self._live(key, self._clock())
         return None if value is None else value.data
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        now = self._clock()
+        values = [self._live(key, now) for key in keys]
+        return [None if value is None else value.data for value in values]
+
+    async def incr_and_get_many(
+        self, counter: str, ttl: float, keys: Sequence[str]
+    ) -> tuple[int, list[bytes | None]]:
+        return await self.incr(counter, ttl), await self.get_many(keys)
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         now = self._clock()
         self._sweep(now)

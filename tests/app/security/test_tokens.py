@@ -336,3 +336,38 @@ class TestHostileInput:
         error = caught.value
         assert (error.status, error.code) == (401, "invalid-access-token")
         assert error.extensions == {"reason": "malformed"}
+
+
+class TestVerifiedCache:
+    """A token decoded once is not verified again by pyjwt, but still ages and keeps its kind."""
+
+    def test_a_decoded_token_still_expires(self, codec: AccessTokenCodec, clock: FakeClock) -> None:
+        token = codec.issue(PrincipalKind.holder, "card", ["card"], 60).token
+        assert codec.decode(token, PrincipalKind.holder).subject == "card"
+        assert codec.decode(token, PrincipalKind.holder).subject == "card"  # from the cache
+        clock.now += 120
+        assert rejection(codec, token) is TokenRejection.expired
+
+    def test_a_decoded_token_is_still_refused_as_another_kind(
+        self, codec: AccessTokenCodec
+    ) -> None:
+        token = codec.issue(PrincipalKind.holder, "card", ["card"], 60).token
+        codec.decode(token, PrincipalKind.holder)
+        assert rejection(codec, token, PrincipalKind.scanner) is TokenRejection.wrong_kind
+
+    def test_a_changed_token_is_verified_again(self, codec: AccessTokenCodec) -> None:
+        token = codec.issue(PrincipalKind.holder, "card", ["card"], 60).token
+        codec.decode(token, PrincipalKind.holder)
+        head, payload, signature = token.split(".")
+        tampered = f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+        assert rejection(codec, tampered) is TokenRejection.bad_signature
+
+    def test_the_cache_is_bounded(
+        self, codec: AccessTokenCodec, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(AccessTokenCodec, "VERIFIED_CACHE_SIZE", 3)
+        tokens = [codec.issue(PrincipalKind.holder, f"c{n}", ["card"], 60).token for n in range(5)]
+        for token in tokens:
+            codec.decode(token, PrincipalKind.holder)
+        assert len(codec._verified) == 3
+        assert all(codec.decode(token, PrincipalKind.holder) for token in tokens)

@@ -1,4 +1,5 @@
-"""The `Store` contract: every test runs on `MemoryStore` and on `RedisStore`."""
+"""The `Store` contract: every test runs on `MemoryStore` and on `RedisStore`; the claims on
+`RedisStore` both with its claim channel and through redis-py (`SSC_REDIS_CLAIM_CHANNEL`)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,17 @@ class TestGetSet:
         await store_time.elapse(3600)
         assert await store.get("k") == b"kept"
 
+    async def test_get_many_answers_in_order_with_none_for_missing(
+        self, store: Store, store_time: StoreTime
+    ) -> None:
+        await store.set("a", b"1")
+        await store.set("b", b"2", ttl=1)
+        await store.set("c", b"3", ttl=100)
+        assert await store.get_many(["c", "missing", "a", "b"]) == [b"3", None, b"1", b"2"]
+        await store_time.elapse(2)
+        assert await store.get_many(["a", "b", "c"]) == [b"1", None, b"3"]
+        assert await store.get_many([]) == []
+
     async def test_delete(self, store: Store) -> None:
         await store.set("k", b"v")
         await store.delete("k")
@@ -123,6 +135,19 @@ class TestIncr:
         assert await store.incr("n", amount=2) == 7
         assert await store.incr("t", ttl=10, amount=4) == 4
         assert await store.incr("t", ttl=10, amount=3) == 7
+
+    async def test_incr_and_get_many_counts_and_reads_in_one_call(
+        self, store: Store, store_time: StoreTime
+    ) -> None:
+        await store.set("a", b"1")
+        assert await store.incr_and_get_many("n", 10, ["a", "missing"]) == (1, [b"1", None])
+        assert await store.incr_and_get_many("n", 10, []) == (2, [])
+        await store_time.elapse(11)  # the ttl set at creation, not extended by the second
+        assert await store.incr_and_get_many("n", 10, ["a"]) == (1, [b"1"])
+        results = await asyncio.gather(
+            *(store.incr_and_get_many("c", 10, ["a"]) for _ in range(CONCURRENCY))
+        )
+        assert sorted(count for count, _ in results) == list(range(1, CONCURRENCY + 1))
 
     async def test_concurrent_increments_are_not_lost(self, store: Store) -> None:
         results = await asyncio.gather(*(store.incr("n", ttl=10) for _ in range(CONCURRENCY)))
@@ -499,3 +524,8 @@ class TestClaimScans:
     async def test_ttl_must_be_positive(self, store: Store) -> None:
         with pytest.raises(ValueError, match="ttl must be positive"):
             await store.claim_scans([scan_claim(ttl=0)])
+
+
+@pytest.mark.parametrize("store", ["redis-py"], indirect=True)
+class TestClaimScansThroughRedisPy(TestClaimScans):
+    """The same claims on Redis with `SSC_REDIS_CLAIM_CHANNEL=false`."""
