@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problems import unexpected_error
 from app.unique_ids import unique_ids
 
 logger = logging.getLogger("ssc.access")
@@ -129,6 +131,15 @@ class RequestContextMiddleware:
                 raise
             status = 413
             await send_too_large(send, scope, request_id, self.max_body)
+        except Exception as error:
+            # What no exception handler mapped: a bug. Answered here, as problem+json with the
+            # request id and the security headers, rather than by Starlette's outermost
+            # layer (which sends neither and re-raises into the server).
+            if response_started:
+                raise
+            response = await unexpected_error(Request(scope), error)
+            status = response.status_code
+            await response(scope, receive, send_with_id)
         finally:
             self._observe(scope, status, started)
             log_access(scope, status, started, request_id)
