@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/ssc.db"
     redis_url: str | None = Field(default=None, description="None: in-process memory store")
     redis_namespace: str = Field(default="ssc", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    redis_claim_channel: bool = Field(
+        default=True,
+        description="Claims travel on a ClaimChannel (plain TCP Redis); false: through redis-py",
+    )
     var_dir: Path = Path("var")
     key_dir: Path = Path("var/keys")
     key_encryption_key: SecretStr | None = None

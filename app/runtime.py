@@ -35,7 +35,11 @@ def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
 
 def build_store(settings: Settings) -> Store:
     if settings.redis_url:
-        return RedisStore.from_url(settings.redis_url, namespace=settings.redis_namespace)
+        return RedisStore.from_url(
+            settings.redis_url,
+            namespace=settings.redis_namespace,
+            claim_channel=settings.redis_claim_channel,
+        )
     return MemoryStore()
 
 

@@ -104,14 +104,19 @@ def store_time(store: Store, store_clock: ShiftableClock) -> StoreTime:
 async def store(
     request: pytest.FixtureRequest, redis_namespace: str, store_clock: ShiftableClock
 ) -> AsyncIterator[Store]:
-    """A fresh store; the Redis variant lives in its own key namespace."""
+    """A fresh store; the Redis variant lives in its own key namespace.
+
+    `redis-py` (asked for by `pytest.mark.parametrize("store", [...], indirect=True)`) is the
+    Redis store with `SSC_REDIS_CLAIM_CHANNEL=false`: claims through redis-py."""
     if request.param == "memory":
         memory = MemoryStore(clock=store_clock)
         yield memory
         await memory.close()
         return
     url = request.getfixturevalue("redis_url")
-    redis_store = RedisStore.from_url(url, namespace=redis_namespace)
+    redis_store = RedisStore.from_url(
+        url, namespace=redis_namespace, claim_channel=request.param != "redis-py"
+    )
     yield redis_store
     await redis_store.drop_namespace()
     await redis_store.close()

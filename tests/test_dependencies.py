@@ -132,9 +132,16 @@ class TestLock:
 class TestDeclaredDependencies:
     def test_uvicorn_is_capped_to_the_releases_serving_py_was_checked_against(self) -> None:
         # api/serving.py subclasses uvicorn's private HttpToolsProtocol.
+        # Only the minor release installed (the one checked) is admitted: not the one before,
+        # not the next.
         (uvicorn,) = [r for r in requirements() if r.name == "uvicorn"]
-        assert any(spec.operator in ("<", "<=", "==", "~=") for spec in uvicorn.specifier)
-        assert uvicorn.specifier.contains(metadata.version("uvicorn"))
+        installed = Version(metadata.version("uvicorn"))
+        major, minor = installed.major, installed.minor
+        assert uvicorn.specifier.contains(str(installed))
+        assert uvicorn.specifier.contains(f"{major}.{minor}.0")
+        assert not uvicorn.specifier.contains(f"{major}.{minor + 1}.0")
+        if minor:
+            assert not uvicorn.specifier.contains(f"{major}.{minor - 1}.99")
 
     def test_hiredis_is_a_direct_dependency(self) -> None:
         assert "hiredis" in {canonicalize_name(r.name) for r in requirements()}

@@ -1,4 +1,5 @@
-"""The `Store` contract: every test runs on `MemoryStore` and on `RedisStore`."""
+"""The `Store` contract: every test runs on `MemoryStore` and on `RedisStore`; the claims on
+`RedisStore` both with its claim channel and through redis-py (`SSC_REDIS_CLAIM_CHANNEL`)."""
 
 from __future__ import annotations
 
@@ -327,6 +328,7 @@ class TestStreams:
             await store.stream_append("s", {})
 
 
+@pytest.mark.parametrize("store", ["memory", "redis", "redis-py"], indirect=True)
 class TestClaimScans:
     async def test_first_presentation_stores_claim_and_status(self, store: Store) -> None:
         await enable_scanner(store)

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
+from app.config import load_settings
+from app.runtime import build_store
 from app.store import ScanClaim, StoreUnavailable
 from app.store.redis import RedisStore
 
@@ -41,13 +43,22 @@ async def raw_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+@pytest.fixture(params=[True, False], ids=["claim-channel", "redis-py"])
+def claim_channel(request: pytest.FixtureRequest) -> bool:
+    """Both ways a claim can travel: `SSC_REDIS_CLAIM_CHANNEL` true (default) and false."""
+    return bool(request.param)
+
+
 @pytest.fixture
-async def new_store(redis_url: str) -> AsyncIterator[NewStore]:
+async def new_store(redis_url: str, claim_channel: bool) -> AsyncIterator[NewStore]:
     """Makes stores in fresh namespaces and drops them afterwards."""
     created: list[RedisStore] = []
 
     def new() -> RedisStore:
-        store = RedisStore.from_url(redis_url, namespace=f"test-{uuid.uuid4().hex[:12]}")
+        store = RedisStore.from_url(
+            redis_url, namespace=f"test-{uuid.uuid4().hex[:12]}", claim_channel=claim_channel
+        )
+        assert store.uses_claim_channel is claim_channel
         created.append(store)
         return store
 
@@ -66,8 +77,10 @@ class TestUnreachable:
         finally:
             await store.close()
 
-    async def test_claim_raises_store_unavailable(self) -> None:
-        store = RedisStore.from_url(f"redis://127.0.0.1:{unused_port()}/0")
+    async def test_claim_raises_store_unavailable(self, claim_channel: bool) -> None:
+        store = RedisStore.from_url(
+            f"redis://127.0.0.1:{unused_port()}/0", claim_channel=claim_channel
+        )
         try:
             with pytest.raises(StoreUnavailable):
                 await store.claim_scans([CLAIM])
@@ -248,6 +261,35 @@ class TestClaimChannel:
             await good.close()
             await bad.close()
             await raw_redis.acl_deluser(user)
+
+
+class TestClaimChannelSetting:
+    @pytest.mark.parametrize("enabled", [True, False])
+    async def test_the_setting_chooses_how_claims_travel(
+        self, redis_url: str, redis_namespace: str, enabled: bool
+    ) -> None:
+        settings = load_settings(
+            redis_url=redis_url, redis_namespace=redis_namespace, redis_claim_channel=enabled
+        )
+        store = build_store(settings)
+        try:
+            assert isinstance(store, RedisStore)
+            assert store.uses_claim_channel is enabled
+            await store.set("principal:scanner", b"1")
+            (first,) = await store.claim_scans([_claim(1)])
+            (again,) = await store.claim_scans([_claim(1)])
+            assert (first.first, again.first) == (True, False)
+        finally:
+            assert isinstance(store, RedisStore)
+            await store.drop_namespace()
+            await store.close()
+
+    def test_the_channel_is_on_by_default(self, redis_url: str) -> None:
+        assert load_settings(redis_url=redis_url).redis_claim_channel is True
+        assert RedisStore.from_url(redis_url).uses_claim_channel
+
+    def test_unix_sockets_keep_redis_py(self) -> None:
+        assert not RedisStore.from_url("unix:///tmp/no-such-redis.sock").uses_claim_channel
 
 
 def test_claims_work_on_uvloop_as_served(redis_url: str) -> None:
