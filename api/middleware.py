@@ -64,8 +64,26 @@ class RequestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+        self.verdicts = Counter(
+            "ssc_verify_verdicts_total",
+            "Verdicts given by POST /v1/verify and /v1/verify/batch (one per scan), by verdict",
+            ["verdict"],
+            registry=registry,
+        )
+        self.store_unavailable = Counter(
+            "ssc_store_unavailable_total",
+            "Requests answered 503 because the fast store could not be reached (fail closed)",
+            registry=registry,
+        )
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._latencies: dict[tuple[str, str], Histogram] = {}
+        self._verdicts: dict[str, Counter] = {}
+
+    def count_verdict(self, verdict: str) -> None:
+        counter = self._verdicts.get(verdict)
+        if counter is None:
+            counter = self._verdicts[verdict] = self.verdicts.labels(verdict)
+        counter.inc()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Counts one request and its latency. The labelled children are kept here: looking

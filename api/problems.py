@@ -86,6 +86,9 @@ async def _domain_error(request: Request, error: Exception) -> Response:
 
 async def _store_unavailable(request: Request, error: Exception) -> Response:
     logger.warning("store unavailable: %r", error)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.store_unavailable.inc()
     return problem_response(
         503,
         "store-unavailable",

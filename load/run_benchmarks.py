@@ -1,7 +1,11 @@
 """The ONE benchmark command: micro and HTTP benchmarks, a table of ratios, load/RESULTS.md.
 
 Run: `.venv/bin/python -m load.run_benchmarks` (about 3 minutes on 2 cores; LOAD_SECONDS per
-HTTP run, default 10). It starts, on 127.0.0.1 only, its own `redis-server`, our API through
+HTTP run, default 10). `--against <commit>` adds the verify throughput of an older commit,
+measured in the same run (`load/against.py`); `--only-against <commit>` measures that alone
+and prints it without rewriting load/RESULTS.md.
+
+It starts, on 127.0.0.1 only, its own `redis-server`, our API through
 `ssc serve` (SQLite + Redis; uvicorn with one worker, then two; granian with one and two if
 it is installed) and the naive baseline (`uvicorn load.baseline_app:app`, one worker), seeds
 with `ssc demo --json`, pre-generates distinct fresh tokens in this process, and measures:
@@ -19,6 +23,7 @@ run's backlog after it), then stops everything it started and writes load/RESULT
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -32,6 +37,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from load import against
 from load.bench_verify import (
     MicroResult,
     WrkResult,
@@ -291,6 +297,14 @@ def _verify_run(
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="load.run_benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--against", metavar="COMMIT", help="also measure verify at COMMIT")
+    parser.add_argument("--only-against", metavar="COMMIT", help="measure only that, print it")
+    arguments = parser.parse_args()
+    if arguments.only_against:
+        compared = against.measure(arguments.only_against, seconds=SECONDS)
+        print("\n".join(against.report(compared)))
+        return
     started = time.time()
     print("micro benchmarks (one core) ...", flush=True)
     micro_result = micro(20000)
@@ -389,8 +403,13 @@ def main() -> None:
                     workers=workers,
                 )
                 stack.stop(server)
+    compared = (
+        None if arguments.against is None else against.measure(arguments.against, seconds=SECONDS)
+    )
     elapsed = time.time() - started
     report = _report(micro_result, runs, latency, elapsed)
+    if compared is not None:
+        report += "\n" + "\n".join(against.report(compared)) + "\n"
     # The status list size section is measured by `load.status_list_size`: kept as it is.
     kept = kept_section(RESULTS.read_text()) if RESULTS.exists() else ""
     RESULTS.write_text(report.rstrip() + "\n\n" + kept + "\n" if kept else report)

@@ -135,6 +135,7 @@ async def verify(request: Request) -> Response:
     body = parse_verify(await request.body())
     scans = (Scan(body.token, body.scene, scan_id),)
     (result,) = await verify_scans(runtime, scanner, scans)
+    request.app.state.metrics.count_verdict(result.verdict.value)
     return Response(orjson.dumps(result.as_dict()), media_type=JSON)
 
 
@@ -155,8 +156,10 @@ async def verify_batch(request: Request) -> Response:
     scanner = _scanner(runtime, request.headers.get("authorization"))
     parsed = parse_batch(await request.body())
     results = await verify_scans(runtime, scanner, parsed)
+    metrics = request.app.state.metrics
     answers = []
     for scan, result in zip(parsed, results, strict=True):
+        metrics.count_verdict(result.verdict.value)
         answer = result.as_dict()
         if scan.idempotency_key is not None:
             answer["scan_id"] = scan.idempotency_key

@@ -29,7 +29,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accesslog.models import AccessLogEntry, AccessSource
-from app.audit.chain import AuditRecord
+from app.audit.chain import AuditRecord, bulk_insert
 from app.cards.models import Card, CardStatus
 from app.cards.snapshot import CardSnapshot
 from app.catalog.scenes import BASE_ATTRIBUTES, SCENES
@@ -209,8 +209,7 @@ async def record_disclosures(
                 )
             )
         )
-    if rows:
-        await connection.exec_driver_sql(insert_rows.sql, rows)
+    await bulk_insert(connection, _ENTRY_TABLE.name, _ENTRY_COLUMNS, insert_rows.sql, rows)
     return len(rows)
 
 

@@ -158,8 +158,29 @@ async def append_records(session: AsyncSession, records: Sequence[AuditRecord]) 
                 )
             )
             prev_hash = digest
-    await connection.exec_driver_sql(row_insert.sql, rows)
+    await bulk_insert(connection, AUDIT_TABLE.name, AUDIT_ROW_COLUMNS, row_insert.sql, rows)
     return len(fresh)
+
+
+async def bulk_insert(
+    connection: AsyncConnection,
+    table: str,
+    columns: Sequence[str],
+    sql: str,
+    rows: list[tuple[object, ...]],
+) -> None:
+    """Inserts `rows` (driver values, in `columns` order) in the caller's transaction: on
+    PostgreSQL by `COPY` (asyncpg's `copy_records_to_table`, binary: no statement per row),
+    elsewhere by one executemany of `sql`."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "asyncpg":
+        raw = await connection.get_raw_connection()
+        copier = raw.driver_connection
+        assert copier is not None
+        await copier.copy_records_to_table(table, records=rows, columns=list(columns))
+        return
+    await connection.exec_driver_sql(sql, rows)
 
 
 async def chain_head(connection: AsyncConnection) -> tuple[int, str] | None:

@@ -158,6 +158,18 @@ class MemoryStore:
         current.data = str(count).encode()
         return count
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
+
+    async def write_many(
+        self,
+        values: Sequence[tuple[str, bytes, float]],
+        counters: Sequence[tuple[str, int, float]],
+    ) -> list[int]:
+        for key, value, ttl in values:
+            await self.set(key, value, ttl)
+        return [await self.incr(key, ttl, amount) for key, amount, ttl in counters]
+
     async def publish(self, channel: str, message: bytes) -> None:
         for subscription in list(self._channels.get(channel, ())):
             subscription._deliver(message)

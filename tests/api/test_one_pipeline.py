@@ -5,10 +5,12 @@ itself; and the verify path keeps what it caches on the runtime, not in module g
 from __future__ import annotations
 
 import copy
+import json
 import re
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -131,3 +133,46 @@ async def test_verifying_changes_no_module_global(app: FastAPI, client: httpx.As
         )
         assert response.json()["verdict"] == "valid"
     assert _module_state() == before
+
+
+@pytest.mark.parametrize("settings", ["embedded"], indirect=True)
+class TestMetricsOfTheDashboard:
+    async def test_verdicts_are_counted_per_scan_by_verdict(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        runtime: Runtime = app.state.runtime
+        scanner = await create_scanner(client, runtime, scenes=["museum"])
+        token = qr_token(runtime, await create_scannable_card(runtime))
+        await client.post("/v1/verify", json={"token": token}, headers=scanner.headers)
+        await client.post(
+            "/v1/verify/batch",
+            json={"scans": [{"token": token}, {"token": "SSC1:X"}]},
+            headers=scanner.headers,
+        )
+        text = (await client.get("/metrics")).text
+        assert 'ssc_verify_verdicts_total{verdict="valid"} 1.0' in text
+        assert 'ssc_verify_verdicts_total{verdict="replayed"} 1.0' in text
+        assert 'ssc_verify_verdicts_total{verdict="malformed"} 1.0' in text
+
+    async def test_every_series_the_dashboard_reads_is_served(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        dashboard = json.loads(DASHBOARD.read_text())
+        expressions = [
+            target["expr"] for panel in dashboard["panels"] for target in panel["targets"]
+        ]
+        wanted = {name for expr in expressions for name in re.findall(r"ssc_[a-z_]+", expr)}
+        assert "ssc_verify_verdicts_total" in wanted
+        await client.post(
+            "/v1/verify", json={"token": "SSC1:X"}, headers=await _scanner(app, client)
+        )
+        served = (await client.get("/metrics")).text
+        for name in wanted:
+            assert re.search(rf"^{name}[{{ ]", served, re.M), name
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
+
+
+async def _scanner(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
+    return (await create_scanner(client, app.state.runtime, scenes=["museum"])).headers

@@ -21,3 +21,6 @@ CLAIM_GROUP = _load("claim_group.lua")
 
 INCR_WITH_TTL = _load("incr_with_ttl.lua")
 """`RedisClusterStore.incr` with a ttl, in one slot without MULTI."""
+
+WRITE_MANY = _load("write_many.lua")
+"""`RedisStore.write_many`: values and counters of one batch (the misuse watch's) at once."""
