@@ -114,8 +114,7 @@ def create_app(settings: Settings | None = None) -> EcardApi:
     )
     install_problem_handlers(app)
     install_openapi(app)
-    # The verify routes first: the router tries routes in order, and these carry the load.
-    app.include_router(verify.router)
+    verify.install(app)  # first: the router tries routes in order, and these carry the load
     app.include_router(health.router)
     app.include_router(keys.router)
     app.include_router(applications.router)

@@ -80,7 +80,7 @@ def disclosure(event: AuditRecord) -> Disclosure | None:
     if event.action == VERIFY_ACTION and _FIRST_OUTCOME not in event.data:
         return None  # refused, replayed: nothing was disclosed (and no JSON parsed)
     try:
-        data = orjson.loads(event.data)
+        data = event.data_object()
         if not isinstance(data, dict):
             return None
         if event.action == VERIFY_ACTION:

@@ -13,10 +13,11 @@ needs the head anchored elsewhere: `app.audit.checkpoints` writes signed checkpo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import orjson
 from sqlalchemy import ARRAY, Dialect, String, Table, any_, bindparam, false, func, insert, update
@@ -58,6 +59,13 @@ class AuditRecord:
     actor: str
     subject: str
     data: str
+    parsed: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    """`data` as the consumer parsed it, when it did: the access log and the misuse watch
+    read it from here instead of parsing the JSON again. Not hashed, not stored."""
+
+    def data_object(self) -> Any:
+        """`data` as JSON value: `parsed`, or `data` parsed now."""
+        return self.parsed if self.parsed is not None else orjson.loads(self.data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ def valid_scan(event: AuditRecord) -> tuple[uuid.UUID, uuid.UUID, float] | None:
     if event.action != "verify" or _FIRST_OUTCOME not in event.data:
         return None
     try:
-        data = orjson.loads(event.data)
+        data = event.data_object()
         if data.get("outcome") != AUDIT_OUTCOME_FIRST or not data.get("status"):
             return None
         snapshot = CardSnapshot.decode(str(data["status"]).encode())
