@@ -43,7 +43,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until(check: str, deadline_seconds: float = 30.0) -> None:
+def wait_until(check: str, deadline_seconds: float = 60.0) -> None:
     """Polls `check` (a URL) until it answers below 500, or fails the run."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
