@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import math
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, nullcontext
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi._body_limit import AppBodyLimitMiddleware
+from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp
 
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.openapi import install_openapi
@@ -48,6 +53,31 @@ from app.workers import watched_audit_consumer
 class EcardApi(FastAPI):
     """The API. Every route, the verify hot path included, is served through one middleware
     stack (`tests/api/test_one_pipeline.py` proves no route skips a middleware)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """FastAPI's stack without its two layers that do nothing here: the exception
+        telemetry (telemetry is off, `create_app`) and the app-wide body limit (none is set;
+        `RequestContextMiddleware` enforces `SSC_MAX_REQUEST_BYTES`).
+
+        Every layer costs on each suspension of a request, not once: a coroutine resumed
+        after an `await` (the store's round trip) is re-entered through every frame of the
+        stack. Measured with load/bench_pipeline.py."""
+        stack = super().build_middleware_stack()
+        if self.max_body_size is not None or self._native_telemetry.enabled():
+            return stack
+        layers: list[ASGIApp] = []
+        layer: Any = stack
+        while layer is not None and layer is not self.router:
+            layers.append(layer)
+            layer = getattr(layer, "app", None)
+        kept = [
+            item
+            for item in layers
+            if not isinstance(item, ExceptionTelemetryMiddleware | AppBodyLimitMiddleware)
+        ]
+        for outer, inner in itertools.pairwise(kept):
+            outer.app = inner  # type: ignore[attr-defined]
+        return kept[0] if kept else stack
 
 
 def create_app(settings: Settings | None = None) -> EcardApi:

@@ -46,6 +46,9 @@ class PeakRun:
     server_cpu_s: float
     drain_seconds: float
     backlog_end: int
+    in_flight: int = 0
+    """Scans that may have been sent when wrk stopped and not counted by it (connections x
+    batch): processed and audited, but not in `scans`."""
     audit_rows: int = 0
     valid_rows: int = 0
     samples: list[tuple[float, int, int]] = field(default_factory=list)
@@ -142,6 +145,7 @@ def national_peak(stack: Stack, headers: dict[str, str], *, workers: int = 2) ->
         server_cpu_s=used[0],
         drain_seconds=drain,
         backlog_end=backlog_end,
+        in_flight=4 * workers * BATCH,
         audit_rows=rows - baseline_rows,
         valid_rows=valid - baseline_valid,
         samples=samples,
@@ -149,7 +153,8 @@ def national_peak(stack: Stack, headers: dict[str, str], *, workers: int = 2) ->
 
 
 def report(peak: PeakRun, workers: int = 2) -> list[str]:
-    met = "met" if peak.scans_per_s >= TARGET and peak.audit_rows == peak.scans else "not met"
+    complete = 0 <= peak.audit_rows - peak.scans <= peak.in_flight
+    met = "met" if peak.scans_per_s >= TARGET and complete else "not met"
     return [
         f"## National peak: `POST /v1/verify/batch`, {workers} workers, {PEAK_SECONDS} s "
         "(audit consumer in the workers)",
@@ -163,9 +168,15 @@ def report(peak: PeakRun, workers: int = 2) -> list[str]:
         f"| p99 per batch request | {peak.p99_ms:.1f} ms |",
         f"| server CPU during the run | {peak.server_cpu_s:.1f} CPU-s "
         f"({peak.server_cpu_s / peak.seconds:.2f} cores) |",
-        f"| audit rows of verify events, counted after the run | {peak.audit_rows:,} "
-        f"({'equal to' if peak.audit_rows == peak.scans else 'NOT equal to'} the scans "
-        "answered: every scan is audited, valid, replayed or refused) |",
+        f"| audit rows of verify events, counted after the run | {peak.audit_rows:,}: "
+        + (
+            f"every scan answered is audited (valid, replayed or refused), and at most "
+            f"{peak.in_flight:,} more were in flight when wrk stopped counting"
+            if complete
+            else f"NOT the {peak.scans:,} scans answered (+ at most {peak.in_flight:,} in "
+            "flight): audit events missing"
+        )
+        + " |",
         f"| of which valid scans (first presentation of an active card) | {peak.valid_rows:,} |",
         f"| consumer backlog at the end of wrk / after waiting {peak.drain_seconds:.0f} s | "
         f"{max((b for t, b, _ in peak.samples if t <= peak.seconds + 1), default=0):,} at most "
