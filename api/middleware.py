@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problems import unexpected_error
 from app.unique_ids import unique_ids
 
 logger = logging.getLogger("ssc.access")
@@ -64,8 +66,26 @@ class RequestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
+        self.verdicts = Counter(
+            "ssc_verify_verdicts_total",
+            "Verdicts given by POST /v1/verify and /v1/verify/batch (one per scan), by verdict",
+            ["verdict"],
+            registry=registry,
+        )
+        self.store_unavailable = Counter(
+            "ssc_store_unavailable_total",
+            "Requests answered 503 because the fast store could not be reached (fail closed)",
+            registry=registry,
+        )
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._latencies: dict[tuple[str, str], Histogram] = {}
+        self._verdicts: dict[str, Counter] = {}
+
+    def count_verdict(self, verdict: str) -> None:
+        counter = self._verdicts.get(verdict)
+        if counter is None:
+            counter = self._verdicts[verdict] = self.verdicts.labels(verdict)
+        counter.inc()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Counts one request and its latency. The labelled children are kept here: looking
@@ -144,6 +164,15 @@ class RequestContextMiddleware:
                 raise
             status = 413
             await send_too_large(send, scope, request_id, max_body)
+        except Exception as error:
+            # What no exception handler mapped: a bug. Answered here, as problem+json with the
+            # request id and the security headers, rather than by Starlette's outermost
+            # layer (which sends neither and re-raises into the server).
+            if response_started:
+                raise
+            response = await unexpected_error(Request(scope), error)
+            status = response.status_code
+            await response(scope, receive, send_with_id)
         finally:
             self._observe(scope, status, started)
             log_access(scope, status, started, request_id)

@@ -86,6 +86,9 @@ async def _domain_error(request: Request, error: Exception) -> Response:
 
 async def _store_unavailable(request: Request, error: Exception) -> Response:
     logger.warning("store unavailable: %r", error)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.store_unavailable.inc()
     return problem_response(
         503,
         "store-unavailable",
@@ -161,10 +164,10 @@ async def _database_error(request: Request, error: Exception) -> Response:
     if is_unavailable_error(error):
         database: Database = request.app.state.runtime.database
         return await _domain_error(request, database.unavailable(error))
-    return await _unexpected_error(request, error)
+    return await unexpected_error(request, error)
 
 
-async def _unexpected_error(request: Request, error: Exception) -> Response:
+async def unexpected_error(request: Request, error: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         500, "internal-error", "Internal error", "An unexpected error occurred.", request
@@ -178,4 +181,4 @@ def install_problem_handlers(app: FastAPI) -> None:
         app.add_exception_handler(driver_error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(Exception, unexpected_error)

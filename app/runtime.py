@@ -21,6 +21,8 @@ from app.store.redis import RedisStore
 from app.trust.verifier import build_token_verifier
 from app.vault.vault import Vault, build_blob_store, build_master_keys
 from app.verification.epoch import StoreEpochs
+from app.verification.memo import VerifyMemo
+from app.verification.scanners import ScannerTokenCache
 from token_service import KeyDirectory, KeyRing, StatusListToken, TokenIssuer, TokenVerifier
 
 logger = logging.getLogger("ssc.runtime")
@@ -90,6 +92,13 @@ class Runtime:
     """The document vault's blob store and master keys (`app.vault`)."""
     foreign_status_lists: Mapping[str, StatusListToken] = field(default_factory=dict)
     """Other issuers' verified status lists by issuer code (refreshed with the verifier)."""
+    verify_memo: VerifyMemo = field(default_factory=VerifyMemo)
+    """What the verify path computes once per scanner, key or second (`app.verification.memo`)."""
+    scanner_tokens: ScannerTokenCache = field(init=False)
+    """Scanner access tokens decoded once, not per scan (`app.verification.scanners`)."""
+
+    def __post_init__(self) -> None:
+        self.scanner_tokens = ScannerTokenCache(self.access_tokens)
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:

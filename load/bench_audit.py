@@ -19,6 +19,7 @@ all threads: aiosqlite works in a thread) and the rate as a share of `sqlite3 ex
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
@@ -31,6 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import asyncpg
 import uvloop
 
 from app.audit.chain import (
@@ -50,9 +52,11 @@ from app.config import Settings
 from app.db import Database, migrate
 from app.misuse.watch import MisuseWatch, valid_scan
 from app.runtime import Runtime
-from app.store import StreamEntry
+from app.store import Store, StreamEntry
 from app.store.base import AUDIT_OUTCOME_FIRST
 from app.store.memory import MemoryStore
+from app.store.redis import RedisStore
+from load.servers import Stack
 
 BATCH = 500
 EVENTS = int(os.environ.get("AUDIT_BENCH_EVENTS", "10000"))
@@ -162,13 +166,19 @@ async def append_all(database: Database, records: Sequence[AuditRecord]) -> None
 
 
 async def drain(
-    url: str, entries: Sequence[dict[str, str]], organisations: Sequence[uuid.UUID], watch: bool
+    url: str,
+    entries: Sequence[dict[str, str]],
+    organisations: Sequence[uuid.UUID],
+    watch: bool,
+    store: Store | None = None,
 ) -> Timer:
     database = Database(url)
-    store = MemoryStore()
+    store = store or MemoryStore()
     try:
-        for fields in entries:
-            await store.stream_append(AUDIT_STREAM, fields)
+        for start in range(0, len(entries), 20):
+            await asyncio.gather(
+                *(store.stream_append(AUDIT_STREAM, f) for f in entries[start : start + 20])
+            )
         hook = None
         if watch:
             async with database.session() as session:
@@ -240,6 +250,45 @@ async def main() -> None:
             for record in records:
                 valid_scan(record)
         report("valid_scan", scans, EVENTS, None)
+        await end_to_end(entries, organisations, lambda name: f"sqlite+aiosqlite:///{fresh(name)}")
+
+
+async def end_to_end(
+    entries: Sequence[dict[str, str]],
+    organisations: Sequence[uuid.UUID],
+    sqlite_url: Callable[[str], str],
+) -> None:
+    """The consumer as it runs (`drain_once` with the misuse watch) on its own `redis-server`,
+    on SQLite and, with AUDIT_BENCH_POSTGRES (an admin URL, e.g.
+    `postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`), on a database of its own there."""
+    with Stack() as stack:
+        stack.start_redis()
+        backends = [("SQLite", sqlite_url("e2e"))]
+        admin = os.environ.get("AUDIT_BENCH_POSTGRES")
+        name = f"ssc_bench_{os.getpid()}"
+        if admin:
+            await _postgres(admin, f"CREATE DATABASE {name}")
+            backends.append(("PostgreSQL", admin.rsplit("/", 1)[0] + "/" + name))
+            await migrate(backends[-1][1])
+        try:
+            for backend, url in backends:
+                store = RedisStore.from_url(stack.redis_url, namespace=f"bench-{backend}")
+                try:
+                    timer = await drain(url, entries, organisations, True, store)
+                finally:
+                    await store.close()
+                report(f"end to end: Redis + {backend}", timer, len(entries), None)
+        finally:
+            if admin:
+                await _postgres(admin, f"DROP DATABASE IF EXISTS {name}")
+
+
+async def _postgres(admin_url: str, sql: str) -> None:
+    connection = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
 
 
 if __name__ == "__main__":

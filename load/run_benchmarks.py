@@ -1,7 +1,11 @@
 """The ONE benchmark command: micro and HTTP benchmarks, a table of ratios, load/RESULTS.md.
 
 Run: `.venv/bin/python -m load.run_benchmarks` (about 3 minutes on 2 cores; LOAD_SECONDS per
-HTTP run, default 10). It starts, on 127.0.0.1 only, its own `redis-server`, our API through
+HTTP run, default 10). `--against <commit>` adds the verify throughput of an older commit,
+measured in the same run (`load/against.py`); `--only-against <commit>` measures that alone
+and prints it without rewriting load/RESULTS.md.
+
+It starts, on 127.0.0.1 only, its own `redis-server`, our API through
 `ssc serve` (SQLite + Redis; uvicorn with one worker, then two; granian with one and two if
 it is installed) and the naive baseline (`uvicorn load.baseline_app:app`, one worker), seeds
 with `ssc demo --json`, pre-generates distinct fresh tokens in this process, and measures:
@@ -19,6 +23,7 @@ run's backlog after it), then stops everything it started and writes load/RESULT
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -32,6 +37,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from load import against, charts, peak
 from load.bench_verify import (
     MicroResult,
     WrkResult,
@@ -58,6 +64,9 @@ from load.servers import (
 from load.status_list_size import kept_section
 
 SECONDS = int(os.environ.get("LOAD_SECONDS", "10"))
+CURVE_SECONDS = int(os.environ.get("LOAD_CURVE_SECONDS", "4"))
+CURVE_SHARES = (0.25, 0.5, 0.75, 1.0, 1.25)
+"""Offered load of the throughput curves, as shares of ours' one-worker wrk maximum."""
 BATCH = 100
 RESULTS = ROOT / "load" / "RESULTS.md"
 COMMAND = ".venv/bin/python -m load.run_benchmarks"
@@ -269,6 +278,43 @@ def _open_loop(
     return run
 
 
+def _curve(
+    stack: Stack, server: Started, bodies: list[str], headers: dict[str, str], top: float
+) -> list[LatencyResult]:
+    """load/latency.py (open loop) at CURVE_SHARES of `top` req/s, CURVE_SECONDS each."""
+    points = []
+    for share in CURVE_SHARES:
+        rate = top * share
+        count = int(rate * CURVE_SECONDS * 1.2) + 100
+        path = write_lines(
+            stack.root / "curve.jsonl", (bodies * (count // len(bodies) + 1))[:count]
+        )
+        settle([server.process.pid, stack.started[0].process.pid])
+        command = [
+            str(BIN / "python"),
+            "-m",
+            "load.latency",
+            server.url + "/v1/verify",
+            str(path),
+            "--rate",
+            f"{rate:.0f}",
+            "--seconds",
+            str(CURVE_SECONDS),
+        ]
+        for name, value in headers.items():
+            command += ["--header", f"{name}: {value}"]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+        summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        summary.pop("generator_cores")
+        points.append(LatencyResult(**summary))
+        print(
+            f"curve {server.name} at {rate:.0f} req/s: {points[-1].achieved_rate:.0f} req/s, "
+            f"p50 {points[-1].p50_ms:.1f} p99 {points[-1].p99_ms:.1f} ms",
+            flush=True,
+        )
+    return points
+
+
 def _granian_installed() -> bool:
     return (BIN / "granian").exists()
 
@@ -291,6 +337,14 @@ def _verify_run(
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="load.run_benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--against", metavar="COMMIT", help="also measure verify at COMMIT")
+    parser.add_argument("--only-against", metavar="COMMIT", help="measure only that, print it")
+    arguments = parser.parse_args()
+    if arguments.only_against:
+        compared = against.measure(arguments.only_against, seconds=SECONDS)
+        print("\n".join(against.report(compared)))
+        return
     started = time.time()
     print("micro benchmarks (one core) ...", flush=True)
     micro_result = micro(20000)
@@ -321,6 +375,12 @@ def main() -> None:
         runs["naive_after"] = _measure(
             "naive, 1 worker (after ours)", stack, baseline, "/v1/verify", naive_after, {}
         )
+        top = runs["ours"].wrk.requests_per_s
+        curve_tokens = stack.issue_tokens(stack.card_number, int(top * CURVE_SECONDS * 1.6))
+        curves = {
+            "naive": _curve(stack, baseline, verify_bodies(after), {}, top),
+            "ours": _curve(stack, api, verify_bodies(curve_tokens), ours_headers, top),
+        }
         stack.stop(baseline)
         half = runs["ours"].wrk.requests_per_s / 2
         for pinned in (True, False):
@@ -378,6 +438,12 @@ def main() -> None:
             stack, api2, "ours /v1/verify, uvicorn 2 workers", ours_headers, workers=2
         )
         stack.stop(api2)
+        peak_run = peak.national_peak(stack, ours_headers)
+        print(
+            f"national peak: {peak_run.scans_per_s:,.0f} scans/s, {peak_run.audit_rows:,} audit "
+            f"rows of {peak_run.scans:,} scans, backlog at the end {peak_run.backlog_end}",
+            flush=True,
+        )
         if _granian_installed():
             for workers in (1, 2):
                 server = stack.start_api(workers=workers, server_kind="granian")
@@ -389,8 +455,16 @@ def main() -> None:
                     workers=workers,
                 )
                 stack.stop(server)
+    compared = (
+        None if arguments.against is None else against.measure(arguments.against, seconds=SECONDS)
+    )
     elapsed = time.time() - started
+    charts.throughput(curves)
+    charts.peak_backlog(peak_run)
     report = _report(micro_result, runs, latency, elapsed)
+    report += "\n" + "\n".join([*_curve_report(curves), "", *peak.report(peak_run)]) + "\n"
+    if compared is not None:
+        report += "\n" + "\n".join(against.report(compared)) + "\n"
     # The status list size section is measured by `load.status_list_size`: kept as it is.
     kept = kept_section(RESULTS.read_text()) if RESULTS.exists() else ""
     RESULTS.write_text(report.rstrip() + "\n\n" + kept + "\n" if kept else report)
@@ -565,6 +639,25 @@ def _report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _curve_report(curves: dict[str, list[LatencyResult]]) -> list[str]:
+    lines = [
+        "## Throughput against offered load (load/latency.py, open loop, one worker each, "
+        f"{CURVE_SECONDS} s per point)",
+        "",
+        "![Throughput and latency against offered load, ours and naive](throughput.png)",
+        "",
+        "| server | offered req/s | achieved | p50 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, points in curves.items():
+        lines += [
+            f"| {name} | {p.target_rate:,.0f} | {p.achieved_rate:,.0f} | {p.p50_ms:.1f} | "
+            f"{p.p99_ms:.1f} | {p.errors} |"
+            for p in points
+        ]
+    return lines
 
 
 PROFILE = ROOT / "load" / "PROFILE.md"

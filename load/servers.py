@@ -43,7 +43,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until(check: str, deadline_seconds: float = 30.0) -> None:
+def wait_until(check: str, deadline_seconds: float = 60.0) -> None:
     """Polls `check` (a URL) until it answers below 500, or fails the run."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
@@ -168,6 +168,9 @@ class Stack:
     redis_port: int = 0
     card_number: str = ""
     """The card the benchmark's tokens are issued for (set after seeding)."""
+    tree: Path = ROOT
+    """The checkout whose service this stack runs: ours, or an older commit checked out
+    elsewhere (`load.run_benchmarks --against`), run with this venv and the same settings."""
 
     def __enter__(self) -> Stack:
         return self
@@ -216,8 +219,10 @@ class Stack:
     def api_env(self) -> dict[str, str]:
         """The environment of our API (and of `ssc` commands and token issuing against it)."""
         var = self.root / "var"
+        older = {} if self.tree == ROOT else {"PYTHONPATH": str(self.tree)}
         return {
             **os.environ,
+            **older,
             "SSC_ENVIRONMENT": "development",
             "SSC_VAR_DIR": str(var),
             "SSC_KEY_DIR": str(var / "keys"),
@@ -239,7 +244,7 @@ class Stack:
         done = subprocess.run(
             [str(BIN / "ssc"), *args],
             env=self.api_env(),
-            cwd=ROOT,
+            cwd=self.tree,
             capture_output=True,
             check=True,
         )
@@ -256,7 +261,9 @@ class Stack:
         env = self.api_env()
         if external_audit:
             env["SSC_AUDIT_CONSUMER_IN_API"] = "false"
-            consumer = subprocess.Popen([str(BIN / "ssc"), "audit", "consume"], env=env, cwd=ROOT)
+            consumer = subprocess.Popen(
+                [str(BIN / "ssc"), "audit", "consume"], env=env, cwd=self.tree
+            )
             self.started.append(Started("audit-consumer", consumer, 0))
         if server_kind == "granian":
             command = [
@@ -280,7 +287,7 @@ class Stack:
             ]
         else:
             command = [str(BIN / "ssc"), "serve", "--port", str(port), "--workers", str(workers)]
-        process = subprocess.Popen(command, env=env, cwd=ROOT)
+        process = subprocess.Popen(command, env=env, cwd=self.tree)
         server = Started(f"api-{server_kind}-{workers}w", process, port)
         self.started.append(server)
         wait_until(f"{server.url}/readyz")

@@ -139,7 +139,7 @@ def parse_entry(entry: StreamEntry) -> AuditRecord:
         stored = canonical_data(data)
     except TypeError as error:  # e.g. a lone surrogate in an extra field
         raise UnparseableEntry(f"data cannot be stored: {error}") from None
-    return AuditRecord(event_id, occurred_at, action, actor, subject, stored)
+    return AuditRecord(event_id, occurred_at, action, actor, subject, stored, data)
 
 
 def unparseable_record(entry: StreamEntry, reason: str, now: datetime) -> AuditRecord:

@@ -11,7 +11,6 @@ nobody. A redelivered event is recognised by its id and not compared with itself
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -62,7 +61,7 @@ def valid_scan(event: AuditRecord) -> tuple[uuid.UUID, uuid.UUID, float] | None:
     if event.action != "verify" or _FIRST_OUTCOME not in event.data:
         return None
     try:
-        data = orjson.loads(event.data)
+        data = event.data_object()
         if data.get("outcome") != AUDIT_OUTCOME_FIRST or not data.get("status"):
             return None
         snapshot = CardSnapshot.decode(str(data["status"]).encode())
@@ -112,10 +111,7 @@ class MisuseWatch:
             by_card[card_id].append(
                 Sighting(event.event_id, card_id, organisation, at, latitude, longitude)
             )
-        observed = await asyncio.gather(
-            *(self._observe(card_id, sightings) for card_id, sightings in by_card.items())
-        )
-        findings = [(card_id, finding) for card_id, found in observed for finding in found]
+        findings = await self._observe(by_card)
         if findings:
             await self._raise_alerts(findings)
 
@@ -138,38 +134,55 @@ class MisuseWatch:
         return {org: cached[org][1] for org in organisations if org in cached}
 
     async def _observe(
-        self, card_id: uuid.UUID, sightings: list[Sighting]
-    ) -> tuple[uuid.UUID, list[Finding]]:
-        """Compares each scan of the card with the one before it, in time order."""
+        self, by_card: Mapping[uuid.UUID, list[Sighting]]
+    ) -> list[tuple[uuid.UUID, Finding]]:
+        """Compares each scan of a card with the one before it, in time order: the batch's
+        last sightings read in one round trip, the new ones and the per-minute counts written
+        in one more (`Store.get_many`, `Store.write_many`), whatever the number of cards."""
         store = self.runtime.store
         settings = self.runtime.settings
-        findings: list[Finding] = []
-        key = last_sighting_key(card_id)
-        raw = await store.get(key)
-        stored = latest = None
-        if raw is not None:
-            try:
-                stored = latest = Sighting.decode(raw)
-            except ValueError:
+        cards = list(by_card)
+        stored_raw = await store.get_many([last_sighting_key(card_id) for card_id in cards])
+        findings: list[tuple[uuid.UUID, Finding]] = []
+        latest_writes: list[tuple[str, bytes, float]] = []
+        counted: list[tuple[uuid.UUID, int, int]] = []
+        async for part in in_slices(list(zip(cards, stored_raw, strict=True))):
+            for card_id, raw in part:
                 stored = latest = None
-        per_minute: Counter[int] = Counter()
-        for sighting in sorted(sightings, key=lambda item: item.at):
-            if latest is not None and latest.event_id == sighting.event_id:
-                continue  # a redelivered event: already counted and compared
-            travel = impossible_travel(latest, sighting, settings.misuse_max_speed_kmh)
-            if travel is not None:
-                findings.append(travel)
-            if latest is None or sighting.at >= latest.at:
-                latest = sighting
-            per_minute[math.floor(sighting.at / 60)] += 1
-        if latest is not None and latest is not stored:
-            await store.set(key, latest.encode(), LAST_SIGHTING_TTL)
-        for minute, scans in sorted(per_minute.items()):
-            count = await store.incr(rate_key(card_id, minute), RATE_WINDOW_TTL, amount=scans)
-            rate = scan_rate(count, settings.misuse_max_scans_per_minute, minute, scans)
+                if raw is not None:
+                    try:
+                        stored = latest = Sighting.decode(raw)
+                    except ValueError:
+                        stored = latest = None
+                per_minute: Counter[int] = Counter()
+                for sighting in sorted(by_card[card_id], key=lambda item: item.at):
+                    if latest is not None and latest.event_id == sighting.event_id:
+                        continue  # a redelivered event: already counted and compared
+                    travel = impossible_travel(latest, sighting, settings.misuse_max_speed_kmh)
+                    if travel is not None:
+                        findings.append((card_id, travel))
+                    if latest is None or sighting.at >= latest.at:
+                        latest = sighting
+                    per_minute[math.floor(sighting.at / 60)] += 1
+                if latest is not None and latest is not stored:
+                    key = last_sighting_key(card_id)
+                    latest_writes.append((key, latest.encode(), LAST_SIGHTING_TTL))
+                counted += [
+                    (card_id, minute, scans) for minute, scans in sorted(per_minute.items())
+                ]
+        counts = await store.write_many(
+            latest_writes,
+            [
+                (rate_key(card_id, minute), scans, RATE_WINDOW_TTL)
+                for card_id, minute, scans in counted
+            ],
+        )
+        limit = settings.misuse_max_scans_per_minute
+        for (card_id, minute, scans), count in zip(counted, counts, strict=True):
+            rate = scan_rate(count, limit, minute, scans)
             if rate is not None:
-                findings.append(rate)
-        return card_id, findings
+                findings.append((card_id, rate))
+        return findings
 
     async def _raise_alerts(self, findings: Sequence[tuple[uuid.UUID, Finding]]) -> None:
         alerts = [

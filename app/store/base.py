@@ -170,6 +170,16 @@ class Store(Protocol):
         at least `min_idle_ms`, now delivered to `consumer`: what a consumer that died, or
         stalled, left behind. Missing stream or group: nothing."""
 
+    async def write_many(
+        self,
+        values: Sequence[tuple[str, bytes, float]],
+        counters: Sequence[tuple[str, int, float]],
+    ) -> list[int]:
+        """Sets each `(key, value, ttl)` and adds each `(key, amount, ttl)` to its counter
+        (the ttl applies when the counter is created, as `incr`), in one round trip where the
+        store allows it; returns the counters' new values in order. Each write is atomic on
+        its own, the whole is not (a failure may leave some done)."""
+
     async def claim_scans(
         self, claims: Sequence[ScanClaim], *, epoch: bytes | None = None
     ) -> list[ScanClaimResult]:

@@ -168,6 +168,15 @@ class MemoryStore:
         current.data = str(count).encode()
         return count
 
+    async def write_many(
+        self,
+        values: Sequence[tuple[str, bytes, float]],
+        counters: Sequence[tuple[str, int, float]],
+    ) -> list[int]:
+        for key, value, ttl in values:
+            await self.set(key, value, ttl)
+        return [await self.incr(key, ttl, amount) for key, amount, ttl in counters]
+
     async def publish(self, channel: str, message: bytes) -> None:
         for subscription in list(self._channels.get(channel, ())):
             subscription._deliver(message)

@@ -37,7 +37,7 @@ from app.cards.snapshot import (
     publish_card_snapshot,
 )
 from app.catalog.scenes import BASE_ATTRIBUTES, Attribute, Entitlement
-from app.clients.service import PRINCIPAL_ACTIVE, principal_key, refill_scanner_principal
+from app.clients.service import PRINCIPAL_ACTIVE, refill_scanner_principal
 from app.licences.presentations import verify_presentation
 from app.runtime import Runtime
 from app.security.errors import PiiError
@@ -47,10 +47,9 @@ from app.store.base import AUDIT_OUTCOME_PRINCIPAL_REJECTED
 from app.unique_ids import unique_ids
 from app.verification.epoch import MAX_CLAIM_ATTEMPTS
 from app.verification.errors import ScannerDisabled
+from app.verification.memo import PSEUDONYM_CHARS, IsoClock, ScannerConstants
 from token_service import Status, TokenCheck, Verdict
-from token_service.keys import b64url
 
-PSEUDONYM_CHARS = 22
 _CARD_VERDICTS: Mapping[CardStatus, Verdict] = {
     CardStatus.active: Verdict.VALID,
     CardStatus.lost: Verdict.CARD_LOST,
@@ -113,93 +112,16 @@ class _Pending:
     claim: ScanClaim
 
 
-@dataclass(frozen=True, slots=True)
-class _ScannerConstants:
-    """What every scan of one scanner repeats, computed once per scanner, not per scan."""
-
-    org: str
-    org_bytes: bytes
-    principal_key: str
-    claim_prefix: str
-
-
-_SCANNER_CONSTANTS: dict[tuple[str, uuid.UUID], _ScannerConstants] = {}
-_MAX_SCANNERS_REMEMBERED = 4096
-_KEYED_HMACS: dict[bytes, hmac.HMAC] = {}
-_MAX_KEYS_REMEMBERED = 16
-
-
-def _constants(scanner: ScannerPrincipal) -> _ScannerConstants:
-    key = (scanner.client_id, scanner.organisation_id)
-    constants = _SCANNER_CONSTANTS.get(key)
-    if constants is None:
-        if len(_SCANNER_CONSTANTS) >= _MAX_SCANNERS_REMEMBERED:
-            _SCANNER_CONSTANTS.clear()
-        constants = _SCANNER_CONSTANTS[key] = _ScannerConstants(
-            org=str(scanner.organisation_id),
-            org_bytes=scanner.organisation_id.bytes,
-            principal_key=principal_key(scanner.client_id),
-            claim_prefix=f"{scanner.client_id}|",
-        )
-    return constants
-
-
-_KID_TEXTS: dict[bytes, str] = {}
-
-
-def _kid_text(kid: bytes) -> str:
-    """The key id as verdicts show it; a service has a handful of keys, so each is encoded
-    once (the cache is bounded against tokens with made-up key ids)."""
-    text = _KID_TEXTS.get(kid)
-    if text is None:
-        if len(_KID_TEXTS) >= _MAX_KEYS_REMEMBERED:
-            _KID_TEXTS.clear()
-        text = _KID_TEXTS[kid] = b64url(kid)
-    return text
-
-
 def pairwise_pseudonym(key: bytes, organisation_id: uuid.UUID, card_id: uuid.UUID) -> str:
     """Stable for one organisation and card; unlinkable across organisations without the key."""
-    return _pseudonym(key, organisation_id.bytes, card_id.bytes)
-
-
-def _pseudonym(key: bytes, organisation: bytes, card: bytes) -> str:
-    """`pairwise_pseudonym` from a copy of an HMAC already keyed (keying costs as much as the
-    rest of the HMAC over 32 bytes)."""
-    keyed = _KEYED_HMACS.get(key)
-    if keyed is None:
-        if len(_KEYED_HMACS) >= _MAX_KEYS_REMEMBERED:
-            _KEYED_HMACS.clear()
-        keyed = _KEYED_HMACS[key] = hmac.new(key, digestmod=hashlib.sha256)
-    mac = keyed.copy()
-    mac.update(organisation + card)
+    mac = hmac.new(key, organisation_id.bytes + card_id.bytes, hashlib.sha256)
     return base64.urlsafe_b64encode(mac.digest())[:PSEUDONYM_CHARS].decode("ascii")
 
 
-class _IsoClock:
-    """Times as ISO 8601 UTC with milliseconds, exactly as `datetime.isoformat` writes them;
-    the date and time of day are formatted once per second, not once per request."""
-
-    __slots__ = ("_prefix", "_second")
-
-    def __init__(self) -> None:
-        self._second, self._prefix = -1, ""
-
-    def __call__(self, now: float) -> str:
-        second = int(now)
-        micros = round((now - second) * 1_000_000)  # as datetime.fromtimestamp rounds
-        if micros >= 1_000_000:
-            second, micros = second + 1, micros - 1_000_000
-        if second != self._second:
-            self._second, self._prefix = (
-                second,
-                datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            )
-        return f"{self._prefix}.{micros // 1000:03d}Z"
-
-
-iso_millis = _IsoClock()
-"""`checked_at` of a verdict: `datetime.isoformat(timespec="milliseconds")` in UTC with `Z`."""
+def iso_millis(now: float) -> str:
+    """`checked_at` of a verdict: `datetime.isoformat(timespec="milliseconds")` in UTC with `Z`
+    (`VerifyMemo.checked_at` writes the same, formatting the date once per second)."""
+    return IsoClock()(now)
 
 
 async def verify_scans(
@@ -211,9 +133,10 @@ async def verify_scans(
     :raises StoreUnavailable: when the store cannot be reached (never a `valid` then).
     """
     now = time.time()
-    checked_at = iso_millis(now)
+    memo = runtime.verify_memo
+    checked_at = memo.checked_at(now)
     store = runtime.store
-    constants = _constants(scanner)
+    constants = memo.scanner(scanner)
     org = constants.org
     verifier = runtime.token_verifier
     epochs = runtime.store_epochs
@@ -227,7 +150,7 @@ async def verify_scans(
     for index, scan in enumerate(scans):
         token = scan.token
         check = verifier.verify(token) if isinstance(token, str) else verifier.verify_cose(token)
-        kid = None if check.kid is None else _kid_text(check.kid)
+        kid = None if check.kid is None else memo.kid_text(check.kid)
         verdict = check.verdict
         if verdict is Verdict.VALID and check.card_handle is None:
             verdict = foreign_status_verdict(runtime, check, now)
@@ -289,7 +212,7 @@ def foreign_status_verdict(runtime: Runtime, check: TokenCheck, now: float) -> V
 def _pending(
     runtime: Runtime,
     scanner: ScannerPrincipal,
-    constants: _ScannerConstants,
+    constants: ScannerConstants,
     scan: Scan,
     check: TokenCheck,
     *,
@@ -509,8 +432,8 @@ def _verdict(
     if Attribute.masked_name in allowed:
         holder["masked_name"] = snapshot.masked_name
     if Attribute.pseudonym in allowed:
-        holder["pseudonym"] = _pseudonym(
-            runtime.pseudonym_key, _constants(scanner).org_bytes, snapshot.card_id.bytes
+        holder["pseudonym"] = runtime.verify_memo.pseudonym(
+            runtime.pseudonym_key, scanner, snapshot.card_id
         )
     if view is not None:
         _disclose(holder, view, allowed, readable, time.time())

@@ -219,6 +219,18 @@ class RedisClusterStore(RedisStore):
                 count = await self._incr_with_ttl(keys=[self._key(key)], args=[px, amount])
         return int(count)
 
+    async def write_many(
+        self,
+        values: Sequence[tuple[str, bytes, float]],
+        counters: Sequence[tuple[str, int, float]],
+    ) -> list[int]:
+        """Key by key, concurrently: the keys of a batch lie in many slots."""
+        await asyncio.gather(*(self.set(key, value, ttl) for key, value, ttl in values))
+        counts = await asyncio.gather(
+            *(self.incr(key, ttl, amount) for key, amount, ttl in counters)
+        )
+        return list(counts)
+
     async def publish(self, channel: str, message: bytes) -> None:
         async with self._bounded():
             await super().publish(channel, message)

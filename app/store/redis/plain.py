@@ -115,6 +115,7 @@ class RedisStore:
         self._socket_timeout = socket_timeout
         self._claim_scans = client.register_script(scripts.CLAIM_SCANS)
         self._incr_and_get_many = client.register_script(scripts.INCR_AND_GET_MANY)
+        self._write_many = client.register_script(scripts.WRITE_MANY)
         self._claim_channel = claim_channel
         self._qr_channel = qr_channel
         self._subscriptions: set[RedisSubscription] = set()
@@ -239,6 +240,25 @@ class RedisStore:
                     pipe.incrby(name, amount)
                     _, count = await pipe.execute()
         return int(count)
+
+    async def write_many(
+        self,
+        values: Sequence[tuple[str, bytes, float]],
+        counters: Sequence[tuple[str, int, float]],
+    ) -> list[int]:
+        """One script (`lua/write_many.lua`) for the whole batch."""
+        if not values and not counters:
+            return []
+        keys = [self._key(key) for key, _, _ in values]
+        keys += [self._key(key) for key, _, _ in counters]
+        arguments: list[bytes | int] = [len(values)]
+        arguments += [value for _, value, _ in values]
+        arguments += [_millis(ttl) for _, _, ttl in values]
+        for _, amount, ttl in counters:
+            arguments += [amount, _millis(ttl)]
+        with unavailable_on_error():
+            counts = await self._write_many(keys=keys, args=arguments)
+        return [int(count) for count in counts]
 
     async def publish(self, channel: str, message: bytes) -> None:
         with unavailable_on_error():
@@ -465,3 +485,9 @@ def _claim_channel(
         password=options.get("password"),
     )
     return ClaimChannel(address, script, timeout=timeout)
+
+
+def _millis(ttl: float) -> int:
+    millis = ttl_millis(ttl)
+    assert millis is not None
+    return millis

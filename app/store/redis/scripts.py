@@ -24,3 +24,5 @@ INCR_WITH_TTL = _load("incr_with_ttl.lua")
 
 INCR_AND_GET_MANY = _load("incr_and_get_many.lua")
 """`RedisStore.incr_and_get_many`: the phone's QR path (rate counter and state) in one trip."""
+WRITE_MANY = _load("write_many.lua")
+"""`RedisStore.write_many`: values and counters of one batch (the misuse watch's) at once."""

@@ -29,6 +29,7 @@ TestProtocol = contract.TestProtocol
 TestGetSet = contract.TestGetSet
 TestSetIfAbsent = contract.TestSetIfAbsent
 TestIncr = contract.TestIncr
+TestManyAtOnce = contract.TestManyAtOnce
 TestPubSub = contract.TestPubSub
 TestStreams = contract.TestStreams
 

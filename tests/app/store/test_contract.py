@@ -164,6 +164,33 @@ class TestIncr:
         assert await store.incr("n", ttl=60) == 1
 
 
+class TestManyAtOnce:
+    async def test_get_many_answers_in_order_with_none_for_missing(self, store: Store) -> None:
+        await store.set("a", b"1")
+        await store.set("c", b"3")
+        assert await store.get_many(["c", "b", "a"]) == [b"3", None, b"1"]
+        assert await store.get_many([]) == []
+
+    async def test_write_many_sets_values_and_adds_to_counters(self, store: Store) -> None:
+        await store.incr("n", ttl=60, amount=2)
+        counts = await store.write_many(
+            [("v1", b"x", 60), ("v2", b"y\x00z", 60)], [("n", 3, 60), ("m", 1, 60), ("n", 1, 60)]
+        )
+        assert counts == [5, 1, 6]
+        assert await store.get_many(["v1", "v2", "n", "m"]) == [b"x", b"y\x00z", b"6", b"1"]
+        assert await store.write_many([], []) == []
+
+    async def test_write_many_ttls_apply_as_set_and_incr_apply_them(
+        self, store: Store, store_time: StoreTime
+    ) -> None:
+        await store.write_many([("v", b"x", 30)], [("n", 1, 60)])
+        await store_time.elapse(45)
+        assert await store.write_many([], [("n", 1, 60)]) == [2]  # ttl not renewed
+        assert await store.get("v") is None
+        await store_time.elapse(30)
+        assert await store.get("n") is None
+
+
 class TestPubSub:
     async def test_subscriber_receives_a_message_published_after_subscribe(
         self, store: Store
