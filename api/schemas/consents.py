@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas.common import PIN_PATTERN, UtcDateTime
-from api.schemas.lifecycle import Reason
+from api.schemas.departments import FreeText
 from app.cards.documents import DocumentType
 
 Item = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
@@ -38,7 +38,7 @@ class ConsentRequestCreate(BaseModel):
         description="Document types (e.g. driving_licence) and card attributes (full_name, "
         "document_type, document_number) to read",
     )
-    purpose: Reason
+    purpose: FreeText
     access_days: int = Field(ge=1, le=365, strict=True)
 
 

@@ -8,9 +8,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
 
 from api.schemas.common import UtcDateTime
-from api.schemas.lifecycle import Reason
 from app.departments.models import IssuerKind
 from app.departments.types import DOCUMENT_TYPES
+
+FreeText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=500,
+        pattern=r"[^\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    ),
+]
+r"""`Reason` with every white space Python strips named in the pattern, so a JSON Schema
+regex engine whose `\s` lacks some (U+0085) refuses what the stripping would empty too."""
 
 DocumentTypeCode = Annotated[
     str,
@@ -57,7 +68,7 @@ class IssuerUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     issued_types: list[DocumentTypeCode] | None = Field(default=None, min_length=1, max_length=50)
-    enabled: bool | None = None
+    enabled: bool | None = Field(default=None, strict=True)
 
 
 class IssuerOut(BaseModel):
@@ -91,7 +102,7 @@ class KeyRegister(BaseModel):
 class KeyRevoke(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Reason
+    reason: FreeText
 
 
 class IssuerKeyOut(BaseModel):

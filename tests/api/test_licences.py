@@ -356,6 +356,13 @@ class TestBulk:
             headers={**traffic.headers, "Content-Type": "application/jsonl"},
         )
         assert empty.status_code == 422
+        binary = await client.post(
+            "/v1/licences/bulk",
+            content=b"\xff\xfe{}\n",
+            headers={**traffic.headers, "Content-Type": "application/jsonl"},
+        )
+        assert binary.status_code == 422
+        assert binary.json()["type"] == "/problems/invalid-bulk"
         assert await rows(runtime) == []
 
     async def test_thousands_of_lines_in_one_request(

@@ -27,13 +27,8 @@ from app.cards.snapshot import card_pool_key, card_state_key
 from app.holders.devices import device_state_key
 from app.runtime import Runtime
 from app.security.tokens import PrincipalKind
-from tests.api.test_instant_effect import (  # noqa: F401 (fixtures used by name)
-    EFFECT_BOUND_SECONDS,
-    POLL_SECONDS,
-    Cluster,
-    cluster,
-    servers_settings,
-)
+from tests.api.test_instant_effect import EFFECT_BOUND_SECONDS, POLL_SECONDS
+from tests.conftest import Cluster
 from tests.factories import (
     DEFAULT_PIN,
     activate,
@@ -249,7 +244,7 @@ async def two_phones_on(servers: Cluster) -> TwoPhones:
 
 @pytest.fixture
 def servers(request: pytest.FixtureRequest) -> Cluster:
-    """Two `ssc serve` processes sharing PostgreSQL and Redis (tests/api/test_instant_effect)."""
+    """Two `ssc serve` processes sharing PostgreSQL and Redis (the shared `cluster` fixture)."""
     started: Cluster = request.getfixturevalue("cluster")
     return started
 
