@@ -7,6 +7,9 @@
   once (`payment.rerouted`, deduplicated per payment in the inbox).
 - A bulk submission stores every good line and reports every bad one; a bad line stores
   nothing, and the good lines are committed together before the answer.
+- Concurrent submissions of one payment id race on the unique constraint: the loser rolls
+  back and reads again, so it answers what a sequential duplicate answers (`duplicate`, or
+  `payment-id-reused` for other content), never a 500.
 - Reconciliation matches a bank's statement of credits against the ledger of that bank for a
   period and lists the mismatches.
 """
@@ -20,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -84,6 +88,16 @@ def _same(row: Disbursement, card_id: uuid.UUID, order: PaymentOrder) -> bool:
     )
 
 
+_UNIQUE_PAYMENT = ("uq_disbursements_payment", "disbursements.payment_id")
+"""How PostgreSQL (constraint name) and SQLite (columns) name the payment id's uniqueness."""
+_RACE_ATTEMPTS = 3
+
+
+def _payment_id_taken(error: IntegrityError) -> bool:
+    text = str(error.orig)
+    return any(name in text for name in _UNIQUE_PAYMENT)
+
+
 async def disburse(
     session: AsyncSession,
     runtime: Runtime,
@@ -92,8 +106,28 @@ async def disburse(
 ) -> list[LineResult]:
     """Stores the good orders (one transaction, committed here) and reports every line.
 
+    A payment id stored meanwhile by a concurrent submission (the unique constraint refuses
+    ours) rolls the batch back and reads again: its lines then answer as duplicates (or
+    `payment-id-reused`), as they would have in sequence.
+
     :param orders: (line number, the order or the error that line's parsing met).
     """
+    for attempt in range(1, _RACE_ATTEMPTS + 1):
+        try:
+            return await _disburse_once(session, runtime, payer, orders)
+        except IntegrityError as error:
+            if attempt == _RACE_ATTEMPTS or not _payment_id_taken(error):
+                raise
+            await session.rollback()
+    raise AssertionError("unreachable")
+
+
+async def _disburse_once(
+    session: AsyncSession,
+    runtime: Runtime,
+    payer: ClientPrincipal,
+    orders: Sequence[tuple[int, PaymentOrder | DomainError]],
+) -> list[LineResult]:
     batch = _Batch()
     ids = {order.payment_id for _, order in orders if isinstance(order, PaymentOrder)}
     known: dict[str, Disbursement] = {}

@@ -277,6 +277,56 @@ class TestDisbursements:
         )
         assert wrong_type.status_code == 415
 
+    async def test_concurrent_submissions_of_one_payment_id_answer_like_sequential_ones(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        """Two requests racing on one payment id: one is stored, the loser answers what a
+        sequential duplicate answers (200 the same payment, or 409 for other content), never
+        500."""
+        runtime = app.state.runtime
+        bank = await create_bank(client, runtime, "RACEB")
+        payer = await create_payer(client, runtime)
+        holder = await create_active_holder(client, app)
+        await bind(client, holder, bank, "RACEB", account_number())
+        same = await asyncio.gather(
+            pay(client, payer, order(holder.card_number, "R-1", TODAY)),
+            pay(client, payer, order(holder.card_number, "R-1", TODAY)),
+        )
+        assert sorted(r.status_code for r in same) == [200, 201], [r.text for r in same]
+        assert same[0].json() == same[1].json()
+        other = await asyncio.gather(
+            pay(client, payer, order(holder.card_number, "R-2", TODAY)),
+            pay(client, payer, order(holder.card_number, "R-2", TODAY, amount=7)),
+        )
+        assert sorted(r.status_code for r in other) == [201, 409], [r.text for r in other]
+        refused = next(r for r in other if r.status_code == 409)
+        assert refused.json()["type"] == "/problems/payment-id-reused"
+        bulk = b"\n".join(
+            orjson.dumps(order(holder.card_number, f"R-B{n}", TODAY)) for n in range(3)
+        )
+        lines = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/disbursements",
+                    content=bulk,
+                    headers={**payer.headers, "Content-Type": "application/jsonl"},
+                )
+                for _ in range(2)
+            )
+        )
+        assert [r.status_code for r in lines] == [200, 200], [r.text for r in lines]
+        counts = sorted((r.json()["created"], r.json()["duplicates"]) for r in lines)
+        assert counts == [(0, 3), (3, 0)]
+        ledger = (await client.get("/v1/me/payments", headers=holder.headers)).json()
+        assert sorted(row["payment_id"] for row in ledger) == [
+            "R-1",
+            "R-2",
+            "R-B0",
+            "R-B1",
+            "R-B2",
+        ]
+        assert len(await inbox(client, holder, "payment_made", 5)) == 5
+
 
 class TestReconciliation:
     async def test_an_injected_mismatch_is_found(
