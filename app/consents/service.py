@@ -3,7 +3,8 @@
 - An issuer's client (scope `consent`) asks for a holder's items for a stated purpose and an
   access duration (`request_consent`), the holder found by document through the blind
   index (unknown: 404). Items are document types (any family: e-licences here, the vault's
-  types there) and card attributes (`ATTRIBUTE_ITEMS`).
+  types there) and card attributes (`ATTRIBUTE_ITEMS`). The holder is notified
+  (`consent_requested`: the department's name, the items and the purpose).
 - The holder lists their requests (`holder_requests`), approves one with the PIN
   (`approve`; wrong PINs count toward the PIN lockout like every PIN check) or declines it;
   a pending request expires after `SSC_CONSENT_REQUEST_TTL`; an approval lasts the asked
@@ -126,13 +127,13 @@ async def request_consent(
         )
         session.add(request)
         await session.flush()
-        await record(
-            runtime.store,
-            "consent.request",
-            principal.client_id,
-            str(request.id),
-            {"items": wanted, "purpose": purpose, "access_days": access_days},
-        )
+        card = (await session.exec(select(Card).where(Card.person_id == person.id))).first()
+        issuer = await session.get(Issuer, principal.issuer_id)
+        data: dict[str, object] = {"items": wanted, "purpose": purpose, "access_days": access_days}
+        if card is not None and issuer is not None:
+            # the holder is told (notification `consent_requested`)
+            data |= {"card": str(card.id), "department": issuer.name}
+        await record(runtime.store, "consent.request", principal.client_id, str(request.id), data)
     return request
 
 

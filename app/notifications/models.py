@@ -23,6 +23,7 @@ class NotificationKind(StrEnum):
     bank_changed = "bank_changed"
     bank_ending = "bank_ending"
     card_status_changed = "card_status_changed"
+    consent_requested = "consent_requested"
 
 
 class Notification(SQLModel, table=True):

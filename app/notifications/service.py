@@ -15,6 +15,7 @@ audit consumer stores them with the event (`record_notifications`), deduplicated
 | `bank.binding_changed` | the holder | `bank_changed` |
 | `bank.ending_notice` | the holder | `bank_ending` (once per bank) |
 | `card.<lifecycle action>` | the holder | `card_status_changed` |
+| `consent.request` | the holder | `consent_requested` (once per request) |
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from app.notifications.errors import NotificationNotFound
 from app.notifications.models import Notification, NotificationKind
 
 MAX_PAGE = 200
+MAX_MESSAGE = 500
+"""`Notification.message`'s column length."""
 _CARD_ACTIONS = frozenset(
     {
         "card.report_loss",
@@ -88,7 +91,9 @@ def notifications_of(event: AuditRecord) -> list[Draft]:
     """The notifications an audit event makes (none for most events)."""
     action = event.action
     if not (
-        action.startswith(("family.", "channel.", "payment.", "bank.")) or action in _CARD_ACTIONS
+        action.startswith(("family.", "channel.", "payment.", "bank."))
+        or action in _CARD_ACTIONS
+        or action == "consent.request"
     ):
         return []
     try:
@@ -107,9 +112,37 @@ def notifications_of(event: AuditRecord) -> list[Draft]:
                     {"from": str(data["from"]), "to": str(data["to"])},
                 )
             ]
+        if action == "consent.request":
+            return _consent_requested(event, data)
         return _other(action, data)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return []
+
+
+def _fit(message: str) -> str:
+    """At most the stored length (free text from a department can be long)."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+def _consent_requested(event: AuditRecord, data: dict[str, Any]) -> list[Draft]:
+    """A department asks for the holder's consent: its name, the items and the purpose (what
+    the department wrote), no personal data. Events without a card (recorded before the
+    holder was told of requests) make none."""
+    if "card" not in data:
+        return []
+    items = ", ".join(str(item) for item in data["items"])
+    return [
+        Draft(
+            uuid.UUID(str(data["card"])),
+            NotificationKind.consent_requested,
+            f"consent.request:{event.subject}",
+            _fit(
+                f"{data['department']} asks for your consent (approve with your PIN in the "
+                f"app, or decline) to read {items} for: {data['purpose']}"
+            ),
+            {"request": event.subject, "department": str(data["department"])},
+        )
+    ]
 
 
 def _other(action: str, data: dict[str, Any]) -> list[Draft]:

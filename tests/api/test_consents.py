@@ -9,13 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 
+from app.audit.chain import AuditRecord
 from app.consents.models import ConsentRequest
+from app.notifications.service import record_notifications
 from app.runtime import Runtime
 from tests.api.test_access_log import wait_for_entries
 from tests.api.test_licences import licence, push
+from tests.api.test_notifications import inbox_when
 from tests.departments import Department, create_department
 from tests.factories import ActiveHolder, create_active_holder, persisted_audit
 
@@ -112,6 +116,45 @@ class TestConsent:
         reads = [e for e in entries if e["source"] == "dept_read"]
         assert len(reads) == 1
         assert sorted(reads[0]["attributes"]) == ["driving_licence", "full_name"]
+
+    async def test_the_holder_is_told_once_of_a_request_with_the_department_and_purpose(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        runtime: Runtime,
+        setting: tuple[Department, ActiveHolder],
+    ) -> None:
+        traffic, holder = setting
+        asked = await ask(client, traffic, holder)
+        assert asked.status_code == 201, asked.text
+        request_id = asked.json()["id"]
+
+        def told(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [row for row in rows if row["kind"] == "consent_requested"]
+
+        (row,) = told(await inbox_when(client, holder, told))
+        department = f"Department {traffic.code}"
+        assert row["data"] == {"request": request_id, "department": department}
+        assert department in row["message"] and PURPOSE in row["message"]
+        assert "driving_licence" in row["message"]
+        for personal in (holder.card.name, holder.card.document_number, holder.card_number):
+            assert personal not in row["message"]
+        # the event again (the audit stream delivers at least once) adds nothing
+        (data,) = await persisted_audit(runtime, "consent.request")
+        again = AuditRecord(
+            "e-consent-again",
+            datetime.now(UTC),
+            "consent.request",
+            traffic.client_id,
+            request_id,
+            orjson.dumps(data).decode(),
+        )
+        async with runtime.database.session() as session:
+            assert await record_notifications(session, [again]) == []
+        assert len(told(await inbox_when(client, holder, lambda rows: False, timeout=0.3))) == 1
+        # the holder of another card is not told
+        other = await create_active_holder(client, app)
+        assert told(await inbox_when(client, other, lambda rows: False, timeout=0.3)) == []
 
     async def test_a_declined_request_cannot_be_read(
         self,

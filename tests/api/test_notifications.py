@@ -125,3 +125,29 @@ class TestAtLeastOnceAndDeduplicated:
         failed = await NotificationSenders([InboxSender(), Broken(), Recording()]).deliver([one])
         assert failed == 1
         assert delivered == [one]
+
+
+class TestConsentRequested:
+    async def test_a_long_purpose_is_cut_to_the_stored_length(self, app: FastAPI) -> None:
+        runtime: Runtime = app.state.runtime
+        card, request = uuid.uuid4(), str(uuid.uuid4())
+        data = {
+            "items": ["driving_licence", "full_name"],
+            "purpose": "长" * 500,
+            "access_days": 7,
+            "card": str(card),
+            "department": "D" * 200,
+        }
+        event = AuditRecord(
+            "e-long-purpose",
+            datetime.now(UTC),
+            "consent.request",
+            "dept",
+            request,
+            orjson.dumps(data).decode(),
+        )
+        async with runtime.database.session() as session:
+            (stored,) = await record_notifications(session, [event])
+        assert stored.kind == "consent_requested"
+        assert len(stored.message) == 500 and stored.message.endswith("…")
+        assert stored.message.startswith("D" * 200)
