@@ -17,6 +17,7 @@ import typer
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+import app.models  # noqa: F401 (every table, so foreign keys between domains resolve)
 from app.audit.checkpoints import checkpoint_key
 from app.audit.service import verify_stored_chain
 from app.clients.service import IssuedClient, create_admin_client

@@ -194,6 +194,8 @@ class Database:
                 if isinstance(error, Exception) and is_unavailable_error(error):
                     raise self.unavailable(error) from error
                 raise
+            # A block that never reached the database says nothing about its health.
+            reached = session.in_transaction()
             try:
                 await session.commit()
             except Exception as error:
@@ -202,7 +204,8 @@ class Database:
                     logger.exception("commit failed")
                     raise DatabaseUnavailable("the change could not be committed") from error
                 raise self.unavailable(error) from error
-        self.health.succeeded()
+        if reached:
+            self.health.succeeded()
 
     async def _roll_back(self, session: AsyncSession, error: BaseException) -> None:
         try:
