@@ -47,8 +47,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The authorisation walk runs in a process of its own after the rest: in a shared xdist worker,
+# after other tests, its PostgreSQL+Redis teardown hung twice (open defect, see README).
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/api/test_authorisation.py
+	$(BIN)/python -m pytest -n 0 $(PYTEST_ARGS) tests/api/test_authorisation.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis schemathesis-report
