@@ -28,7 +28,13 @@ SceneCode = Annotated[
     StringConstraints(pattern=r"^[a-z_]{1,32}$"),
     WithJsonSchema({"type": "string", "enum": sorted(SCENES)}),  # else unknown-scene (422)
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"[^\s\x1c-\x1f]"
+    ),
+]
+"""A name with something in it: the pattern states in the schema what the stripping does."""
 
 
 _BOTH_COORDINATES_OR_NEITHER: list[JsonValue] = [
