@@ -46,6 +46,11 @@ def login_body(card_number: str, pin: str = "000000") -> dict[str, str]:
     return {"card_number": card_number, "pin": pin, "device_id": "phone-rate-limits"}
 
 
+WINDOW = 3600
+"""The limits' window in these tests: counts are kept per fixed window, so a test that ran
+across a window's end would start counting anew (an hour makes that all but impossible)."""
+
+
 def assert_rate_limited(response: httpx.Response, window: int) -> None:
     assert response.status_code == 429, response.text
     assert response.headers["content-type"] == PROBLEM
@@ -57,7 +62,7 @@ def assert_rate_limited(response: httpx.Response, window: int) -> None:
 
 class TestLogin:
     async def test_per_address_then_429_while_other_addresses_go_on(self, service: Service) -> None:
-        async with service(rate_limit_login_per_address="3/60") as app:
+        async with service(rate_limit_login_per_address="3/3600") as app:
             async with client_at(app, "203.0.113.7") as http:
                 answers = [
                     await http.post("/v1/auth/login", json=login_body(f"36{n:010d}"))
@@ -66,13 +71,13 @@ class TestLogin:
             async with client_at(app, "203.0.113.8") as other:
                 elsewhere = await other.post("/v1/auth/login", json=login_body("360000000009"))
         assert [answer.status_code for answer in answers[:3]] == [401, 401, 401]
-        assert_rate_limited(answers[3], 60)
+        assert_rate_limited(answers[3], WINDOW)
         assert elsewhere.status_code == 401
 
     async def test_per_card_across_addresses_alike_for_unknown_and_real_cards(
         self, service: Service, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        async with service(rate_limit_login_per_card="2/60") as app:
+        async with service(rate_limit_login_per_card="2/3600") as app:
             store: Store = app.state.runtime.store
             counted: list[str] = []
             original_incr = store.incr
@@ -98,8 +103,8 @@ class TestLogin:
                 disguised = await http.post("/v1/auth/login", json=login_body(variant))
         for kind in ("real", "unknown"):
             assert [answer.status_code for answer in answers[kind]] == [401, 401, 429], kind
-            assert_rate_limited(answers[kind][2], 60)
-        assert_rate_limited(disguised, 60)
+            assert_rate_limited(answers[kind][2], WINDOW)
+        assert_rate_limited(disguised, WINDOW)
 
         def comparable(response: httpx.Response) -> dict[str, Any]:
             body: dict[str, Any] = response.json()
@@ -114,7 +119,7 @@ class TestLogin:
 
     async def test_the_right_pin_is_refused_too_past_the_card_limit(self, service: Service) -> None:
         async with (
-            service(rate_limit_login_per_card="1/60") as app,
+            service(rate_limit_login_per_card="1/3600") as app,
             client_at(app, "192.0.2.1") as http,
         ):
             holder = await create_active_holder(http, app)
@@ -126,11 +131,11 @@ class TestLogin:
             first = await http.post("/v1/auth/login", json=body)
             second = await http.post("/v1/auth/login", json=body)
         assert first.status_code == 200
-        assert_rate_limited(second, 60)
+        assert_rate_limited(second, WINDOW)
 
     async def test_a_pin_reset_spends_the_login_budget_of_its_card(self, service: Service) -> None:
         async with (
-            service(rate_limit_login_per_card="2/60") as app,
+            service(rate_limit_login_per_card="2/3600") as app,
             client_at(app, "192.0.2.2") as http,
         ):
             holder = await create_active_holder(http, app)
@@ -144,7 +149,7 @@ class TestLogin:
             reset = await http.post("/v1/auth/pin-reset", json=reset_body)
             again = await http.post("/v1/auth/pin-reset", json=reset_body)
         assert (login.status_code, reset.status_code) == (401, 204)
-        assert_rate_limited(again, 60)
+        assert_rate_limited(again, WINDOW)
 
     async def test_a_limit_holds_across_workers_sharing_the_store(
         self, service: Service, settings: Settings
@@ -152,8 +157,8 @@ class TestLogin:
         if not settings.redis_url:
             pytest.skip("one process only: the memory store is per process")
         async with (
-            service(rate_limit_login_per_address="2/60") as worker_a,
-            service(rate_limit_login_per_address="2/60") as worker_b,
+            service(rate_limit_login_per_address="2/3600") as worker_a,
+            service(rate_limit_login_per_address="2/3600") as worker_b,
             client_at(worker_a, "203.0.113.50") as a,
             client_at(worker_b, "203.0.113.50") as b,
         ):
@@ -164,12 +169,12 @@ class TestLogin:
             third = await a.post("/v1/auth/login", json=login_body("360000000003"))
             fourth = await b.post("/v1/auth/login", json=login_body("360000000004"))
         assert statuses == [401, 401]
-        assert_rate_limited(third, 60)
-        assert_rate_limited(fourth, 60)
+        assert_rate_limited(third, WINDOW)
+        assert_rate_limited(fourth, WINDOW)
 
 
 async def test_token_endpoint_per_client_address(service: Service) -> None:
-    async with service(rate_limit_token_per_address="2/60") as app:
+    async with service(rate_limit_token_per_address="2/3600") as app:
         async with client_at(app, "203.0.113.30") as http:
             answers = [
                 await http.post(
@@ -184,13 +189,13 @@ async def test_token_endpoint_per_client_address(service: Service) -> None:
                 "/v1/oauth/token", data={"grant_type": "client_credentials"}
             )
     assert [answer.status_code for answer in answers[:2]] == [401, 401]
-    assert_rate_limited(answers[2], 60)
+    assert_rate_limited(answers[2], WINDOW)
     assert elsewhere.status_code != 429
 
 
 async def test_qr_issuance_per_holder(service: Service) -> None:
     async with (
-        service(rate_limit_qr_per_holder="2/60") as app,
+        service(rate_limit_qr_per_holder="2/3600") as app,
         client_at(app, "203.0.113.40") as http,
     ):
         holder = await create_active_holder(http, app)
@@ -204,8 +209,8 @@ async def test_qr_issuance_per_holder(service: Service) -> None:
         others = await http.get("/v1/me/qr", headers=other.headers)
         anonymous = await http.get("/v1/me/qr")
     assert [answer.status_code for answer in answers[:2]] == [200, 200]
-    assert_rate_limited(answers[2], 60)
-    assert_rate_limited(answers[3], 60)
+    assert_rate_limited(answers[2], WINDOW)
+    assert_rate_limited(answers[3], WINDOW)
     assert others.status_code == 200
     assert anonymous.status_code == 401
 
