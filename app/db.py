@@ -109,8 +109,14 @@ class DatabaseHealth:
                 "database unavailable, answering 503 until it is back: %s", _describe(error)
             )
 
-    def succeeded(self) -> None:
-        if self.down_since is not None:
+    def succeeded(self, started_at: float) -> None:
+        """A call that began at `started_at` (monotonic) reached the database.
+
+        Only a call begun after the outage was noticed proves the database is back: one in
+        flight when it stopped can still commit, and would otherwise end the outage at once
+        and log it again on the next failure.
+        """
+        if self.down_since is not None and started_at > self.down_since:
             logger.warning(
                 "database available again after %.1f s", time.monotonic() - self.down_since
             )
@@ -186,6 +192,7 @@ class Database:
             (then nothing of the block is stored, or, when the connection broke during the
             commit, its outcome is unknown: never acknowledged).
         """
+        started_at = time.monotonic()
         async with self._sessions() as session:
             try:
                 yield session
@@ -205,7 +212,7 @@ class Database:
                     raise DatabaseUnavailable("the change could not be committed") from error
                 raise self.unavailable(error) from error
         if reached:
-            self.health.succeeded()
+            self.health.succeeded(started_at)
 
     async def _roll_back(self, session: AsyncSession, error: BaseException) -> None:
         try:
@@ -221,6 +228,7 @@ class Database:
         return DatabaseUnavailable("the database is temporarily unavailable; retry shortly")
 
     async def ping(self) -> None:
+        started_at = time.monotonic()
         try:
             async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
@@ -228,7 +236,7 @@ class Database:
             if is_unavailable_error(error):
                 self.health.failed(error)
             raise
-        self.health.succeeded()
+        self.health.succeeded(started_at)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -1,4 +1,5 @@
 import sqlite3
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -7,7 +8,14 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.db import Database, DatabaseUnavailable, downgrade, is_unavailable_error, migrate
+from app.db import (
+    Database,
+    DatabaseHealth,
+    DatabaseUnavailable,
+    downgrade,
+    is_unavailable_error,
+    migrate,
+)
 from app.store import StoreUnavailable
 
 
@@ -246,3 +254,29 @@ class TestOutageClassification:
                 raise StoreUnavailable("store down") from refused
         except StoreUnavailable as error:
             assert not is_unavailable_error(error)
+
+
+class TestHealth:
+    """One log line when the database stops answering, one when it is back."""
+
+    def test_a_call_begun_after_the_outage_ends_it(self, caplog: pytest.LogCaptureFixture) -> None:
+        health = DatabaseHealth()
+        health.failed(ConnectionRefusedError(111, "refused"))
+        health.succeeded(started_at=time.monotonic())
+        assert health.available
+        assert [r.getMessage().split(" after")[0] for r in caplog.records] == [
+            "database unavailable, answering 503 until it is back: "
+            "ConnectionRefusedError: [Errno 111] refused",
+            "database available again",
+        ]
+
+    def test_a_call_in_flight_when_the_database_stopped_does_not(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        started_before = time.monotonic()
+        health = DatabaseHealth()
+        health.failed(ConnectionRefusedError(111, "refused"))
+        health.succeeded(started_at=started_before)
+        health.failed(ConnectionRefusedError(111, "refused again"))
+        assert not health.available
+        assert len(caplog.records) == 1
