@@ -31,7 +31,8 @@ from app.holders.sessions import (
 from app.runtime import Runtime
 from app.security.opaque import (
     MAX_SECRET_CHARS,
-    constant_time_equals,
+    form_token,
+    form_token_matches,
     hash_opaque_secret,
     new_opaque_secret,
 )
@@ -90,16 +91,15 @@ def device_id_of(runtime: Runtime, device_secret: str) -> str:
 def csrf_token(runtime: Runtime, device_secret: str, session_id: str | None) -> str:
     """The token every form carries: bound to the browser and to its session, so another
     browser's or another holder's token is refused."""
-    bound = f"h5-csrf|{device_secret}|{session_id or ''}"
-    return hash_opaque_secret(bound, runtime.secret_hash_key)
+    return form_token(runtime.secret_hash_key, "h5-csrf", device_secret, session_id or "")
 
 
 def csrf_matches(
     runtime: Runtime, presented: str | None, device_secret: str, session_id: str | None
 ) -> bool:
-    if not presented or len(presented) > MAX_SECRET_CHARS:
-        return False
-    return constant_time_equals(presented, csrf_token(runtime, device_secret, session_id))
+    return form_token_matches(
+        presented, runtime.secret_hash_key, "h5-csrf", device_secret, session_id or ""
+    )
 
 
 def _key(sid_hash: str) -> str:

@@ -50,7 +50,12 @@ from app.oidc.errors import (
 from app.oidc.models import OidcConsent, OidcRefreshToken, RelyingParty, SubjectType
 from app.oidc.scopes import REQUIRED_SCOPE, claims_of, ordered, parse_scope
 from app.runtime import Runtime, derive_key
-from app.security.opaque import hash_opaque_secret, new_opaque_secret
+from app.security.opaque import (
+    form_token,
+    form_token_matches,
+    hash_opaque_secret,
+    new_opaque_secret,
+)
 from token_service.keys import b64url
 from token_service.oidc import at_hash, s256_challenge, sign_id_token
 
@@ -226,15 +231,15 @@ async def drop_pending(runtime: Runtime, request_id: str) -> None:
 
 def csrf_token(runtime: Runtime, browser_secret: str, request_id: str) -> str:
     """The CSRF token of a form: bound to the browser's cookie and to the request."""
-    key = derive_key(runtime.secret_hash_key, "ssc/oidc-csrf/v1")
-    mac = hmac.new(key, f"{browser_secret}|{request_id}".encode(), hashlib.sha256).digest()
-    return b64url(mac)
+    return form_token(runtime.secret_hash_key, "oidc-csrf", browser_secret, request_id)
 
 
 def csrf_ok(runtime: Runtime, browser_secret: str | None, request_id: str, presented: str) -> bool:
-    if not browser_secret or not presented:
+    if not browser_secret:
         return False
-    return hmac.compare_digest(csrf_token(runtime, browser_secret, request_id), presented)
+    return form_token_matches(
+        presented, runtime.secret_hash_key, "oidc-csrf", browser_secret, request_id
+    )
 
 
 # --- browser login sessions ------------------------------------------------------------------

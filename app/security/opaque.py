@@ -47,3 +47,16 @@ def opaque_secret_matches(secret: str, key: bytes, stored_hash: str) -> bool:
     if len(secret) > MAX_SECRET_CHARS:
         return False
     return constant_time_equals(hash_opaque_secret(secret, key), stored_hash)
+
+
+def form_token(key: bytes, purpose: str, *bound_to: str) -> str:
+    """The token a server-rendered form carries against cross-site request forgery: a keyed
+    hash of what it is bound to (the browser's cookie, its session or pending request), so a
+    token from another browser, session or purpose is refused and nothing need be stored."""
+    return hash_opaque_secret("|".join((purpose, *bound_to)), key)
+
+
+def form_token_matches(presented: str | None, key: bytes, purpose: str, *bound_to: str) -> bool:
+    if not presented or len(presented) > MAX_SECRET_CHARS:
+        return False
+    return constant_time_equals(presented, form_token(key, purpose, *bound_to))
