@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import unexpected_error
+from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, unexpected_error
 from app.unique_ids import unique_ids
 
 logger = logging.getLogger("ssc.access")
@@ -235,7 +235,7 @@ def declared_length(scope: Scope) -> int | None:
 
 async def send_too_large(send: Send, scope: Scope, request_id: str, limit: int) -> None:
     body: dict[str, Any] = {
-        "type": "/problems/request-too-large",
+        "type": PROBLEM_BASE + "request-too-large",
         "title": "Request too large",
         "status": 413,
         "detail": f"The request body exceeds {limit} bytes.",
@@ -247,7 +247,7 @@ async def send_too_large(send: Send, scope: Scope, request_id: str, limit: int) 
             "type": "http.response.start",
             "status": 413,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(payload)).encode()),
                 (b"x-request-id", request_id.encode()),
                 (b"connection", b"close"),

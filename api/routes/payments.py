@@ -13,7 +13,7 @@ from starlette.responses import Response
 from api.auth import CurrentAdmin, CurrentHolder, CurrentPayer
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import InvalidJson, StrictJsonRoute, loads
-from api.problems import PROBLEM_BASE
+from api.problems import domain_problem
 from api.schemas.banks import BANK_CODE
 from api.schemas.payments import (
     MAX_LINES,
@@ -29,6 +29,7 @@ from api.schemas.payments import (
     StatementIn,
 )
 from app.errors import DomainError
+from app.media_types import media_type_of
 from app.payments import service
 from app.payments.errors import InvalidDisbursement, TooManyLines, UnsupportedMediaType
 from app.payments.models import Disbursement, PaymentKind
@@ -76,16 +77,6 @@ def _disbursement_out(row: Disbursement) -> DisbursementOut:
     )
 
 
-def _problem(error: DomainError) -> dict[str, Any]:
-    return {
-        "type": PROBLEM_BASE + error.code,
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        **error.extensions,
-    }
-
-
 def _line_out(result: LineResult) -> LineResultOut:
     return LineResultOut(
         line=result.line,
@@ -98,7 +89,7 @@ def _line_out(result: LineResult) -> LineResultOut:
         disbursement=None
         if result.disbursement is None
         else _disbursement_out(result.disbursement),
-        error=None if result.error is None else _problem(result.error),
+        error=None if result.error is None else domain_problem(result.error),
     )
 
 
@@ -155,7 +146,7 @@ async def disburse(
     """Idempotent by `payment_id`: the same payment again answers the first one (200); the id
     with other content is refused (409). Paid to the card's account valid at `value_date`; if
     the holder changed bank since, to the new account, and the holder is told."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type_of(request.headers.get("content-type"))
     raw = await request.body()
     if media in JSONL:
         lines = [line for line in raw.split(b"\n")]

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from api.auth import ConsentingIssuer, CurrentHolder, CurrentIssuer
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
+from api.problems import domain_problem
 from api.schemas.common import Rfc3339DateTime
 from api.schemas.vault import (
     BulkLineOut,
@@ -35,6 +36,7 @@ from api.schemas.vault import (
 from app.cards.models import utcnow
 from app.consents.models import ConsentRequest
 from app.consents.service import require_consent
+from app.media_types import media_type_of
 from app.runtime import Runtime
 from app.vault import contracts, push, service, shares
 from app.vault.content import CONTENT_TYPES
@@ -393,7 +395,7 @@ async def push_documents(
     fields and the file's SHA-256 and size; the file streams in the body and is stored
     encrypted. Idempotent per (document id, version); a higher version supersedes (the old one
     stays as history)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type_of(request.headers.get("content-type"))
     if media in JSONL_TYPES:
         results = await push.push_bulk(runtime, issuer, _body(request))
         lines = [
@@ -401,7 +403,7 @@ async def push_documents(
                 line=item.line,
                 status=item.status,
                 document=None if item.document is None else pushed_out(item.document, item.created),
-                problem=item.problem,
+                problem=None if item.error is None else domain_problem(item.error),
             )
             for item in results
         ]

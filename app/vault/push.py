@@ -12,7 +12,6 @@ import base64
 import binascii
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -63,7 +62,7 @@ class LineResult:
     status: int
     document: VaultDocument | None = None
     created: bool = False
-    problem: dict[str, Any] | None = None
+    error: DomainError | None = None
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
@@ -134,14 +133,7 @@ async def _push_line(
 
 
 def _refused(number: int, error: DomainError) -> LineResult:
-    problem = {
-        "type": f"/problems/{error.code}",
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        **error.extensions,
-    }
-    return LineResult(number, error.status, problem=problem)
+    return LineResult(number, error.status, error=error)
 
 
 async def issuer_documents(
