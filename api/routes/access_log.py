@@ -23,6 +23,7 @@ from api.schemas.common import Rfc3339DateTime
 from app.accesslog import offline
 from app.accesslog.models import AccessLogEntry, AccessSource
 from app.accesslog.service import MAX_PAGE, AccessLogFilter, holder_access_log
+from app.media_types import media_type_of
 from app.verification.scanners import ensure_scanner_enabled
 
 router = APIRouter(tags=["access log"], route_class=StrictJsonRoute)
@@ -61,7 +62,7 @@ def _entry_out(entry: AccessLogEntry) -> AccessLogEntryOut:
 
 def _wants_csv(request: Request) -> bool:
     accept = request.headers.get("accept", "")
-    return any(part.split(";")[0].strip().lower() == CSV for part in accept.split(","))
+    return any(media_type_of(part) == CSV for part in accept.split(","))
 
 
 def _cell(text: str) -> str:

@@ -27,6 +27,7 @@ from app.departments.types import DOCUMENT_TYPES
 from app.errors import DomainError
 from app.licences import presentations, service
 from app.licences.errors import InvalidBulk
+from app.media_types import media_type_of
 
 router = APIRouter(tags=["licences"], route_class=StrictJsonRoute)
 
@@ -109,7 +110,7 @@ async def push_licence(
 async def push_bulk(request: Request, issuer: CurrentIssuer, runtime: RuntimeDep) -> BulkResult:
     """Good lines are stored (together, in one transaction), bad lines reported with the
     problem each would have had alone; a line is never half-written."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = media_type_of(request.headers.get("content-type"))
     if media_type not in JSONL_TYPES:
         raise UnsupportedBulkType("send the lines as application/jsonl")
     lines = service.parse_lines(await request.body(), runtime.settings.licence_bulk_max_lines)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas.clients import Name
 from api.schemas.common import UtcDateTime
+from app.media_types import media_type_of
 from app.oidc.clients import GRANT_TYPES
 from app.oidc.errors import InvalidOAuthRequest
 from app.oidc.models import ClientAuthMethod, SubjectType
@@ -117,7 +118,7 @@ def read_form(
 
     :raises InvalidOAuthRequest: not a well-formed form.
     """
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    media_type = media_type_of(content_type)
     if media_type != FORM_MEDIA_TYPE:
         raise InvalidOAuthRequest(f"the body must be {FORM_MEDIA_TYPE}")
     try:

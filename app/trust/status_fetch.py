@@ -32,6 +32,7 @@ from enum import StrEnum
 
 import httpx
 
+from app.media_types import media_type_of
 from app.runtime import Runtime
 from app.trust.errors import InvalidIssuer, IssuerNotFound
 from app.trust.issuers import list_issuers, store_status_list
@@ -190,7 +191,7 @@ async def _get(
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
             raise _Refused(f"content encoding {encoding!r} (identity was asked for)")
-        media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        media_type = media_type_of(response.headers.get("content-type"))
         if media_type != CWT_MEDIA_TYPE:
             raise _Refused(f"content type {media_type or 'missing'!r}, not {CWT_MEDIA_TYPE}")
         declared = response.headers.get("content-length", "")
