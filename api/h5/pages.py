@@ -26,7 +26,8 @@ from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.deps import RuntimeDep
-from api.h5.texts import Language, language_of, text
+from api.h5.texts import text
+from api.languages import Language, language_of
 from app.cards.models import CardStatus
 from app.config import Environment as Deployment
 from app.h5.origins import frame_ancestors

@@ -6,9 +6,7 @@ plainer wording in elder mode (关怀模式) where the ordinary wording is techn
 
 from __future__ import annotations
 
-from typing import Literal
-
-Language = Literal["zh", "en"]
+from api.languages import Language
 
 TEXTS: dict[str, tuple[str, str]] = {
     "app_name": ("电子社保卡", "E-card"),
@@ -233,26 +231,3 @@ CARE_TEXTS: dict[str, tuple[str, str]] = {
 def text(key: str, language: Language, *, care: bool) -> str:
     pair = (CARE_TEXTS.get(key) if care else None) or TEXTS[key]
     return pair[0] if language == "zh" else pair[1]
-
-
-def language_of(accept_language: str | None) -> Language:
-    """Chinese unless the browser ranks English above every Chinese variant."""
-    best: tuple[float, Language] | None = None
-    for position, part in enumerate((accept_language or "").split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        tag = tag.strip().lower()
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                continue
-        language: Language | None = (
-            "zh" if tag.startswith("zh") else "en" if tag.startswith("en") else None
-        )
-        if language is None or quality <= 0:
-            continue
-        ranked = (quality - position * 1e-6, language)
-        if best is None or ranked[0] > best[0]:
-            best = ranked
-    return "zh" if best is None else best[1]

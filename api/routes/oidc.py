@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from api.auth import CurrentAdmin, CurrentHolder
 from api.deps import RuntimeDep, SessionDep
 from api.json_bodies import StrictJsonRoute
+from api.languages import language_of
 from api.rate_limits import OIDC_LOGIN_LIMITS, TOKEN_LIMITS
 from api.schemas.oidc import (
     ClientIdText,
@@ -137,24 +138,8 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 def texts(request: Request) -> dict[str, str]:
-    """Chinese unless the browser prefers English (or names no Chinese at all)."""
-    header = request.headers.get("accept-language", "")
-    ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate(header.split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        ranked.append((-quality, position, tag.strip().lower()))
-    for _, _, tag in sorted(ranked):
-        if tag.startswith("zh"):
-            return TEXTS["zh"]
-        if tag.startswith("en"):
-            return TEXTS["en"]
-    return TEXTS["zh"]
+    """Chinese unless the browser prefers English."""
+    return TEXTS[language_of(request.headers.get("accept-language"))]
 
 
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
