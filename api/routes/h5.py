@@ -356,7 +356,7 @@ async def _card(
 
 
 @router.get(f"{BASE}/qr")
-async def qr(context: HolderFetch, session: SessionDep) -> Response:
+async def qr(context: HolderFetch) -> Response:
     """The page script's QR: the token and its modules (the large, ECC Q variant in elder
     mode), drawn by the page; `state` says why there is none."""
     page = context.holder_page
