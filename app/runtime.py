@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from app.verification.scanners import ScannerTokenCache
 from token_service import KeyDirectory, KeyRing, StatusListToken, TokenIssuer, TokenVerifier
 
 logger = logging.getLogger("ssc.runtime")
+CLOSE_STEP_SECONDS = 10.0
 
 
 def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
@@ -147,6 +149,15 @@ class Runtime:
         return self.settings.environment is Environment.test
 
     async def close(self) -> None:
-        await self.vault.close()
-        await self.store.close()
-        await self.database.dispose()
+        """Closes the vault, the store and the database; a step still waiting after
+        `CLOSE_STEP_SECONDS` is logged and abandoned, so that a stop always ends."""
+        for name, close in (
+            ("vault", self.vault.close),
+            ("store", self.store.close),
+            ("database", self.database.dispose),
+        ):
+            try:
+                async with asyncio.timeout(CLOSE_STEP_SECONDS):
+                    await close()
+            except TimeoutError:
+                logger.error("closing the %s took over %.0f s; abandoned", name, CLOSE_STEP_SECONDS)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from playwright.async_api import Browser, BrowserContext, async_playwright
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
+from app.background_tasks import awaiting
 from app.config import Settings, load_settings, new_secret
 from app.db import migrate
 from app.ratelimits import RateLimitRule
@@ -369,12 +371,26 @@ async def settings(
     return load_settings(**overrides)
 
 
+async def _report_stuck_tasks(after: float) -> None:
+    """A shutdown still running after `after` s: print where each task waits (pytest shows it
+    with the test that hangs, before pytest-timeout's thread dump, which cannot)."""
+    await asyncio.sleep(after)
+    for task in asyncio.all_tasks():
+        print(f"shutdown still waits: {task.get_name()}: {awaiting(task)}", file=sys.stderr)
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """The application with its lifespan running (database, store and keys open)."""
     application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
+    watchdog: asyncio.Task[None] | None = None
+    try:
+        async with application.router.lifespan_context(application):
+            yield application
+            watchdog = asyncio.create_task(_report_stuck_tasks(after=60))
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
     if settings.redis_url:
         cleanup = RedisStore.from_url(settings.redis_url, namespace=settings.redis_namespace)
         await cleanup.drop_namespace()

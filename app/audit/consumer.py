@@ -33,6 +33,7 @@ from app.accesslog.recorder import record_disclosures
 from app.audit.chain import AUDIT_TABLE, AuditRecord, append_records, canonical_data
 from app.audit.checkpoints import Checkpoint, checkpoint_key, write_checkpoint
 from app.audit.log import AUDIT_STREAM
+from app.background_tasks import stop_tasks
 from app.cards.snapshot import snapshot_without_view
 from app.cooperative import in_slices
 from app.db import Database, DatabaseUnavailable
@@ -416,9 +417,7 @@ class AuditConsumer:
             if not self._writing:
                 task.cancel()
             _, pending = await asyncio.wait([task], timeout=stop_timeout)
-            if pending:
-                task.cancel()
-                await asyncio.wait([task])
+            await stop_tasks(pending)  # still writing, or its cancellation was swallowed
             await self.flush(max_seconds=stop_timeout)
             if self.checkpoint_every > 0:
                 await self._final_checkpoint(stop_timeout)

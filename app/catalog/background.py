@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from app.background_tasks import stop_tasks
 from app.catalog.service import CATALOG_CHANGES, ensure_default_catalog, refresh_catalog
 from app.runtime import Runtime
 from app.store.base import Subscription
@@ -56,8 +57,4 @@ async def catalog_sync(runtime: Runtime) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from app.background_tasks import stop_tasks
 from app.runtime import Runtime
 from app.store.base import Subscription
 from app.store.following import follow_channel
@@ -120,8 +121,4 @@ async def trust_sync(runtime: Runtime) -> AsyncIterator[TrustSync]:
     try:
         yield sync
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)

@@ -52,6 +52,7 @@ from sqlmodel import select
 
 from app.audit.log import record
 from app.audit.models import AuditEvent
+from app.background_tasks import stop_tasks
 from app.db import Database
 from app.store import EPOCH_KEY, Store, StoreUnavailable
 
@@ -233,5 +234,4 @@ async def epoch_watch(epochs: StoreEpochs, interval: float = CHECK_INTERVAL) -> 
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_tasks([task])
