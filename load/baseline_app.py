@@ -1,7 +1,9 @@
 """The naive verify endpoint that benchmarks compare against (never part of the product).
 
-Written the obvious way, as issue 6 describes: FastAPI with a pydantic body, a
-JWT (ES256) in the QR code decoded with pyjwt, and `await redis.set(nx=True)` against replay.
+Written the obvious way: FastAPI with a pydantic body, a JWT (ES256) in the QR code decoded
+with pyjwt, and `await redis.set(nx=True)` against replay. The public key is loaded once at
+start into a key object, pyjwt's documented way (issue 18): passing the PEM text per request,
+as the first version did, parsed the key on every request and made the baseline slower.
 Run: `uvicorn load.baseline_app:app` with LOAD_BASELINE_KEY (PEM public key file) and
 LOAD_REDIS_URL set; `load/bench_verify.py` starts it for you.
 """
@@ -15,10 +17,12 @@ from datetime import UTC, datetime
 
 import jwt
 import redis.asyncio as aioredis
+from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-PUBLIC_KEY = open(os.environ["LOAD_BASELINE_KEY"]).read()  # noqa: SIM115
+with open(os.environ["LOAD_BASELINE_KEY"], "rb") as key_file:
+    PUBLIC_KEY = serialization.load_pem_public_key(key_file.read())
 REDIS_URL = os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/0")
 redis_client = aioredis.Redis.from_url(REDIS_URL)
 

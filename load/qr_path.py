@@ -13,8 +13,8 @@ warms the store (one QR each) and measures:
   server pinned to core 0 and generator to core 1: p50 / p99.
 
 Targets (issue 18): QR at >= 40 % of `/healthz` in the same run, p99 < 10 ms at half load.
-Prints one JSON line per measurement and a summary; `load/run_benchmarks.py` may call
-`measure_qr_path` and put `markdown_section` into load/RESULTS.md.
+Prints one JSON line per measurement and a summary; `load/run_benchmarks.py` calls `run`
+and puts `markdown_section` into load/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -246,13 +246,17 @@ def markdown_section(result: QrPathResult) -> list[str]:
     return lines
 
 
-def main() -> None:
+def run() -> QrPathResult:
+    """The whole measurement on its own servers (a throw-away database, its own Redis)."""
     with throwaway_database(POSTGRES_URL) as database_url, PostgresStack() as stack:
         stack.database_url = database_url
         stack.start_redis()
         server = stack.start_api(workers=1)
-        result = measure_qr_path(stack, server)
-    print("\n".join(markdown_section(result)))
+        return measure_qr_path(stack, server)
+
+
+def main() -> None:
+    print("\n".join(markdown_section(run())))
 
 
 if __name__ == "__main__":

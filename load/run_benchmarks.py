@@ -28,7 +28,9 @@ import json
 import os
 import platform
 import secrets
+import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,16 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from load import against, charts, peak
+from load import (
+    against,
+    charts,
+    peak,
+    qr_path,
+    qr_render,
+    results_file,
+    status_list_size,
+    vault_memory,
+)
 from load.bench_verify import (
     MicroResult,
     WrkResult,
@@ -61,15 +72,34 @@ from load.servers import (
     settle,
     write_lines,
 )
-from load.status_list_size import kept_section
 
 SECONDS = int(os.environ.get("LOAD_SECONDS", "10"))
 CURVE_SECONDS = int(os.environ.get("LOAD_CURVE_SECONDS", "4"))
 CURVE_SHARES = (0.25, 0.5, 0.75, 1.0, 1.25)
 """Offered load of the throughput curves, as shares of ours' one-worker wrk maximum."""
 BATCH = 100
-RESULTS = ROOT / "load" / "RESULTS.md"
 COMMAND = ".venv/bin/python -m load.run_benchmarks"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One row of the ratio table: what was compared, its figures, the value and its target."""
+
+    name: str
+    figures: str
+    value: float
+    unit: str
+    """`%` (a share), `x` (a multiple) or `ms`, how `value` is shown."""
+    target: str
+
+    def shown(self, value: float) -> str:
+        if self.unit == "%":
+            return f"{value:.0%}"
+        if self.unit == "x":
+            return f"{value:.2f}x"
+        if self.unit == "ms":
+            return f"{value:,.1f} ms"
+        return f"{value:,.0f} {self.unit}"
 
 
 @dataclass(frozen=True)
@@ -455,19 +485,24 @@ def main() -> None:
                     workers=workers,
                 )
                 stack.stop(server)
+    print("the phone's QR path (PostgreSQL + Redis) ...", flush=True)
+    qr_run = qr_path.run()
+    render_rates = qr_render.measure()
     compared = (
         None if arguments.against is None else against.measure(arguments.against, seconds=SECONDS)
     )
     elapsed = time.time() - started
     charts.throughput(curves)
     charts.peak_backlog(peak_run)
-    report = _report(micro_result, runs, latency, elapsed)
+    report = _report(micro_result, runs, latency, qr_run, peak_run, elapsed)
     report += "\n" + "\n".join([*_curve_report(curves), "", *peak.report(peak_run)]) + "\n"
     if compared is not None:
         report += "\n" + "\n".join(against.report(compared)) + "\n"
-    # The status list size section is measured by `load.status_list_size`: kept as it is.
-    kept = kept_section(RESULTS.read_text()) if RESULTS.exists() else ""
-    RESULTS.write_text(report.rstrip() + "\n\n" + kept + "\n" if kept else report)
+    report += "\n" + "\n".join(qr_path.markdown_section(qr_run))
+    report += "\n" + "\n".join(_render_report(render_rates)) + "\n"
+    # Measured by their own commands: kept as they are.
+    kept = results_file.kept_sections((status_list_size.TITLE, vault_memory.SECTION))
+    results_file.RESULTS.write_text("\n\n".join([report.rstrip(), *kept]) + "\n")
     print(report)
 
 
@@ -487,7 +522,12 @@ def _machine() -> str:
 
 
 def _report(
-    micro_result: MicroResult, runs: dict[str, HttpRun], latency: list[LatencyRun], elapsed: float
+    micro_result: MicroResult,
+    runs: dict[str, HttpRun],
+    latency: list[LatencyRun],
+    qr_run: qr_path.QrPathResult,
+    peak_run: peak.PeakRun,
+    elapsed: float,
 ) -> str:
     raw = micro_result.raw_per_s
     ours, batch, two = runs["ours"], runs["batch"], runs["two"]
@@ -503,88 +543,128 @@ def _report(
     per_cpu_1 = ours.per_cpu_second
     per_cpu_2 = two.per_cpu_second
     rows = [
-        (
+        Ratio(
             "token_service.verify / raw ES256 (one core)",
             f"{micro_result.verify_per_s:,.0f} / {raw:,.0f} per s",
-            f"{micro_result.verify_per_s / raw:.0%}",
+            micro_result.verify_per_s / raw,
+            "%",
             ">= 80 %",
         ),
-        (
+        Ratio(
             "verify_cose / raw ES256 (one core)",
             f"{micro_result.verify_cose_per_s:,.0f} / {raw:,.0f} per s",
-            f"{micro_result.verify_cose_per_s / raw:.0%}",
+            micro_result.verify_cose_per_s / raw,
+            "%",
             "-",
         ),
-        (
+        Ratio(
             "batch tokens/s per server core / raw ES256 (raw measured just before the run)",
             f"{batch_per_core:,.0f} / {batch.raw_es256_per_s:,.0f} per s "
             f"({batch_tokens:,.0f} tokens/s on {batch.server_cores:.2f} cores, "
             f"then {batch.backlog_cpu_s:.1f} CPU-s of audit backlog)",
-            f"{batch_per_core / batch.raw_es256_per_s:.0%}",
+            batch_per_core / batch.raw_es256_per_s,
+            "%",
             ">= 80 %",
         ),
-        (
+        Ratio(
             "the same, API worker only: audit consumer in its own process (its CPU not counted)",
             f"{external_batch_per_core:,.0f} / {external.raw_es256_per_s:,.0f} per s",
-            f"{external_batch_per_core / external.raw_es256_per_s:.0%}",
+            external_batch_per_core / external.raw_es256_per_s,
+            "%",
             "(cross-check)",
         ),
-        (
+        Ratio(
             "ours / naive req/s, 1 worker each (wrk)",
             f"{ours.wrk.requests_per_s:,.0f} / {naive_rps:,.0f} req/s (naive: mean of "
             f"{naive_runs[0].wrk.requests_per_s:,.0f} before and "
             f"{naive_runs[1].wrk.requests_per_s:,.0f} after ours)",
-            f"{ours.wrk.requests_per_s / naive_rps:.2f}x",
-            ">= 2x",
+            ours.wrk.requests_per_s / naive_rps,
+            "x",
+            ">= 3x",
         ),
-        (
+        Ratio(
             "the same per server CPU-second (ours: audit backlog after the run included)",
             f"{ours.per_cpu_second:,.0f} / {naive_per_cpu:,.0f} req per CPU-s",
-            f"{ours.per_cpu_second / naive_per_cpu:.2f}x",
+            ours.per_cpu_second / naive_per_cpu,
+            "x",
             "(cross-check)",
         ),
-        (
+        Ratio(
             "2 workers / 1 worker req/s (uvicorn, wrk)",
             f"{two.wrk.requests_per_s:,.0f} / {ours.wrk.requests_per_s:,.0f} req/s",
-            f"{scaling:.2f}x",
+            scaling,
+            "x",
             ">= 1.8x",
         ),
-        (
+        Ratio(
             "the same, normalised to 2 server cores",
             f"x 2 / {two.available_cores:.2f} cores left to the server (of {os.cpu_count()}: "
             f"wrk {two.generator_cores:.2f}, Redis {two.redis_cores:.2f}, "
             f"other processes {two.other_cores:.2f})",
-            f"{normalised:.2f}x",
+            normalised,
+            "x",
             ">= 1.8x",
         ),
-        (
+        Ratio(
             "2 workers / 1 worker, req per server CPU-second",
             f"{per_cpu_2:,.0f} / {per_cpu_1:,.0f}",
-            f"{per_cpu_2 / per_cpu_1:.0%}",
+            per_cpu_2 / per_cpu_1,
+            "%",
             "(efficiency)",
         ),
     ]
     rows += [
-        (
+        Ratio(
             f"p99 at half the 1-worker maximum (load/latency.py, open loop), {item.placement}",
             f"{item.result.achieved_rate:,.0f} of {item.result.target_rate:,.0f} req/s, "
             f"p50 {item.result.p50_ms:.1f} ms, {item.result.errors} errors, "
             f"generator {item.result.generator_cores:.2f} cores, "
             f"other processes {item.other_cores:.2f} cores",
-            f"{item.result.p99_ms:.1f} ms",
+            item.result.p99_ms,
+            "ms",
             "< 10 ms",
         )
         for item in latency
     ]
+    rows += [
+        Ratio(
+            "GET /v1/me/qr / GET /healthz req/s, 1 worker, PostgreSQL + Redis (load/qr_path.py)",
+            f"{qr_run.qr.wrk.requests_per_s:,.0f} / {qr_run.healthz.wrk.requests_per_s:,.0f} "
+            f"req/s (by server CPU per request: {qr_run.cpu_share:.0%})",
+            qr_run.share,
+            "%",
+            ">= 40 %",
+        ),
+        Ratio(
+            "p99 of GET /v1/me/qr at half its maximum (open loop, server on core 0)",
+            f"{qr_run.latency.achieved_rate:,.0f} of {qr_run.latency.target_rate:,.0f} req/s, "
+            f"p50 {qr_run.latency.p50_ms:.1f} ms, {qr_run.latency.errors} errors",
+            qr_run.latency.p99_ms,
+            "ms",
+            "< 10 ms",
+        ),
+        Ratio(
+            f"national peak: verified scans/s through the batch route, 2 workers, "
+            f"{peak.PEAK_SECONDS} s, audit consumer included",
+            f"{peak_run.scans:,} scans in {peak_run.seconds:.1f} s, {peak_run.audit_rows:,} "
+            f"audit rows counted after the run",
+            peak_run.scans_per_s,
+            "scans/s",
+            f">= {peak.TARGET:,}",
+        ),
+    ]
+    history = results_file.record_run({row.name: row.value for row in rows})
     lines = [
         "# Benchmark results",
         "",
-        f"Command: `{COMMAND}` (from the repository root; {elapsed:.0f} s for the whole run).",
+        f"Command: `{_command()}` (from the repository root; {elapsed:.0f} s for the whole run).",
         f"Machine: {_machine()}.",
         f"Measured: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Figures vary from run "
-        "to run; the ratios are what the targets of issue 6 are about. Every figure below was "
-        'measured in this one run. "other processes" is busy CPU of the machine (/proc/stat) '
-        "not used by server, Redis or generator: on a shared machine, other people's work.",
+        "to run; the ratios are what the targets of issues 6 and 18 are about. Every figure below "
+        "was measured in this one run, except the spread table, which adds every earlier run of "
+        'the same code (load/runs.jsonl). "other processes" is busy CPU of the machine '
+        "(/proc/stat) not used by server, Redis or generator: on a shared machine, other "
+        "people's work.",
         "",
         "## Ratios",
         "",
@@ -592,8 +672,10 @@ def _report(
         "| --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {name} | {figures} | **{shown}** | {target} |" for name, figures, shown, target in rows
+        f"| {row.name} | {row.figures} | **{row.shown(row.value)}** | {row.target} |"
+        for row in rows
     ]
+    lines += ["", *_spread_report(rows, history)]
     lines += [
         "",
         "## HTTP runs (wrk, closed loop, saturating)",
@@ -641,6 +723,28 @@ def _report(
     return "\n".join(lines)
 
 
+def _spread_report(rows: list[Ratio], history: list[dict[str, float]]) -> list[str]:
+    """Each ratio over every recorded run of this code: lowest, median, highest."""
+    lines = [
+        f"## Spread over {len(history)} run{'s' if len(history) != 1 else ''} of this code "
+        f"({results_file.code_version()}, the same command)",
+        "",
+        "| ratio | runs | lowest | median | highest | target |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        values = sorted(run[row.name] for run in history if row.name in run)
+        lines.append(
+            f"| {row.name} | {len(values)} | {row.shown(values[0])} | "
+            f"{row.shown(statistics.median(values))} | {row.shown(values[-1])} | {row.target} |"
+        )
+    return lines
+
+
+def _command() -> str:
+    return " ".join([COMMAND, *sys.argv[1:]])
+
+
 def _curve_report(curves: dict[str, list[LatencyResult]]) -> list[str]:
     lines = [
         "## Throughput against offered load (load/latency.py, open loop, one worker each, "
@@ -657,6 +761,20 @@ def _curve_report(curves: dict[str, list[LatencyResult]]) -> list[str]:
             f"{p.p99_ms:.1f} | {p.errors} |"
             for p in points
         ]
+    return lines
+
+
+def _render_report(rates: list[qr_render.RenderRate]) -> list[str]:
+    lines = [
+        "## QR images per CPU second (load/qr_render.py): segno, which `qr` uses, against qrcode",
+        "",
+        "| library | format | images per CPU-s | bytes |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {rate.library} | {rate.fmt} | {rate.per_cpu_second:,.0f} | {rate.bytes:,} |"
+        for rate in rates
+    ]
     return lines
 
 

@@ -19,13 +19,12 @@ import random
 import time
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import cbor2
 
+from load.results_file import write_section
 from token_service import KeyRing, Status, StatusList, sign_status_list_cwt
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 TITLE = "## Status list size (10 M cards x 16 indexes)"
 
 
@@ -145,7 +144,7 @@ def main() -> None:
     )
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_section(TITLE, section)
 
 
 def _signed(status_list: StatusList, keyring: KeyRing) -> bytes:
@@ -157,22 +156,6 @@ def _signed(status_list: StatusList, keyring: KeyRing) -> bytes:
         expires_in=86_400,
         ttl=300,
     )
-
-
-def kept_section(text: str) -> str:
-    """This section of a RESULTS.md text ('' when absent): up to the next `## ` heading."""
-    start = text.find(TITLE)
-    if start < 0:
-        return ""
-    end = text.find("\n## ", start + len(TITLE))
-    return text[start : len(text) if end < 0 else end].strip()
-
-
-def write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    old = kept_section(text)
-    text = text.replace(old, section) if old else text.rstrip() + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from app.cards.documents import mod11_2_check_character
 from app.config import load_settings
 from app.security.tokens import AccessTokenCodec, PrincipalKind
-from load.servers import ROOT, Stack, process_tree
+from load.results_file import write_section
+from load.servers import Stack, process_tree
 from token_service.jws import public_jwk, sign_document
 
 CHUNK = 1 << 20
@@ -253,16 +254,6 @@ download.
 """
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "load" / "RESULTS.md"
-    current = path.read_text()
-    start = current.find(SECTION)
-    if start >= 0:
-        end = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + current[end + 1 :] if end >= 0 else current[:start]
-    path.write_text(current.rstrip("\n") + "\n\n" + text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--megabytes", type=int, default=50)
@@ -275,7 +266,7 @@ def main() -> None:
     text = report(figures, command + " --write")
     print(text)
     if arguments.write:
-        write_section(text)
+        write_section(SECTION, text)
     sys.exit(0 if figures["download_peak_delta_mib"] <= LIMIT_MB else 1)
 
 
