@@ -35,12 +35,12 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Dialect, Table, insert
-from sqlmodel import col, select
+from sqlalchemy import Dialect, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accesslog.models import AccessLogEntry, AccessSource
-from app.audit.chain import AuditRecord, bulk_insert
+from app.audit.chain import AuditRecord, any_of, bulk_insert
 from app.cards.models import Card, CardStatus
 from app.cards.snapshot import snapshot_card
 from app.catalog.scenes import BASE_ATTRIBUTES, SCENES
@@ -333,19 +333,24 @@ async def record_disclosures(
     ]
     if not found:
         return 0
-    found = await _with_presenters(session, found)
+    # Core statements on the session's connection: the ORM's per-statement work cost more
+    # than these lookups do for a whole batch.
+    connection = await session.connection()
+    found = await _with_presenters(connection, found)
     stored: set[str] = set()
     if look_up_stored:
+        event_id = _ENTRY_TABLE.c.event_id
         wanted = {item.event_id for item in found}
-        statement = select(AccessLogEntry.event_id).where(col(AccessLogEntry.event_id).in_(wanted))
-        stored = set((await session.exec(statement)).all())
+        statement = select(event_id).where(any_of(connection.dialect, event_id, wanted))
+        stored = set((await connection.execute(statement)).scalars())
     fresh = {item.event_id: item for item in found if item.event_id not in stored}
     if not fresh:
         return 0
-    cards = await _cards_by_handle(session, {i.handle for i in fresh.values() if i.card_id is None})
-    organisations = await _organisations(session, set(organisation_ids.values()))
-    venues = await _client_names(session, {item.actor for item in fresh.values()})
-    connection = await session.connection()
+    cards = await _cards_by_handle(
+        connection, {i.handle for i in fresh.values() if i.card_id is None}
+    )
+    organisations = await _organisations(connection, set(organisation_ids.values()))
+    venues = await _client_names(connection, {item.actor for item in fresh.values()})
     insert_rows = _entry_insert(connection.dialect)
     # Per organisation and per attribute list once a batch, not once an entry.
     named = {
@@ -469,14 +474,24 @@ def _unchanged(value: Any) -> Any:
     return value
 
 
-async def _with_presenters(session: AsyncSession, found: list[Disclosure]) -> list[Disclosure]:
+async def _with_presenters(
+    connection: AsyncConnection, found: list[Disclosure]
+) -> list[Disclosure]:
     """Online scans of tokens a guardian fetched for a ward: the ward's entry names the
     guardian, and the guardian's log gets the scan too (one query per batch)."""
     ctis = {item.cti for item in found if item.cti is not None}
     if not ctis:
         return found
+    presented_by = _PRESENTATIONS.c
     rows = (
-        await session.exec(select(FamilyPresentation).where(col(FamilyPresentation.cti).in_(ctis)))
+        await connection.execute(
+            select(
+                presented_by.cti,
+                presented_by.guardian_label,
+                presented_by.guardian_card_id,
+                presented_by.ward_card_id,
+            ).where(any_of(connection.dialect, presented_by.cti, ctis))
+        )
     ).all()
     if not rows:
         return found
@@ -499,35 +514,48 @@ async def _with_presenters(session: AsyncSession, found: list[Disclosure]) -> li
     return result
 
 
-async def _cards_by_handle(session: AsyncSession, handles: Iterable[str | None]) -> dict[str, str]:
+async def _cards_by_handle(
+    connection: AsyncConnection, handles: Iterable[str | None]
+) -> dict[str, str]:
     """Active cards' ids (hex) by handle (a scan of a card the store did not know, or an
     offline scan)."""
     wanted = {handle for handle in handles if handle}
     if not wanted:
         return {}
-    rows = await session.exec(
-        select(Card.handle, Card.id)
-        .where(col(Card.handle).in_(wanted))
-        .where(Card.status == CardStatus.active)
+    cards = _CARDS.c
+    rows = await connection.execute(
+        select(cards.handle, cards.id)
+        .where(any_of(connection.dialect, cards.handle, wanted))
+        .where(cards.status == CardStatus.active)
     )
     return {handle: card_id.hex for handle, card_id in rows.all()}
 
 
 async def _organisations(
-    session: AsyncSession, ids: set[uuid.UUID]
+    connection: AsyncConnection, ids: set[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[str, str]]:
     if not ids:
         return {}
-    rows = await session.exec(
-        select(Organisation.id, Organisation.name, Organisation.region_code).where(
-            col(Organisation.id).in_(ids)
+    organisations = _ORGANISATIONS.c
+    rows = await connection.execute(
+        select(organisations.id, organisations.name, organisations.region_code).where(
+            any_of(connection.dialect, organisations.id, ids)
         )
     )
     return {row[0]: (row[1], row[2]) for row in rows.all()}
 
 
-async def _client_names(session: AsyncSession, client_ids: set[str]) -> dict[str, str]:
-    rows = await session.exec(
-        select(ApiClient.client_id, ApiClient.name).where(col(ApiClient.client_id).in_(client_ids))
+async def _client_names(connection: AsyncConnection, client_ids: set[str]) -> dict[str, str]:
+    clients = _CLIENTS.c
+    rows = await connection.execute(
+        select(clients.client_id, clients.name).where(
+            any_of(connection.dialect, clients.client_id, client_ids)
+        )
     )
     return {client_id: name for client_id, name in rows.all()}
+
+
+_PRESENTATIONS: Table = FamilyPresentation.__table__  # type: ignore[attr-defined]
+_CARDS: Table = Card.__table__  # type: ignore[attr-defined]
+_ORGANISATIONS: Table = Organisation.__table__  # type: ignore[attr-defined]
+_CLIENTS: Table = ApiClient.__table__  # type: ignore[attr-defined]
