@@ -20,8 +20,9 @@ consumer's CPU by phase: stream read, parse (and the rest of `drain_once`), chai
 access log, notifications, begin + commit, ack, misuse watch.
 
 Objects alive before the measurement (the entries, the imports) are frozen out of the
-garbage collector, as `ssc serve` and `ssc audit consume` do after start-up: otherwise each
-full collection walks the bench's own 10,000 entries and is charged to the consumer.
+garbage collector, as `ssc serve` does after start-up (`api.app:serving_app`; `ssc audit
+consume` does not): otherwise each full collection walks the bench's own 10,000 entries and
+is charged to the consumer.
 """
 
 from __future__ import annotations
