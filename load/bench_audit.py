@@ -15,26 +15,38 @@ directory. Measured, one after the other:
 
 Each line gives events per second of wall time, CPU microseconds per event (this process,
 all threads: aiosqlite works in a thread) and the rate as a share of `sqlite3 executemany`.
+The end-to-end runs (own `redis-server`; PostgreSQL with AUDIT_BENCH_POSTGRES) also split the
+consumer's CPU by phase: stream read, parse (and the rest of `drain_once`), chain + insert,
+access log, notifications, begin + commit, ack, misuse watch.
+
+Objects alive before the measurement (the entries, the imports) are frozen out of the
+garbage collector, as `ssc serve` does after start-up (`api.app:serving_app`; `ssc audit
+consume` does not): otherwise each full collection walks the bench's own 10,000 entries and
+is charged to the consumer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import ExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
+from unittest import mock
 
 import asyncpg
 import uvloop
 
+from app.audit import consumer as consumer_module
 from app.audit.chain import (
     AUDIT_ROW_COLUMNS,
     GENESIS_HASH,
@@ -159,6 +171,79 @@ async def timed(run: Callable[[], Awaitable[None]]) -> Timer:
     return timer
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+PHASES = (
+    "stream read",
+    "parse and the rest",
+    "chain + insert",
+    "access log",
+    "notifications",
+    "begin + commit",
+    "ack",
+    "misuse watch",
+)
+
+
+class Phases:
+    """CPU time of the consumer by phase, each timed once per batch (a clock read costs about
+    a microsecond: per event it would weigh on what it measures)."""
+
+    def __init__(self) -> None:
+        self.cpu = dict.fromkeys(PHASES, 0.0)
+
+    def timing(self, name: str, call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        async def timed_call(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.process_time()
+            try:
+                return await call(*args, **kwargs)
+            finally:
+                self.cpu[name] += time.process_time() - started
+
+        return timed_call
+
+    def instrument(self, stack: ExitStack, consumer: AuditConsumer) -> None:
+        """Wraps what `AuditConsumer.drain_once` calls; the transaction's own cost is what its
+        session takes beyond the three writers inside it."""
+        for name, attribute in (
+            ("chain + insert", "append_records"),
+            ("access log", "record_disclosures"),
+            ("notifications", "record_notifications"),
+        ):
+            wrapped = self.timing(name, getattr(consumer_module, attribute))
+            stack.enter_context(mock.patch.object(consumer_module, attribute, wrapped))
+        store, database = consumer.store, consumer.database
+        stack.enter_context(
+            mock.patch.object(store, "stream_read", self.timing("stream read", store.stream_read))
+        )
+        stack.enter_context(
+            mock.patch.object(store, "stream_ack", self.timing("ack", store.stream_ack))
+        )
+        if consumer.on_persisted is not None:
+            consumer.on_persisted = self.timing("misuse watch", consumer.on_persisted)
+        session = database.session
+
+        @asynccontextmanager
+        async def timed_session() -> AsyncIterator[Any]:
+            started = time.process_time()
+            try:
+                async with session() as opened:
+                    yield opened
+            finally:
+                self.cpu["begin + commit"] += time.process_time() - started
+
+        stack.enter_context(mock.patch.object(database, "session", timed_session))
+
+    def report(self, total: Timer, count: int) -> None:
+        cpu = dict(self.cpu)
+        cpu["begin + commit"] -= cpu["chain + insert"] + cpu["access log"] + cpu["notifications"]
+        cpu["parse and the rest"] = total.cpu - sum(
+            seconds for name, seconds in cpu.items() if name != "parse and the rest"
+        )
+        for name in PHASES:
+            print(f"  {name:<30} {cpu[name] / count * 1e6:>8.1f} us CPU/ev")
+
+
 async def append_all(database: Database, records: Sequence[AuditRecord]) -> None:
     for start in range(0, len(records), BATCH):
         async with database.session() as session:
@@ -171,6 +256,7 @@ async def drain(
     organisations: Sequence[uuid.UUID],
     watch: bool,
     store: Store | None = None,
+    phases: Phases | None = None,
 ) -> Timer:
     database = Database(url)
     store = store or MemoryStore()
@@ -203,7 +289,12 @@ async def drain(
             while await consumer.drain_once():
                 pass
 
-        timer = await timed(run)
+        with ExitStack() as stack:
+            if phases is not None:
+                phases.instrument(stack, consumer)
+            gc.collect()
+            gc.freeze()
+            timer = await timed(run)
         async with database.session() as session:
             chain = await verify_chain(session)
         # More rows than entries would be alerts the watch raised (and recorded): not meant.
@@ -273,11 +364,13 @@ async def end_to_end(
         try:
             for backend, url in backends:
                 store = RedisStore.from_url(stack.redis_url, namespace=f"bench-{backend}")
+                phases = Phases()
                 try:
-                    timer = await drain(url, entries, organisations, True, store)
+                    timer = await drain(url, entries, organisations, True, store, phases)
                 finally:
                     await store.close()
                 report(f"end to end: Redis + {backend}", timer, len(entries), None)
+                phases.report(timer, len(entries))
         finally:
             if admin:
                 await _postgres(admin, f"DROP DATABASE IF EXISTS {name}")

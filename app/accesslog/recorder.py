@@ -35,14 +35,14 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Dialect, Table, insert
-from sqlmodel import col, select
+from sqlalchemy import Dialect, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accesslog.models import AccessLogEntry, AccessSource
-from app.audit.chain import AuditRecord, bulk_insert
+from app.audit.chain import AuditRecord, any_of, bulk_insert
 from app.cards.models import Card, CardStatus
-from app.cards.snapshot import CardSnapshot
+from app.cards.snapshot import snapshot_card
 from app.catalog.scenes import BASE_ATTRIBUTES, SCENES
 from app.clients.models import ApiClient, Organisation
 from app.family.models import FamilyPresentation
@@ -92,9 +92,12 @@ class Disclosure:
     occurred_at: datetime
     source: AccessSource
     actor: str
-    card_id: uuid.UUID | None
+    card_id: str | None
+    """32 lower-case hex digits (`UUID.hex`): the form scans carry it in, kept as text since a
+    UUID object per scan cost more than the rest of the entry."""
     handle: str | None
-    organisation_id: uuid.UUID | None
+    organisation_id: str | None
+    """As the event names it; parsed once per batch (`record_disclosures`)."""
     scene: str | None
     attributes: tuple[str, ...]
     outcome: str
@@ -128,8 +131,8 @@ def disclosures(event: AuditRecord) -> list[Disclosure]:
 def _family(event: AuditRecord) -> list[Disclosure]:
     try:
         data = orjson.loads(event.data)
-        guardian = uuid.UUID(str(data["guardian"]))
-        ward = uuid.UUID(str(data["ward"]))
+        guardian = uuid.UUID(str(data["guardian"])).hex
+        ward = uuid.UUID(str(data["ward"])).hex
         labels = (str(data.get("guardian_label", "")), str(data.get("ward_label", "")))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return []
@@ -187,10 +190,9 @@ def _online_scan(event: AuditRecord, data: dict[str, Any]) -> Disclosure | None:
     handle = _text(data.get("handle"))
     status = _text(data.get("status"))
     if status:
-        snapshot = CardSnapshot.decode(status.encode())
-        if snapshot.status is not CardStatus.active:
+        card_status, card_id = snapshot_card(status)
+        if card_status != CardStatus.active:
             return None
-        card_id = snapshot.card_id
     elif handle is None or ":" in handle:
         return None  # another issuer's card, or nothing to find the card by
     scene = _text(data.get("scene"))
@@ -201,7 +203,7 @@ def _online_scan(event: AuditRecord, data: dict[str, Any]) -> Disclosure | None:
         event.actor,
         card_id,
         handle,
-        uuid.UUID(str(data["org"])),
+        str(data["org"]),
         scene,
         scene_attributes(scene, data),
         VALID_OUTCOME,
@@ -222,7 +224,7 @@ def _offline_scan(event: AuditRecord, data: dict[str, Any]) -> Disclosure | None
         event.actor,
         None,
         handle,
-        uuid.UUID(str(data["org"])),
+        str(data["org"]),
         scene,
         scene_attributes(scene, data),
         VALID_OUTCOME,
@@ -235,7 +237,7 @@ def _operator_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure | Non
         event.occurred_at,
         AccessSource.operator_read,
         event.actor,
-        uuid.UUID(event.subject),
+        uuid.UUID(event.subject).hex,
         None,
         None,
         None,
@@ -251,7 +253,7 @@ def _document_disclosure(event: AuditRecord, data: dict[str, Any]) -> Disclosure
         event.occurred_at,
         AccessSource.document_shared if shared else AccessSource.document_opened,
         event.actor,
-        uuid.UUID(event.subject),
+        uuid.UUID(event.subject).hex,
         None,
         None,
         None,
@@ -268,9 +270,9 @@ def _licence_scan(event: AuditRecord, data: dict[str, Any]) -> Disclosure:
         event.occurred_at,
         AccessSource.licence_scan,
         event.actor,
-        uuid.UUID(event.subject),
+        uuid.UUID(event.subject).hex,
         None,
-        uuid.UUID(str(data["org"])),
+        str(data["org"]),
         _text(data.get("scene")),
         tuple(str(item) for item in data.get("attributes", ())),
         VALID_OUTCOME,
@@ -286,7 +288,7 @@ def _department_read(event: AuditRecord, data: dict[str, Any]) -> Disclosure:
         event.occurred_at,
         AccessSource.department_refused if refused else AccessSource.department_read,
         event.actor,
-        uuid.UUID(event.subject),
+        uuid.UUID(event.subject).hex,
         None,
         None,
         (_text(data.get("purpose")) or "")[:64] or None,
@@ -301,7 +303,7 @@ def _relying_party(event: AuditRecord, data: dict[str, Any]) -> Disclosure | Non
         event.occurred_at,
         AccessSource.relying_party,
         event.actor,
-        uuid.UUID(event.subject),
+        uuid.UUID(event.subject).hex,
         None,
         None,
         None,
@@ -322,24 +324,41 @@ async def record_disclosures(
     returns how many were added. `look_up_stored=False` when the caller knows none is (it
     stored every event's audit row just now, in this transaction)."""
     found = [item for event in events for item in disclosures(event)]
+    organisation_ids = _organisation_ids(found)
+    # An event naming no valid organisation id discloses nothing a holder could be shown.
+    found = [
+        item
+        for item in found
+        if item.organisation_id is None or item.organisation_id in organisation_ids
+    ]
     if not found:
         return 0
-    found = await _with_presenters(session, found)
+    # Core statements on the session's connection: the ORM's per-statement work cost more
+    # than these lookups do for a whole batch.
+    connection = await session.connection()
+    found = await _with_presenters(connection, found)
     stored: set[str] = set()
     if look_up_stored:
+        event_id = _ENTRY_TABLE.c.event_id
         wanted = {item.event_id for item in found}
-        statement = select(AccessLogEntry.event_id).where(col(AccessLogEntry.event_id).in_(wanted))
-        stored = set((await session.exec(statement)).all())
+        statement = select(event_id).where(any_of(connection.dialect, event_id, wanted))
+        stored = set((await connection.execute(statement)).scalars())
     fresh = {item.event_id: item for item in found if item.event_id not in stored}
     if not fresh:
         return 0
-    cards = await _cards_by_handle(session, {i.handle for i in fresh.values() if i.card_id is None})
-    organisations = await _organisations(
-        session, {i.organisation_id for i in fresh.values() if i.organisation_id is not None}
+    cards = await _cards_by_handle(
+        connection, {i.handle for i in fresh.values() if i.card_id is None}
     )
-    venues = await _client_names(session, {item.actor for item in fresh.values()})
-    connection = await session.connection()
+    organisations = await _organisations(connection, set(organisation_ids.values()))
+    venues = await _client_names(connection, {item.actor for item in fresh.values()})
     insert_rows = _entry_insert(connection.dialect)
+    # Per organisation and per attribute list once a batch, not once an entry.
+    named = {
+        text: (insert_rows.uuid(organisation_id), *organisations.get(organisation_id, ("", "")))
+        for text, organisation_id in organisation_ids.items()
+    }
+    unnamed: tuple[object, str, str] = (None, "", "")
+    listed: dict[tuple[str, ...], object] = {}
     rows: list[tuple[object, ...]] = []
     for item in fresh.values():
         card_id = item.card_id
@@ -347,31 +366,46 @@ async def record_disclosures(
             card_id = cards.get(item.handle or "")
             if card_id is None:
                 continue  # no such card (or no longer active): nothing of a holder's shown
-        name, region = organisations.get(item.organisation_id, ("", ""))
+        organisation_id, name, region = (
+            unnamed if item.organisation_id is None else named[item.organisation_id]
+        )
         if item.reader_name is not None:
             name = item.reader_name
         venue = item.venue if item.venue is not None else venues.get(item.actor, item.actor)
+        attributes = listed.get(item.attributes)
+        if attributes is None:
+            attributes = listed[item.attributes] = insert_rows.attributes(list(item.attributes))
         rows.append(
-            insert_rows.row(
-                (
-                    item.event_id,
-                    card_id,
-                    item.occurred_at,
-                    item.source.value,
-                    item.organisation_id,
-                    name,
-                    venue,
-                    item.actor,
-                    region,
-                    item.scene,
-                    list(item.attributes),
-                    item.outcome,
-                    item.party,
-                )
+            (
+                item.event_id,
+                insert_rows.card_id(card_id),
+                insert_rows.time(item.occurred_at),
+                item.source.value,
+                organisation_id,
+                name,
+                venue,
+                item.actor,
+                region,
+                item.scene,
+                attributes,
+                item.outcome,
+                item.party,
             )
         )
     await bulk_insert(connection, _ENTRY_TABLE.name, _ENTRY_COLUMNS, insert_rows.sql, rows)
     return len(rows)
+
+
+def _organisation_ids(found: Iterable[Disclosure]) -> dict[str, uuid.UUID]:
+    """The organisations `found` names, by their text in the events; text that is no UUID is
+    left out."""
+    parsed: dict[str, uuid.UUID] = {}
+    for text in {item.organisation_id for item in found if item.organisation_id is not None}:
+        try:
+            parsed[text] = uuid.UUID(text)
+        except ValueError:
+            continue
+    return parsed
 
 
 _ENTRY_COLUMNS = (
@@ -390,6 +424,8 @@ _ENTRY_COLUMNS = (
     "party",
 )
 _ENTRY_TABLE: Table = AccessLogEntry.__table__  # type: ignore[attr-defined]
+_CONVERTING = frozenset({"card_id", "occurred_at", "organisation_id", "attributes"})
+"""The columns whose values `_EntryInsert` converts; the others go to the driver as they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,16 +433,15 @@ class _EntryInsert:
     """The INSERT of access-log rows in the driver's own terms, for one executemany: ORM
     objects and the unit of work cost about 200 us of CPU per entry in the audit consumer,
     more than everything else it does for a scan together (load/bench_audit.py). Values are
-    converted by each column type's own bind processor, as SQLAlchemy would."""
+    converted by each column type's own bind processor, as SQLAlchemy would, except a card
+    id's hex text where the driver takes it as it is (SQLite stores it so, asyncpg parses
+    it)."""
 
     sql: str
-    processors: tuple[Callable[[Any], Any] | None, ...]
-
-    def row(self, values: tuple[object, ...]) -> tuple[object, ...]:
-        return tuple(
-            value if process is None or value is None else process(value)
-            for process, value in zip(self.processors, values, strict=True)
-        )
+    card_id: Callable[[str], object]
+    uuid: Callable[[uuid.UUID], object]
+    time: Callable[[datetime], object]
+    attributes: Callable[[list[str]], object]
 
 
 @lru_cache(maxsize=8)
@@ -414,21 +449,49 @@ def _entry_insert(dialect: Dialect) -> _EntryInsert:
     compiled = insert(_ENTRY_TABLE).compile(dialect=dialect, column_keys=list(_ENTRY_COLUMNS))
     if compiled.positiontup != list(_ENTRY_COLUMNS):
         raise RuntimeError(f"{dialect.name}: access-log rows need a positional parameter style")
-    processors = tuple(
-        _ENTRY_TABLE.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
+    processors = {
+        name: _ENTRY_TABLE.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
         for name in _ENTRY_COLUMNS
+    }
+    converting = {name for name, process in processors.items() if process is not None}
+    if converting - _CONVERTING:
+        raise RuntimeError(f"{dialect.name}: access-log columns {converting} convert values")
+    to_uuid = processors["card_id"] or _unchanged
+    probe = uuid.UUID(int=0x0123456789ABCDEF)
+    takes_hex = to_uuid(probe) == probe.hex or (
+        processors["card_id"] is None and dialect.driver == "asyncpg"
     )
-    return _EntryInsert(compiled.string, processors)
+    return _EntryInsert(
+        compiled.string,
+        _unchanged if takes_hex else lambda card_id: to_uuid(uuid.UUID(hex=card_id)),
+        processors["organisation_id"] or _unchanged,
+        processors["occurred_at"] or _unchanged,
+        processors["attributes"] or _unchanged,
+    )
 
 
-async def _with_presenters(session: AsyncSession, found: list[Disclosure]) -> list[Disclosure]:
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+async def _with_presenters(
+    connection: AsyncConnection, found: list[Disclosure]
+) -> list[Disclosure]:
     """Online scans of tokens a guardian fetched for a ward: the ward's entry names the
     guardian, and the guardian's log gets the scan too (one query per batch)."""
     ctis = {item.cti for item in found if item.cti is not None}
     if not ctis:
         return found
+    presented_by = _PRESENTATIONS.c
     rows = (
-        await session.exec(select(FamilyPresentation).where(col(FamilyPresentation.cti).in_(ctis)))
+        await connection.execute(
+            select(
+                presented_by.cti,
+                presented_by.guardian_label,
+                presented_by.guardian_card_id,
+                presented_by.ward_card_id,
+            ).where(any_of(connection.dialect, presented_by.cti, ctis))
+        )
     ).all()
     if not rows:
         return found
@@ -439,11 +502,11 @@ async def _with_presenters(session: AsyncSession, found: list[Disclosure]) -> li
         if presented is None:
             result.append(item)
             continue
-        ward = replace(item, party=presented.guardian_label, card_id=presented.ward_card_id)
+        ward = replace(item, party=presented.guardian_label, card_id=presented.ward_card_id.hex)
         guardian = replace(
             item,
             event_id=f"{item.event_id}:g",
-            card_id=presented.guardian_card_id,
+            card_id=presented.guardian_card_id.hex,
             handle=None,
             party=presented.guardian_label,
         )
@@ -452,35 +515,47 @@ async def _with_presenters(session: AsyncSession, found: list[Disclosure]) -> li
 
 
 async def _cards_by_handle(
-    session: AsyncSession, handles: Iterable[str | None]
-) -> dict[str, uuid.UUID]:
-    """Active cards by handle (a scan of a card the store did not know, or an offline scan)."""
+    connection: AsyncConnection, handles: Iterable[str | None]
+) -> dict[str, str]:
+    """Active cards' ids (hex) by handle (a scan of a card the store did not know, or an
+    offline scan)."""
     wanted = {handle for handle in handles if handle}
     if not wanted:
         return {}
-    rows = await session.exec(
-        select(Card.handle, Card.id)
-        .where(col(Card.handle).in_(wanted))
-        .where(Card.status == CardStatus.active)
+    cards = _CARDS.c
+    rows = await connection.execute(
+        select(cards.handle, cards.id)
+        .where(any_of(connection.dialect, cards.handle, wanted))
+        .where(cards.status == CardStatus.active)
     )
-    return {handle: card_id for handle, card_id in rows.all()}
+    return {handle: card_id.hex for handle, card_id in rows.all()}
 
 
 async def _organisations(
-    session: AsyncSession, ids: set[uuid.UUID]
-) -> dict[uuid.UUID | None, tuple[str, str]]:
+    connection: AsyncConnection, ids: set[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, str]]:
     if not ids:
         return {}
-    rows = await session.exec(
-        select(Organisation.id, Organisation.name, Organisation.region_code).where(
-            col(Organisation.id).in_(ids)
+    organisations = _ORGANISATIONS.c
+    rows = await connection.execute(
+        select(organisations.id, organisations.name, organisations.region_code).where(
+            any_of(connection.dialect, organisations.id, ids)
         )
     )
     return {row[0]: (row[1], row[2]) for row in rows.all()}
 
 
-async def _client_names(session: AsyncSession, client_ids: set[str]) -> dict[str, str]:
-    rows = await session.exec(
-        select(ApiClient.client_id, ApiClient.name).where(col(ApiClient.client_id).in_(client_ids))
+async def _client_names(connection: AsyncConnection, client_ids: set[str]) -> dict[str, str]:
+    clients = _CLIENTS.c
+    rows = await connection.execute(
+        select(clients.client_id, clients.name).where(
+            any_of(connection.dialect, clients.client_id, client_ids)
+        )
     )
     return {client_id: name for client_id, name in rows.all()}
+
+
+_PRESENTATIONS: Table = FamilyPresentation.__table__  # type: ignore[attr-defined]
+_CARDS: Table = Card.__table__  # type: ignore[attr-defined]
+_ORGANISATIONS: Table = Organisation.__table__  # type: ignore[attr-defined]
+_CLIENTS: Table = ApiClient.__table__  # type: ignore[attr-defined]

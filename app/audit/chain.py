@@ -13,14 +13,26 @@ needs the head anchored elsewhere: `app.audit.checkpoints` writes signed checkpo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, Dialect, String, Table, any_, bindparam, false, func, insert, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Dialect,
+    String,
+    Table,
+    any_,
+    bindparam,
+    false,
+    func,
+    insert,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -248,12 +260,23 @@ async def lock_chain(connection: AsyncConnection) -> None:
 async def _stored_event_ids(connection: AsyncConnection, wanted: set[str]) -> set[str]:
     """The ids among `wanted` that are stored already (redelivered entries)."""
     event_id = AUDIT_TABLE.c.event_id
-    if connection.dialect.name == "postgresql":
-        # One array parameter: `IN` would render a typed placeholder per id, at each batch.
-        condition = event_id == any_(bindparam("wanted", list(wanted), ARRAY(String)))
-    else:
-        condition = event_id.in_(wanted)
-    return set((await connection.execute(select(event_id).where(condition))).scalars())
+    statement = select(event_id).where(any_of(connection.dialect, event_id, wanted))
+    return set((await connection.execute(statement)).scalars())
+
+
+def any_of(
+    dialect: Dialect, column: ColumnElement[Any], values: Collection[Any]
+) -> ColumnElement[bool]:
+    """`column IN values` with one parameter however many values (a batch's worth): `IN`
+    renders a placeholder per value at every execution (on PostgreSQL a typed one), and each
+    count of values is a statement of its own to the driver. PostgreSQL takes an array,
+    SQLite a JSON array of the values as the column stores them (`json_each`)."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), ARRAY(column.type)))
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    stored = list(values) if process is None else [process(value) for value in values]
+    listed = func.json_each(bindparam(None, orjson.dumps(stored).decode(), String))
+    return column.in_(select(listed.table_valued("value").c.value))
 
 
 async def _reserve_ids(connection: AsyncConnection, count: int, last_id: int | None) -> list[int]:

@@ -30,26 +30,56 @@ class Sighting:
         return self.latitude is not None and self.longitude is not None
 
     def encode(self) -> bytes:
-        where = "" if not self.located else f"{self.latitude!r}|{self.longitude!r}"
-        return (
-            f"{self.event_id}|{self.card_id.hex}|{self.organisation_id.hex}|{self.at!r}|{where}"
-        ).encode()
+        return encode_sighting(
+            self.event_id,
+            self.card_id.hex,
+            self.organisation_id.hex,
+            self.at,
+            latitude=self.latitude,
+            longitude=self.longitude,
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> Sighting:
         """:raises ValueError: when `raw` is not an encoded sighting."""
-        event_id, card, organisation, at, *where = raw.decode().split("|")
-        latitude = longitude = None
-        if where and where != [""]:
-            latitude, longitude = (float(value) for value in where)
+        event_id, card, organisation, at, latitude, longitude = sighting_fields(raw)
         return cls(
             event_id,
             uuid.UUID(hex=card),
             uuid.UUID(hex=organisation),
-            float(at),
+            at,
             latitude,
             longitude,
         )
+
+
+def encode_sighting(
+    event_id: str,
+    card_hex: str,
+    organisation_hex: str,
+    at: float,
+    *,
+    latitude: float | None,
+    longitude: float | None,
+) -> bytes:
+    """`Sighting.encode` from the parts, ids as hex: the misuse watch writes one per card and
+    batch without building UUIDs."""
+    where = "" if latitude is None or longitude is None else f"{latitude!r}|{longitude!r}"
+    return f"{event_id}|{card_hex}|{organisation_hex}|{at!r}|{where}".encode()
+
+
+def sighting_fields(
+    raw: bytes,
+) -> tuple[str, str, str, float, float | None, float | None]:
+    """The parts of an encoded sighting, ids as written (not checked to be UUIDs).
+
+    :raises ValueError: when `raw` does not have the parts of an encoded sighting.
+    """
+    event_id, card, organisation, at, *where = raw.decode().split("|")
+    latitude = longitude = None
+    if where and where != [""]:
+        latitude, longitude = (float(value) for value in where)
+    return event_id, card, organisation, float(at), latitude, longitude
 
 
 @dataclass(frozen=True, slots=True)

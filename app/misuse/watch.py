@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from dataclasses import dataclass
 
 import orjson
 from sqlmodel import col, select
@@ -25,10 +26,17 @@ from sqlmodel import col, select
 from app.audit.chain import AuditRecord
 from app.audit.log import record
 from app.cards.models import CardStatus
-from app.cards.snapshot import CardSnapshot
+from app.cards.snapshot import snapshot_card
 from app.clients.models import Organisation
 from app.cooperative import in_slices
-from app.misuse.detector import Finding, Sighting, impossible_travel, scan_rate
+from app.misuse.detector import (
+    Finding,
+    Sighting,
+    encode_sighting,
+    impossible_travel,
+    scan_rate,
+    sighting_fields,
+)
 from app.misuse.models import MisuseAlert
 from app.runtime import Runtime
 from app.store.base import AUDIT_OUTCOME_FIRST
@@ -45,15 +53,36 @@ Location = tuple[float | None, float | None]
 
 
 def last_sighting_key(card_id: uuid.UUID) -> str:
-    return f"misuse:last:{card_id.hex}"
+    return _last_sighting_key(card_id.hex)
 
 
 def rate_key(card_id: uuid.UUID, minute: int) -> str:
-    return f"misuse:rate:{card_id.hex}:{minute}"
+    return _rate_key(card_id.hex, minute)
+
+
+def _last_sighting_key(card_hex: str) -> str:
+    return f"misuse:last:{card_hex}"
+
+
+def _rate_key(card_hex: str, minute: int) -> str:
+    return f"misuse:rate:{card_hex}:{minute}"
 
 
 def valid_scan(event: AuditRecord) -> tuple[uuid.UUID, uuid.UUID, float] | None:
-    """(card id, organisation id, Unix time) of a verify event that found an active card.
+    """(card id, organisation id, Unix time) of a verify event that found an active card."""
+    scan = _scan(event)
+    if scan is None:
+        return None
+    card_hex, organisation, at = scan
+    try:
+        return uuid.UUID(hex=card_hex), uuid.UUID(organisation), at
+    except ValueError:
+        return None
+
+
+def _scan(event: AuditRecord) -> tuple[str, str, float] | None:
+    """`valid_scan` with the ids as the event carries them (the card's hex, the organisation's
+    text, not yet checked to be a UUID): the watch parses each organisation once a batch.
 
     `event.data` is canonical JSON (no whitespace), so an event without the text of a first
     outcome (a replay, a refused scan) is passed over without being parsed.
@@ -64,22 +93,78 @@ def valid_scan(event: AuditRecord) -> tuple[uuid.UUID, uuid.UUID, float] | None:
         data = event.data_object()
         if data.get("outcome") != AUDIT_OUTCOME_FIRST or not data.get("status"):
             return None
-        snapshot = CardSnapshot.decode(str(data["status"]).encode())
-        organisation = _organisation_id(str(data["org"]))
+        status, card_hex = snapshot_card(str(data["status"]))
+        organisation = str(data["org"])
     except (orjson.JSONDecodeError, AttributeError, KeyError, ValueError):
         return None
-    if snapshot.status is not CardStatus.active:
+    if status != CardStatus.active:
         return None
-    return snapshot.card_id, organisation, event.occurred_at.timestamp()
+    return card_hex, organisation, event.occurred_at.timestamp()
 
 
 _FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
+_HEX = re.compile(r"[0-9a-f]{32}")
 
 
-@lru_cache(maxsize=4096)
-def _organisation_id(text: str) -> uuid.UUID:
-    """Venues are few and each scans often: their ids are parsed once, not once a scan."""
-    return uuid.UUID(text)
+@dataclass(frozen=True, slots=True)
+class _Venue:
+    """An organisation as sightings need it, built once a batch."""
+
+    id: uuid.UUID
+    hex: str
+    latitude: float | None
+    longitude: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A sighting with ids as hex: the watch compares and stores these, and builds a
+    `Sighting` (UUIDs) only to measure travel between two located venues."""
+
+    event_id: str
+    card_hex: str
+    organisation_hex: str
+    at: float
+    latitude: float | None
+    longitude: float | None
+
+    @property
+    def located(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+    def sighting(self) -> Sighting:
+        return Sighting(
+            self.event_id,
+            uuid.UUID(hex=self.card_hex),
+            uuid.UUID(hex=self.organisation_hex),
+            self.at,
+            self.latitude,
+            self.longitude,
+        )
+
+
+def _stored_seen(raw: bytes) -> _Seen | None:
+    """The last sighting as stored, or None when it is not one (`Sighting.decode` refuses)."""
+    try:
+        event_id, card, organisation, at, latitude, longitude = sighting_fields(raw)
+        if _HEX.fullmatch(card) is None:
+            card = uuid.UUID(hex=card).hex
+        if _HEX.fullmatch(organisation) is None:
+            organisation = uuid.UUID(hex=organisation).hex
+    except ValueError:
+        return None
+    return _Seen(event_id, card, organisation, at, latitude, longitude)
+
+
+def _organisation_ids(texts: set[str]) -> dict[str, uuid.UUID]:
+    """The organisations by their text in the events; text that is no UUID is left out."""
+    parsed: dict[str, uuid.UUID] = {}
+    for text in texts:
+        try:
+            parsed[text] = uuid.UUID(text)
+        except ValueError:
+            continue
+    return parsed
 
 
 class MisuseWatch:
@@ -97,20 +182,26 @@ class MisuseWatch:
 
     async def on_persisted(self, events: Sequence[AuditRecord]) -> None:
         scans = [
-            (event, scan)
+            (event.event_id, scan)
             async for part in in_slices(events)
             for event in part
-            if (scan := valid_scan(event)) is not None
+            if (scan := _scan(event)) is not None
         ]
         if not scans:
             return
-        locations = await self._locations({organisation for _, (_, organisation, _) in scans})
-        by_card: dict[uuid.UUID, list[Sighting]] = defaultdict(list)
-        for event, (card_id, organisation, at) in scans:
-            latitude, longitude = locations.get(organisation, (None, None))
-            by_card[card_id].append(
-                Sighting(event.event_id, card_id, organisation, at, latitude, longitude)
-            )
+        organisations = _organisation_ids({organisation for _, (_, organisation, _) in scans})
+        locations = await self._locations(set(organisations.values()))
+        venues = {
+            text: _Venue(organisation, organisation.hex, *locations.get(organisation, (None, None)))
+            for text, organisation in organisations.items()
+        }
+        by_card: dict[str, list[_Seen]] = defaultdict(list)
+        for event_id, (card_hex, organisation_text, at) in scans:
+            venue = venues.get(organisation_text)
+            if venue is not None:
+                by_card[card_hex].append(
+                    _Seen(event_id, card_hex, venue.hex, at, venue.latitude, venue.longitude)
+                )
         findings = await self._observe(by_card)
         if findings:
             await self._raise_alerts(findings)
@@ -133,55 +224,67 @@ class MisuseWatch:
                 cached[row[0]] = (now + LOCATION_CACHE_SECONDS, (row[1], row[2]))
         return {org: cached[org][1] for org in organisations if org in cached}
 
-    async def _observe(
-        self, by_card: Mapping[uuid.UUID, list[Sighting]]
-    ) -> list[tuple[uuid.UUID, Finding]]:
+    async def _observe(self, by_card: Mapping[str, list[_Seen]]) -> list[tuple[uuid.UUID, Finding]]:
         """Compares each scan of a card with the one before it, in time order: the batch's
         last sightings read in one round trip, the new ones and the per-minute counts written
         in one more (`Store.get_many`, `Store.write_many`), whatever the number of cards."""
         store = self.runtime.store
         settings = self.runtime.settings
+        max_speed = settings.misuse_max_speed_kmh
         cards = list(by_card)
-        stored_raw = await store.get_many([last_sighting_key(card_id) for card_id in cards])
+        stored_raw = await store.get_many([_last_sighting_key(card_hex) for card_hex in cards])
         findings: list[tuple[uuid.UUID, Finding]] = []
         latest_writes: list[tuple[str, bytes, float]] = []
-        counted: list[tuple[uuid.UUID, int, int]] = []
+        counted: list[tuple[str, int, int]] = []
         async for part in in_slices(list(zip(cards, stored_raw, strict=True))):
-            for card_id, raw in part:
-                stored = latest = None
-                if raw is not None:
-                    try:
-                        stored = latest = Sighting.decode(raw)
-                    except ValueError:
-                        stored = latest = None
-                per_minute: Counter[int] = Counter()
-                for sighting in sorted(by_card[card_id], key=lambda item: item.at):
-                    if latest is not None and latest.event_id == sighting.event_id:
-                        continue  # a redelivered event: already counted and compared
-                    travel = impossible_travel(latest, sighting, settings.misuse_max_speed_kmh)
-                    if travel is not None:
-                        findings.append((card_id, travel))
+            for card_hex, raw in part:
+                stored = latest = None if raw is None else _stored_seen(raw)
+                per_minute: dict[int, int] = {}
+                seen = by_card[card_hex]
+                for sighting in seen if len(seen) == 1 else sorted(seen, key=_time):
+                    if latest is not None:
+                        if latest.event_id == sighting.event_id:
+                            continue  # a redelivered event: already counted and compared
+                        if (
+                            latest.organisation_hex != sighting.organisation_hex
+                            and latest.card_hex == card_hex
+                            and latest.located
+                            and sighting.located
+                        ):
+                            travel = impossible_travel(
+                                latest.sighting(), sighting.sighting(), max_speed
+                            )
+                            if travel is not None:
+                                findings.append((uuid.UUID(hex=card_hex), travel))
                     if latest is None or sighting.at >= latest.at:
                         latest = sighting
-                    per_minute[math.floor(sighting.at / 60)] += 1
+                    minute = math.floor(sighting.at / 60)
+                    per_minute[minute] = per_minute.get(minute, 0) + 1
                 if latest is not None and latest is not stored:
-                    key = last_sighting_key(card_id)
-                    latest_writes.append((key, latest.encode(), LAST_SIGHTING_TTL))
+                    encoded = encode_sighting(
+                        latest.event_id,
+                        card_hex,
+                        latest.organisation_hex,
+                        latest.at,
+                        latitude=latest.latitude,
+                        longitude=latest.longitude,
+                    )
+                    latest_writes.append((_last_sighting_key(card_hex), encoded, LAST_SIGHTING_TTL))
                 counted += [
-                    (card_id, minute, scans) for minute, scans in sorted(per_minute.items())
+                    (card_hex, minute, scans) for minute, scans in sorted(per_minute.items())
                 ]
         counts = await store.write_many(
             latest_writes,
             [
-                (rate_key(card_id, minute), scans, RATE_WINDOW_TTL)
-                for card_id, minute, scans in counted
+                (_rate_key(card_hex, minute), scans, RATE_WINDOW_TTL)
+                for card_hex, minute, scans in counted
             ],
         )
         limit = settings.misuse_max_scans_per_minute
-        for (card_id, minute, scans), count in zip(counted, counts, strict=True):
+        for (card_hex, minute, scans), count in zip(counted, counts, strict=True):
             rate = scan_rate(count, limit, minute, scans)
             if rate is not None:
-                findings.append((card_id, rate))
+                findings.append((uuid.UUID(hex=card_hex), rate))
         return findings
 
     async def _raise_alerts(self, findings: Sequence[tuple[uuid.UUID, Finding]]) -> None:
@@ -200,3 +303,7 @@ class MisuseWatch:
                 str(alert.card_id),
                 {"alert": str(alert.id), "kind": alert.kind},
             )
+
+
+def _time(seen: _Seen) -> float:
+    return seen.at

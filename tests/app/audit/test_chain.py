@@ -10,8 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from app.audit.chain import (
+    AUDIT_TABLE,
     GENESIS_HASH,
     AuditRecord,
+    any_of,
     append_records,
     chain_hash,
     verify_chain,
@@ -133,6 +135,30 @@ class TestAppend:
         finally:
             for writer in writers:
                 await writer.dispose()
+
+
+class TestAnyOf:
+    async def test_matches_as_in_does_whatever_the_text(self, database: Database) -> None:
+        actors = ['quote"d', "it's", "张三", "back\\slash", "[1,2]", "plain"]
+        await append(
+            database,
+            [
+                AuditRecord(f"e{n}", START, "card.read", actor, "", "{}")
+                for n, actor in enumerate(actors)
+            ],
+        )
+        wanted = {*actors[:5], "absent"}
+        actor = AUDIT_TABLE.c.actor
+        async with database.session() as session:
+            connection = await session.connection()
+            matched = await connection.execute(
+                sa.select(actor).where(any_of(connection.dialect, actor, wanted))
+            )
+            none = await connection.execute(
+                sa.select(actor).where(any_of(connection.dialect, actor, []))
+            )
+        assert set(matched.scalars()) == set(actors[:5])
+        assert none.all() == []
 
 
 class TestVerifyChain:

@@ -6,7 +6,14 @@ import uuid
 
 import pytest
 
-from app.misuse.detector import Sighting, haversine_km, impossible_travel, scan_rate
+from app.misuse.detector import (
+    Sighting,
+    encode_sighting,
+    haversine_km,
+    impossible_travel,
+    scan_rate,
+    sighting_fields,
+)
 from app.misuse.models import AlertKind
 
 NANCHANG = (28.6829, 115.8579)
@@ -105,6 +112,28 @@ class TestSightingEncoding:
     def test_garbage_is_a_value_error(self, raw: bytes) -> None:
         with pytest.raises(ValueError):
             Sighting.decode(raw)
+
+    @pytest.mark.parametrize("where", [NANCHANG, None])
+    def test_the_parts_encode_as_the_sighting_does(self, where: tuple[float, float] | None) -> None:
+        original = sighting(1234.5678, where)
+        latitude, longitude = where or (None, None)
+        encoded = encode_sighting(
+            original.event_id,
+            original.card_id.hex,
+            original.organisation_id.hex,
+            original.at,
+            latitude=latitude,
+            longitude=longitude,
+        )
+        assert encoded == original.encode()
+        assert sighting_fields(encoded) == (
+            original.event_id,
+            original.card_id.hex,
+            original.organisation_id.hex,
+            original.at,
+            latitude,
+            longitude,
+        )
 
 
 class TestScanRate:

@@ -10,7 +10,7 @@ import pytest
 
 from app.audit.chain import AuditRecord, canonical_data
 from app.cards.models import CardStatus
-from app.cards.snapshot import CardSnapshot
+from app.cards.snapshot import CardSnapshot, snapshot_card, snapshot_without_view
 from app.misuse.watch import valid_scan
 
 CARD = uuid.uuid4()
@@ -70,3 +70,16 @@ def test_other_events_are_not_sightings(event: AuditRecord) -> None:
 @pytest.mark.parametrize("data", ['{"outcome":"first"', '[{"outcome":"first"}]'])
 def test_data_that_is_not_a_json_object_is_no_sighting(data: str) -> None:
     assert valid_scan(AuditRecord("e1", AT, "verify", "scn_1", "", data)) is None
+
+
+def test_another_spelling_of_the_card_id_is_the_same_card() -> None:
+    status = f"active|{str(CARD).upper()}|张*"
+    assert valid_scan(verify_event(status=status)) == (CARD, VENUE, AT.timestamp())
+
+
+def test_a_snapshot_names_its_status_and_card_as_hex() -> None:
+    encoded = CardSnapshot(CardStatus.lost, CARD, "张*", view="sealed").encode().decode()
+    assert snapshot_card(encoded) == ("lost", CARD.hex)
+    assert snapshot_card(snapshot_without_view(encoded)) == ("lost", CARD.hex)
+    with pytest.raises(ValueError):
+        snapshot_card("active|not-a-card|张*")
