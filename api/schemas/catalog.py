@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import TRIM, UtcDateTime, text_limits
 from app.catalog.models import CatalogVersion
 from app.catalog.scenes import Attribute, Entitlement, Scene
 from app.departments.types import DocumentFamily, types_of
@@ -54,8 +54,8 @@ class SceneIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_TRAM]})
 
     code: SceneCodeText
-    title_zh: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    title_en: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    title_zh: Annotated[str, text_limits(100), TRIM]
+    title_en: Annotated[str, text_limits(200), TRIM]
     domain: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
     attributes: list[Attribute] = Field(
         max_length=16, description="Holder attributes the scene may receive (its allow-list)"

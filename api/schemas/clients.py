@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import TRIM, UtcDateTime, text_limits
 from app.catalog.scenes import SCENES
 from app.clients.errors import InvalidClient, OAuthInvalidRequest
 from app.clients.service import ClientCredentialsRequest
@@ -28,13 +28,7 @@ SceneCode = Annotated[
     StringConstraints(pattern=r"^[a-z_]{1,32}$"),
     WithJsonSchema({"type": "string", "enum": sorted(SCENES)}),  # else unknown-scene (422)
 ]
-Name = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=r"[^\s\x1c-\x1f]"
-    ),
-]
-"""A name with something in it: the pattern states in the schema what the stripping does."""
+Name = Annotated[str, text_limits(200), TRIM]
 
 
 _BOTH_COORDINATES_OR_NEITHER: list[JsonValue] = [

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -55,3 +55,21 @@ def _iso_date_only(value: object) -> object:
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
 """A date in a request: YYYY-MM-DD, nothing else."""
+
+
+VISIBLE_CHARACTER = r"[^\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+r"""One character that Python's `str.strip` keeps: every white space it strips is named, so a
+JSON Schema regex engine whose `\s` lacks some (U+0085, U+001C-U+001F) agrees."""
+
+TRIM = AfterValidator(str.strip)
+"""Surrounding white space removed, after `text_limits` checked the text as sent."""
+
+
+def text_limits(max_length: int, *, min_length: int = 1) -> StringConstraints:
+    """Free text's limits, for `Annotated[str, text_limits(n), TRIM]`: the lengths apply to the
+    text as sent and it must hold a visible character, so that what the schema allows is what
+    is accepted (with stripping first, a padded text over the limit was accepted and white
+    space alone was schema-valid but refused)."""
+    return StringConstraints(
+        min_length=min_length, max_length=max_length, pattern=VISIBLE_CHARACTER
+    )

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, JsonValue, StringConstraints
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import TRIM, UtcDateTime, text_limits
 from app.complaints.models import ComplaintKind, ComplaintStatus, ComplaintStep
 from app.complaints.service import TRACKING_LENGTH
 from app.security.roles import REGION_PATTERN
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Answer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Contact = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]
+Text = Annotated[str, text_limits(2000), TRIM]
+Answer = Annotated[str, text_limits(4000), TRIM]
+Contact = Annotated[str, text_limits(200, min_length=3), TRIM]
 Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
 AccessLogRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 TrackingNumber = Annotated[str, StringConstraints(pattern=rf"^[0-9A-Za-z]{{{TRACKING_LENGTH}}}$")]

@@ -7,21 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import TRIM, UtcDateTime, text_limits
 from app.departments.models import IssuerKind
 from app.departments.types import DOCUMENT_TYPES
 
-FreeText = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True,
-        min_length=1,
-        max_length=500,
-        pattern=r"[^\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
-    ),
-]
-r"""`Reason` with every white space Python strips named in the pattern, so a JSON Schema
-regex engine whose `\s` lacks some (U+0085) refuses what the stripping would empty too."""
+FreeText = Annotated[str, text_limits(500), TRIM]
 
 DocumentTypeCode = Annotated[
     str,
@@ -29,7 +19,7 @@ DocumentTypeCode = Annotated[
     WithJsonSchema({"type": "string", "enum": sorted(DOCUMENT_TYPES)}),
 ]
 IssuerCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, text_limits(200), TRIM]
 Kid = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 _EC_EXAMPLE: JsonValue = {

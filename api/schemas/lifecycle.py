@@ -5,22 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.common import PIN_PATTERN, UtcDateTime
+from api.schemas.common import PIN_PATTERN, TRIM, UtcDateTime, text_limits
 from app.cards.documents import DocumentType
 from app.cards.lifecycle import CardAction, Channel
 from app.cards.models import CardStatus
 
-Reason = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=500, pattern=r"[^\s\x1c-\x1f]"
-    ),
-]
-"""Free text with something in it: the pattern states in the schema what the stripping does
-(Python strips Unicode white space and the separators U+001C-U+001F, such as U+0085), so a
-reason of nothing but white space is refused by the document, not only by the service."""
+Reason = Annotated[str, text_limits(500), TRIM]
+"""Free text with something visible in it, as the schema states (`text_limits`)."""
 
 
 class OperatorChannel(StrEnum):

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import TRIM, UtcDateTime, text_limits
 from app.misuse.models import AlertKind, AlertStatus
 
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Note = Annotated[str, text_limits(2000), TRIM]
 
 
 class AlertOut(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.schemas.common import UtcDateTime
+from api.schemas.common import TRIM, UtcDateTime, text_limits
 from app.trust.errors import InvalidIssuer
 from app.trust.issuers import IssuerRegistration
 from app.trust.models import TrustedIssuerRecord
@@ -60,7 +60,7 @@ class IssuerCreate(BaseModel):
     )
 
     code: IssuerCode = Field(description="The issuer's region code: the `iss` of its tokens")
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[str, text_limits(200), TRIM]
     token_lifetime: int = Field(ge=10, le=3600, description="Seconds its tokens are valid")
     jwks: dict[str, Any] | None = Field(
         default=None, description="Its published JWK set (contents of its jwks.json)"

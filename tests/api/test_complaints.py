@@ -148,6 +148,25 @@ class TestAnAnonymousComplaintEndToEnd:
         assert response.status_code == 422
         assert response.headers["content-type"] == "application/problem+json"
 
+    @pytest.mark.parametrize(
+        "details",
+        [" " + "x" * 2000, "\u3000" * 3, "\x1c\n"],
+        ids=["over-long-once-padded", "ideographic-spaces", "separators"],
+    )
+    async def test_details_the_schema_refuses_are_refused(
+        self, client: httpx.AsyncClient, details: str
+    ) -> None:
+        """Limits apply to the text as sent: what the published schema refuses, we refuse."""
+        response = await client.post("/v1/complaints", json=complaint(details=details))
+        assert response.status_code == 422
+
+    async def test_details_are_stored_without_surrounding_white_space(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        filed = await client.post("/v1/complaints", json=complaint(details="  Refused.\n"))
+        number = filed.json()["tracking_number"]
+        assert (await client.get(f"/v1/complaints/{number}")).json()["details"] == "Refused."
+
     async def test_an_unknown_tracking_number_is_not_found(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/v1/complaints/ABCDEFGH2345")
         assert response.status_code == 404
