@@ -242,8 +242,9 @@ def with_security_headers(
     """The response's headers plus the security headers. A response with a policy of its own
     (the `/h5/` pages: a full CSP whose `frame-ancestors` names the channel apps) keeps it:
     a second CSP header would be enforced as well and forbid the framing it allows."""
-    if any(name == b"content-security-policy" for name, _ in headers):
-        return [*headers, *(header for header in extra if header[0] not in _FRAMING)]
+    for name, _ in headers:
+        if name == b"content-security-policy":
+            return [*headers, *(header for header in extra if header[0] not in _FRAMING)]
     return [*headers, *extra]
 
 
