@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import logging
 import math
 from collections.abc import AsyncIterator, Iterable
@@ -11,12 +10,10 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi._body_limit import AppBodyLimitMiddleware
-from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.openapi import install_openapi
@@ -66,29 +63,52 @@ class EcardApi(FastAPI):
     stack (`tests/api/test_one_pipeline.py` proves no route skips a middleware)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        """FastAPI's stack without its two layers that do nothing here: the exception
-        telemetry (telemetry is off, `create_app`) and the app-wide body limit (none is set;
-        `RequestContextMiddleware` enforces `SSC_MAX_REQUEST_BYTES`).
+        """The app's own middlewares around the router, and nothing else: FastAPI's stack
+        adds five layers that do nothing here or whose duty `RequestContextMiddleware`
+        (the innermost of ours) does itself, once for every route:
 
-        Every layer costs on each suspension of a request, not once: a coroutine resumed
+        - Starlette's `ServerErrorMiddleware` (the 500 answer of what nothing mapped) and
+          `ExceptionMiddleware` (the app's exception handlers): `RequestContextMiddleware`
+          maps exceptions with the same handlers, picked the same way;
+        - FastAPI's `AsyncExitStackMiddleware` (the stack that closes uploaded files):
+          `RequestContextMiddleware` sets it in the scope;
+        - the exception telemetry (telemetry is off, `create_app`) and the app-wide body limit
+          (none is set; `RequestContextMiddleware` enforces `SSC_MAX_REQUEST_BYTES`).
+
+        Every layer costs on each request and on each suspension of one: a coroutine resumed
         after an `await` (the store's round trip) is re-entered through every frame of the
-        stack. Measured with load/bench_pipeline.py."""
-        stack = super().build_middleware_stack()
-        if self.max_body_size is not None or self._native_telemetry.enabled():
-            return stack
-        layers: list[ASGIApp] = []
-        layer: Any = stack
-        while layer is not None and layer is not self.router:
-            layers.append(layer)
-            layer = getattr(layer, "app", None)
-        kept = [
-            item
-            for item in layers
-            if not isinstance(item, ExceptionTelemetryMiddleware | AppBodyLimitMiddleware)
-        ]
-        for outer, inner in itertools.pairwise(kept):
-            outer.app = inner  # type: ignore[attr-defined]
-        return kept[0] if kept else stack
+        stack. Measured with load/bench_pipeline.py. In debug mode, with telemetry or an
+        app-wide body limit, or when `RequestContextMiddleware` is not the innermost
+        middleware, FastAPI's own stack is built."""
+        innermost = self.user_middleware[-1] if self.user_middleware else None
+        factory: object = None if innermost is None else innermost.cls
+        if (
+            innermost is None
+            or innermost.args
+            or factory is not RequestContextMiddleware
+            or self.debug
+            or self.max_body_size is not None
+            or self._native_telemetry.enabled()
+        ):
+            return super().build_middleware_stack()
+        options: dict[str, Any] = dict(innermost.kwargs)
+        app: ASGIApp = RequestContextMiddleware(
+            self.router, exception_handlers=self.exception_handlers, **options
+        )
+        for outer in reversed(self.user_middleware[:-1]):
+            app = outer.cls(app, *outer.args, **outer.kwargs)
+        return app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Starlette's entry, without FastAPI's per-request telemetry check when telemetry is
+        off (`create_app`); lifespan and everything else go through FastAPI's."""
+        if scope["type"] != "http" or self.root_path or self._native_telemetry.enabled():
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        await self.middleware_stack(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> EcardApi:

@@ -1,5 +1,7 @@
 """One pure-ASGI middleware for what every request needs: a request id, a body size limit,
-the security headers, Prometheus metrics and an access log line. Pure ASGI (not
+the security headers, Prometheus metrics, an access log line, and the mapping of exceptions
+to problem+json by the app's exception handlers (Starlette's `ExceptionMiddleware` and
+`ServerErrorMiddleware` duties, `EcardApi.build_middleware_stack`). Pure ASGI (not
 BaseHTTPMiddleware) keeps the verify hot path cheap.
 """
 
@@ -8,12 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, unexpected_error
@@ -21,6 +26,9 @@ from app.unique_ids import unique_ids
 
 logger = logging.getLogger("ssc.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ExceptionHandler = Callable[[Request, Exception], Any]
+"""An app exception handler (`FastAPI.add_exception_handler`): a coroutine answering a
+`Response`."""
 
 
 # Sent on every response, by this middleware and by the verify fast path (one definition):
@@ -110,6 +118,7 @@ class RequestContextMiddleware:
         max_body: int,
         metrics: RequestMetrics,
         large_bodies: Mapping[str, int] | None = None,
+        exception_handlers: Mapping[Any, ExceptionHandler] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
@@ -117,6 +126,21 @@ class RequestContextMiddleware:
         self.large_bodies: Mapping[str, int] = large_bodies or {}
         """Paths (exact) that take larger bodies than `max_body`, with their own limit (bulk
         uploads such as `POST /v1/licences/bulk`)."""
+        self.handlers: dict[Any, ExceptionHandler] | None = None
+        """Exception classes to handlers, when this middleware maps exceptions itself
+        (`exception_handlers` given) instead of Starlette's `ExceptionMiddleware` inside it:
+        the app's handlers, without `Exception` (anything unmapped answers 500 here)."""
+        self.status_handlers: dict[int, ExceptionHandler] = {}
+        self.unexpected: ExceptionHandler = unexpected_error
+        if exception_handlers is not None:
+            self.handlers = {}
+            for key, handler in exception_handlers.items():
+                if key in (500, Exception):
+                    self.unexpected = handler
+                elif isinstance(key, int):
+                    self.status_handlers[key] = handler
+                else:
+                    self.handlers[key] = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -157,8 +181,18 @@ class RequestContextMiddleware:
                 )
             await send(message)
 
+        handlers = self.handlers
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            if handlers is None:
+                await self.app(scope, limited_receive, send_with_id)
+            else:
+                # What Starlette's ExceptionMiddleware and FastAPI's AsyncExitStackMiddleware
+                # would set for the routes: the handlers (each FastAPI route maps its own
+                # errors with them) and the stack that closes uploaded files.
+                scope["starlette.exception_handlers"] = (handlers, self.status_handlers)
+                async with AsyncExitStack() as files:
+                    scope["fastapi_middleware_astack"] = files
+                    await self.app(scope, limited_receive, send_with_id)
         except RequestTooLarge:
             if response_started:
                 raise
@@ -170,12 +204,31 @@ class RequestContextMiddleware:
             # layer (which sends neither and re-raises into the server).
             if response_started:
                 raise
-            response = await unexpected_error(Request(scope), error)
-            status = response.status_code
-            await response(scope, receive, send_with_id)
+            handler = None if handlers is None else self._handler(error)
+            request = Request(scope, limited_receive, send_with_id)
+            response = await (handler or self.unexpected)(request, error)
+            if handler is not None:
+                error.__traceback__ = None  # as Starlette: a reused exception keeps no frames
+            if isinstance(response, Response):
+                status = response.status_code
+                await response(scope, receive, send_with_id)
         finally:
             self._observe(scope, status, started)
             log_access(scope, status, started, request_id)
+
+    def _handler(self, error: Exception) -> ExceptionHandler | None:
+        """The handler Starlette's `ExceptionMiddleware` would pick: by status for an
+        `HTTPException`, else by the error's class or its nearest base."""
+        assert self.handlers is not None
+        if isinstance(error, HTTPException):
+            handler = self.status_handlers.get(error.status_code)
+            if handler is not None:
+                return handler
+        for kind in type(error).__mro__:
+            handler = self.handlers.get(kind)
+            if handler is not None:
+                return handler
+        return None
 
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
@@ -189,8 +242,9 @@ def with_security_headers(
     """The response's headers plus the security headers. A response with a policy of its own
     (the `/h5/` pages: a full CSP whose `frame-ancestors` names the channel apps) keeps it:
     a second CSP header would be enforced as well and forbid the framing it allows."""
-    if any(name == b"content-security-policy" for name, _ in headers):
-        return [*headers, *(header for header in extra if header[0] not in _FRAMING)]
+    for name, _ in headers:
+        if name == b"content-security-policy":
+            return [*headers, *(header for header in extra if header[0] not in _FRAMING)]
     return [*headers, *extra]
 
 

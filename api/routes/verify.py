@@ -4,7 +4,8 @@ Both routes go through the app's one middleware stack (request id, body limit, s
 headers, metrics, access log, problem+json: `api.middleware`, `api.problems`) like every other
 route. What they skip is FastAPI's per-request dependency solving and body binding, which cost
 more than the rest of a scan outside its signature check (load/PROFILE.md): they are
-`PlainRoute`s, whose endpoint takes the `Request` and answers a `Response` itself. The body is
+`PlainRoute`s, whose endpoint takes the `Request` and returns the JSON body of its 200
+answer, which the route sends as two ASGI messages. The body is
 read by the same strict JSON reader as every route's (`api.json_bodies.loads`) and validated
 by the pydantic models the OpenAPI document is generated from (`api.schemas.verify`); the
 scanner is found through the runtime's cache of decoded access tokens
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -39,13 +41,15 @@ from app.security.principals import ScannerPrincipal
 from app.verification.service import Scan, verify_scans
 
 JSON = "application/json"
+_JSON = JSON.encode()
 
 
 class PlainRoute(APIRoute):
-    """A route whose endpoint takes the `Request` and returns the `Response`: FastAPI
-    documents it from its decorator (response model, responses, `openapi_extra`) but solves
-    no dependencies and binds no body for it. The middleware stack, routing, exception
-    handlers and metrics are every route's.
+    """A route whose endpoint takes the `Request` and returns the JSON body of its 200 answer:
+    FastAPI documents it from its decorator (response model, responses, `openapi_extra`) but
+    solves no dependencies and binds no body for it. The middleware stack, routing,
+    exception handlers and metrics are every route's; an error is an exception, mapped to
+    problem+json by the app's handlers as any route's.
 
     Its only dependency may be the bearer scheme, which documents the security requirement
     and is read by the endpoint itself; anything else would silently not run, so it is
@@ -60,15 +64,60 @@ class PlainRoute(APIRoute):
                 f"{self.path}: a PlainRoute takes only the Request (and documents the bearer "
                 "scheme); its dependencies and parameters would not run"
             )
-        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        handler: Callable[[Request], Coroutine[Any, Any, bytes]] = self.endpoint
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            # Exceptions go to the app's ExceptionMiddleware, which maps them (problem+json)
-            # as it maps every route's; FastAPI's per-route wrapper adds nothing here.
-            response = await handler(Request(scope, receive, send))
-            await response(scope, receive, send)
+            # The answer as Starlette's `Response(payload, media_type=JSON)` sends it, without
+            # building one: its header list and the two messages are all there is to it.
+            payload = await handler(Request(scope, receive, send))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-length", str(len(payload)).encode()),
+                        (b"content-type", _JSON),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": payload})
 
         self.app = app
+
+
+async def request_body(request: Request) -> bytes:
+    """The whole body, read straight from the ASGI `receive` (what `Request.body()` does
+    through an async generator, for a fraction of its cost).
+
+    :raises ClientDisconnect: when the client went away before sending all of it.
+    """
+    receive = request.receive
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        if chunk:
+            chunks.append(chunk)
+
+
+def _scan_headers(request: Request) -> tuple[str | None, str | None]:
+    """`Authorization` and `Idempotency-Key`, in one pass over the raw headers (the first of
+    each, as `request.headers.get` gives it)."""
+    authorization = idempotency_key = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"idempotency-key" and idempotency_key is None:
+            idempotency_key = value.decode("latin-1")
+    return authorization, idempotency_key
 
 
 _PROBLEM: dict[str, object] = {"content": {"application/problem+json": {}}}
@@ -112,28 +161,29 @@ def _scanner(runtime: Runtime, authorization: str | None) -> ScannerPrincipal:
     return runtime.scanner_tokens.principal(credentials)
 
 
-async def verify(request: Request) -> Response:
+async def verify(request: Request) -> bytes:
     """Any presentation of a token after its first is `replayed`, except a retry of that first
     scan by the same scanner with the same `Idempotency-Key`, which gets the first verdict."""
     runtime: Runtime = request.app.state.runtime
-    headers = request.headers
-    scanner = _scanner(runtime, headers.get("authorization"))
-    scan_id = parse_idempotency_key(headers.get("idempotency-key"))
-    body = parse_verify(await request.body())
+    authorization, idempotency_key = _scan_headers(request)
+    scanner = _scanner(runtime, authorization)
+    scan_id = parse_idempotency_key(idempotency_key)
+    body = parse_verify(await request_body(request))
     scans = (Scan(body.token, body.scene, scan_id),)
     (result,) = await verify_scans(runtime, scanner, scans)
     request.app.state.metrics.count_verdict(result.verdict.value)
-    return Response(orjson.dumps(result.as_dict()), media_type=JSON)
+    return orjson.dumps(result.as_dict())
 
 
-async def verify_batch(request: Request) -> Response:
+async def verify_batch(request: Request) -> bytes:
     """Each scan gets its own verdict, in order, exactly as `POST /v1/verify` would give it
     (`scan_id` plays the `Idempotency-Key`); the whole batch costs one store round trip.
     A scan may carry the scanned string (`token`) or its binary COSE_Sign1 (`cose`,
     base64url): both give the same verdicts."""
     runtime: Runtime = request.app.state.runtime
-    scanner = _scanner(runtime, request.headers.get("authorization"))
-    parsed = parse_batch(await request.body())
+    authorization, _ = _scan_headers(request)
+    scanner = _scanner(runtime, authorization)
+    parsed = parse_batch(await request_body(request))
     results = await verify_scans(runtime, scanner, parsed)
     metrics = request.app.state.metrics
     answers = []
@@ -143,7 +193,7 @@ async def verify_batch(request: Request) -> Response:
         if scan.idempotency_key is not None:
             answer["scan_id"] = scan.idempotency_key
         answers.append(answer)
-    return Response(orjson.dumps({"results": answers}), media_type=JSON)
+    return orjson.dumps({"results": answers})
 
 
 def install(app: FastAPI) -> None:

@@ -20,9 +20,10 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from types import MappingProxyType
 
 import orjson
 
@@ -141,9 +142,23 @@ class CardSnapshot:
         parts = raw.decode().split("|", 3)
         if len(parts) == 3:  # written before attribute views
             status, card_id, masked_name = parts
-            return cls(CardStatus(status), uuid.UUID(hex=card_id), masked_name)
+            return cls(_card_status(status), uuid.UUID(hex=card_id), masked_name)
         status, card_id, view, masked_name = parts
-        return cls(CardStatus(status), uuid.UUID(hex=card_id), masked_name, view)
+        return cls(_card_status(status), uuid.UUID(hex=card_id), masked_name, view)
+
+
+_CARD_STATUSES: Mapping[str, CardStatus] = MappingProxyType({s.value: s for s in CardStatus})
+
+
+def _card_status(value: str) -> CardStatus:
+    """`CardStatus(value)` by a lookup, not the enum's call machinery (every scan decodes one).
+
+    :raises ValueError: when `value` is no status.
+    """
+    status = _CARD_STATUSES.get(value)
+    if status is None:
+        raise ValueError(f"{value!r} is not a card status")
+    return status
 
 
 _CARD_HEX = re.compile(r"[0-9a-f]{32}")

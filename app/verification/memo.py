@@ -93,13 +93,14 @@ class VerifyMemo:
             text = self._kids[kid] = b64url(kid)
         return text
 
-    def pseudonym(self, key: bytes, scanner: ScannerPrincipal, card_id: uuid.UUID) -> str:
-        """`app.verification.service.pairwise_pseudonym`, from a copy of an HMAC keyed once."""
+    def pseudonym(self, key: bytes, org_bytes: bytes, card_id: uuid.UUID) -> str:
+        """`app.verification.service.pairwise_pseudonym`, from a copy of an HMAC keyed once;
+        `org_bytes`: the scanner's organisation id (`ScannerConstants.org_bytes`)."""
         keyed = self._hmacs.get(key)
         if keyed is None:
             if len(self._hmacs) >= MAX_KEYS_REMEMBERED:
                 self._hmacs.clear()
             keyed = self._hmacs[key] = hmac.new(key, digestmod=hashlib.sha256)
         mac = keyed.copy()
-        mac.update(self.scanner(scanner).org_bytes + card_id.bytes)
+        mac.update(org_bytes + card_id.bytes)
         return base64.urlsafe_b64encode(mac.digest())[:PSEUDONYM_CHARS].decode("ascii")

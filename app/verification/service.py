@@ -36,7 +36,7 @@ from app.cards.snapshot import (
     card_key,
     publish_card_snapshot,
 )
-from app.catalog.scenes import BASE_ATTRIBUTES, Attribute, Entitlement
+from app.catalog.scenes import BASE_ATTRIBUTES, Attribute, Entitlement, Scene
 from app.clients.service import PRINCIPAL_ACTIVE, refill_scanner_principal
 from app.licences.presentations import verify_presentation
 from app.runtime import Runtime
@@ -110,6 +110,7 @@ class _Pending:
     handle: str
     kid: str
     claim: ScanClaim
+    constants: ScannerConstants
 
 
 def pairwise_pseudonym(key: bytes, organisation_id: uuid.UUID, card_id: uuid.UUID) -> str:
@@ -247,7 +248,7 @@ def _pending(
             {"kid": kid, "cti": cti, "scene": scan.scene, "org": constants.org, "handle": handle},
         ),
     )
-    return _Pending(index, scan, check, handle, kid, claim)
+    return _Pending(index, scan, check, handle, kid, claim, constants)
 
 
 def _valid_from(check: TokenCheck) -> float:
@@ -359,19 +360,17 @@ async def _decide(
         snapshot = _snapshot((result.existing or b"")[len(retry_of) :]) or _snapshot(result.status)
         if snapshot is None:
             snapshot = await _load_snapshot(runtime, item.handle)
+    scene = item.scan.scene
+    catalogued = None if scene is None else runtime.catalog.scene(scene)
     view = None
-    if (
-        snapshot is not None
-        and snapshot.status is CardStatus.active
-        and _needs_view(runtime, item.scan.scene)
-    ):
+    if snapshot is not None and snapshot.status is CardStatus.active and _needs_view(catalogued):
         view = _open_view(runtime, snapshot)
         if view is None:
             # A snapshot written before attribute views (or under another data key): the
             # card's current view, from SQL once; the store gets it for the next scans.
             fresh = await _load_snapshot(runtime, item.handle)
             view = None if fresh is None else _open_view(runtime, fresh)
-    return _verdict(runtime, scanner, item, snapshot, checked_at, view=view)
+    return _verdict(runtime, item, snapshot, checked_at, catalogued=catalogued, view=view)
 
 
 def _is_retry(scanner: ScannerPrincipal, item: _Pending, result: ScanClaimResult) -> bool:
@@ -412,18 +411,18 @@ def _snapshot(raw: bytes | None) -> CardSnapshot | None:
 
 def _verdict(
     runtime: Runtime,
-    scanner: ScannerPrincipal,
     item: _Pending,
     snapshot: CardSnapshot | None,
     checked_at: str,
     *,
+    catalogued: Scene | None,
     view: AttributeView | None,
 ) -> ScanResult:
+    """`catalogued`: the scene scanned for, from the catalog (None: none, or not catalogued)."""
     scene = item.scan.scene
     verdict = UNKNOWN_CARD_VERDICT if snapshot is None else _CARD_VERDICTS[snapshot.status]
     if snapshot is None or verdict is not Verdict.VALID:
         return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene)
-    catalogued = None if scene is None else runtime.catalog.scene(scene)
     if catalogued is None:
         allowed, readable = BASE_ATTRIBUTES, frozenset[Entitlement]()
     else:
@@ -433,7 +432,7 @@ def _verdict(
         holder["masked_name"] = snapshot.masked_name
     if Attribute.pseudonym in allowed:
         holder["pseudonym"] = runtime.verify_memo.pseudonym(
-            runtime.pseudonym_key, scanner, snapshot.card_id
+            runtime.pseudonym_key, item.constants.org_bytes, snapshot.card_id
         )
     if view is not None:
         _disclose(holder, view, allowed, readable, time.time())
@@ -444,9 +443,8 @@ def _iso_seconds(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _needs_view(runtime: Runtime, scene: str | None) -> bool:
+def _needs_view(catalogued: Scene | None) -> bool:
     """Whether the scene receives anything beyond the masked name and the pseudonym."""
-    catalogued = None if scene is None else runtime.catalog.scene(scene)
     if catalogued is None:
         return False
     return bool(catalogued.entitlements) or not catalogued.attributes <= BASE_ATTRIBUTES
