@@ -131,7 +131,7 @@ async def store(
         url,
         namespace=redis_namespace,
         claim_channel=request.param != "redis-py",
-        socket_timeout=2.0,
+        socket_timeout=10.0,  # 200 connections opened at once on a loaded machine
     )
     yield redis_store
     await redis_store.drop_namespace()
