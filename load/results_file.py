@@ -8,6 +8,7 @@ show the spread over every run of the same code, not only the one it was written
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -19,6 +20,16 @@ RESULTS = ROOT / "load" / "RESULTS.md"
 HISTORY = ROOT / "load" / "runs.jsonl"
 SERVED_CODE = ("app", "api", "token_service", "qr", "alembic", "load", "pyproject.toml")
 """What a benchmark run measures: a change under these paths makes its runs another code's."""
+RUN_OUTPUTS = frozenset(
+    {
+        "load/RESULTS.md",
+        "load/PROFILE.md",
+        "load/runs.jsonl",
+        "load/throughput.png",
+        "load/peak_backlog.png",
+    }
+)
+"""What runs write or notes describe under `load/`: committing them changes no measured code."""
 
 
 def section_of(text: str, title: str) -> str:
@@ -44,16 +55,25 @@ def write_section(title: str, section: str) -> None:
 
 
 def code_version() -> str:
-    """The commit measured, `+changes` when the served code differs from it."""
-    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = _git("status", "--porcelain", "--", *SERVED_CODE)
-    return commit + ("+changes" if changed else "")
+    """The code measured: a digest of the served files as committed, `+changes` when the
+    working tree differs. Commits that only add results keep the digest, so runs before and
+    after committing RESULTS.md count as runs of the same code."""
+    listing = _git("ls-tree", "-r", "HEAD", "--", *SERVED_CODE).splitlines()
+    served = [line for line in listing if line.split("\t", 1)[-1] not in RUN_OUTPUTS]
+    digest = hashlib.sha256("\n".join(served).encode()).hexdigest()[:12]
+    status = _git("status", "--porcelain", "--", *SERVED_CODE).splitlines()
+    changed = [line for line in status if line[3:] not in RUN_OUTPUTS]
+    return f"code {digest}" + ("+changes" if changed else "")
 
 
 def record_run(ratios: Mapping[str, float]) -> list[dict[str, float]]:
     """Append this run's ratios to the history; every run of the same code, this one last."""
     version = code_version()
-    entry = {"code": version, "measured": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}
+    entry = {
+        "code": version,
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "measured": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+    }
     with HISTORY.open("a") as history:
         history.write(json.dumps({**entry, "ratios": dict(ratios)}) + "\n")
     runs = []
@@ -66,4 +86,4 @@ def record_run(ratios: Mapping[str, float]) -> list[dict[str, float]]:
 
 def _git(*arguments: str) -> str:
     done = subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, check=False)
-    return done.stdout.decode().strip() if done.returncode == 0 else ""
+    return done.stdout.decode().rstrip("\n") if done.returncode == 0 else ""

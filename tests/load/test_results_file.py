@@ -1,5 +1,6 @@
 """load/RESULTS.md keeps the sections other commands measured; the spread counts every run."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,33 @@ def test_the_spread_covers_every_run_of_the_same_code_only(
     table = _spread_report([row], history)
     assert table[0].startswith("## Spread over 3 runs of this code (abc1234")
     assert table[-1] == "| ratio | 3 | 50% | 60% | 70% | >= 80 % |"
+
+
+def _git(root: Path, *arguments: str) -> None:
+    subprocess.run(["git", *arguments], cwd=root, check=True, capture_output=True)
+
+
+def test_the_measured_code_is_the_served_files_not_the_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "load").mkdir()
+    (tmp_path / "load" / "bench.py").write_text("speed = 1\n")
+    (tmp_path / "load" / "RESULTS.md").write_text("# Benchmark results\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "code")
+    monkeypatch.setattr(results_file, "ROOT", tmp_path)
+    measured = results_file.code_version()
+    assert measured.startswith("code ") and not measured.endswith("+changes")
+
+    (tmp_path / "load" / "RESULTS.md").write_text("# Benchmark results\n\nrun 1\n")
+    (tmp_path / "load" / "runs.jsonl").write_text("{}\n")
+    assert results_file.code_version() == measured
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
+    assert results_file.code_version() == measured
+
+    (tmp_path / "load" / "bench.py").write_text("speed = 2\n")
+    assert results_file.code_version() == measured + "+changes"
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "faster")
+    assert results_file.code_version() not in (measured, measured + "+changes")
