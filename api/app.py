@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 from collections.abc import AsyncIterator, Iterable
@@ -49,6 +48,7 @@ from api.routes import (
 from app.audit.consumer import AuditConsumer
 from app.catalog.background import catalog_sync
 from app.config import Environment, Settings, load_settings
+from app.long_lived import freeze_long_lived
 from app.runtime import Runtime
 from app.store import StoreUnavailable
 from app.store.durability import StoreNotDurable, inspect_durability, report_durability
@@ -111,7 +111,9 @@ class EcardApi(FastAPI):
         await self.middleware_stack(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> EcardApi:
+def create_app(settings: Settings | None = None, *, freeze_after_start: bool = False) -> EcardApi:
+    """`freeze_after_start`: move what the start built out of the GC's reach (see
+    `serving_app`); only for a process that serves one app until it exits."""
     settings = settings or load_settings()
 
     @asynccontextmanager
@@ -140,6 +142,8 @@ def create_app(settings: Settings | None = None) -> EcardApi:
                 epoch_watch(runtime.store_epochs),
             ):
                 app.state.audit_consumer = consumer
+                if freeze_after_start:
+                    freeze_long_lived()
                 yield
         finally:
             await runtime.close()
@@ -250,14 +254,8 @@ def _audit_backlog(app: FastAPI) -> float:
 
 
 def serving_app() -> EcardApi:
-    """The API for `ssc serve`, built in each worker, with what exists so far frozen for the GC.
-
-    Without the freeze, every full collection walks the ~150,000 objects of the imported
-    framework and models: a 60-70 ms pause of the event loop about every 10 s under load,
-    which alone set p99 at half load to about 50-100 ms (load/RESULTS.md). Frozen objects
-    are never collected, which is what module-level objects are anyway.
-    """
-    app = create_app()
-    gc.collect()
-    gc.freeze()
+    """The API for `ssc serve`, built in each worker: what exists after the imports, and again
+    after the start, is frozen for the GC (`app.long_lived`)."""
+    app = create_app(freeze_after_start=True)
+    freeze_long_lived()
     return app

@@ -371,7 +371,7 @@ def audit_consume() -> None:
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stop.set)
-        await run_audit_worker(settings, stop)
+        await run_audit_worker(settings, stop, freeze_after_start=True)
 
     asyncio.run(consume())
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from app.audit.consumer import AuditConsumer, audit_consumer
 from app.config import Settings
+from app.long_lived import freeze_long_lived
 from app.misuse.watch import MisuseWatch
 from app.runtime import Runtime
 
@@ -23,11 +24,16 @@ async def watched_audit_consumer(runtime: Runtime) -> AsyncIterator[AuditConsume
         yield worker
 
 
-async def run_audit_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """`ssc audit consume`: drains the shared stream until `stop` is set, then flushes."""
+async def run_audit_worker(
+    settings: Settings, stop: asyncio.Event, *, freeze_after_start: bool = False
+) -> None:
+    """`ssc audit consume`: drains the shared stream until `stop` is set, then flushes.
+    `freeze_after_start`: for its own process (`app.long_lived`)."""
     runtime = await Runtime.start(settings)
     try:
         async with watched_audit_consumer(runtime):
+            if freeze_after_start:
+                freeze_long_lived()
             await stop.wait()
     finally:
         await runtime.close()

@@ -6,12 +6,19 @@ in a two-hour peak); one 2-core machine should carry 10,000 verified scans per s
 persisted. `national_peak` drives the batch route with wrk for LOAD_PEAK_SECONDS (default
 60), samples the audit backlog (stream entries pending or not yet delivered to the
 consumers' group) and the persisted rows every second, waits after the run until the
-backlog is written (at most LOAD_PEAK_DRAIN_SECONDS, default 120), then counts the audit
+backlog is written (at most LOAD_PEAK_DRAIN_SECONDS, default 240), then counts the audit
 rows of the verify events and the valid ones among them.
 
-LOAD_PEAK_TOKENS (default 60,000) distinct tokens are signed in advance; wrk cycles through
-their bodies, so scans beyond them are presentations of a used token: each is still a full
-verification (signature, claim, audit event), answered `replayed`.
+LOAD_PEAK_TOKENS (default 15,000 per second of the run) distinct tokens are signed in
+advance, so that the scans are what the peak brings: first presentations, each audited with
+its access-log entry and watched for misuse. wrk cycles through their bodies; a scan beyond
+them presents a used token: still a full verification (signature, claim, audit event),
+answered `replayed`, and cheaper to audit, so the report counts the valid ones apart.
+
+Verdicts alone are not the peak carried: an audit consumer that falls behind only defers its
+work (and the backlog waits in Redis's memory). The report also gives the rate including the
+time the backlog took to be written after the run, and calls the target met only when that
+rate reaches it too.
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ from load.bench_verify import cose_of, run_wrk
 from load.servers import Stack, cpu_meter, write_lines
 
 PEAK_SECONDS = int(os.environ.get("LOAD_PEAK_SECONDS", "60"))
-PEAK_TOKENS = int(os.environ.get("LOAD_PEAK_TOKENS", "60000"))
-PEAK_DRAIN_SECONDS = float(os.environ.get("LOAD_PEAK_DRAIN_SECONDS", "120"))
+PEAK_TOKENS = int(os.environ.get("LOAD_PEAK_TOKENS", str(15_000 * PEAK_SECONDS)))
+PEAK_DRAIN_SECONDS = float(os.environ.get("LOAD_PEAK_DRAIN_SECONDS", "240"))
 BATCH = 100
 TARGET = 10_000
 
@@ -57,6 +64,11 @@ class PeakRun:
     @property
     def scans_per_s(self) -> float:
         return self.scans / self.seconds
+
+    @property
+    def persisted_per_s(self) -> float:
+        """Scans per second from the start of the run until the last audit row was written."""
+        return self.scans / (self.seconds + self.drain_seconds)
 
 
 def _backlog(client: redis.Redis, stream: str) -> int:
@@ -154,7 +166,8 @@ def national_peak(stack: Stack, headers: dict[str, str], *, workers: int = 2) ->
 
 def report(peak: PeakRun, workers: int = 2) -> list[str]:
     complete = 0 <= peak.audit_rows - peak.scans <= peak.in_flight
-    met = "met" if peak.scans_per_s >= TARGET and complete else "not met"
+    carried = peak.scans_per_s >= TARGET and peak.persisted_per_s >= TARGET and complete
+    met = "met" if carried else "not met"
     return [
         f"## National peak: `POST /v1/verify/batch`, {workers} workers, {PEAK_SECONDS} s "
         "(audit consumer in the workers)",
@@ -164,6 +177,8 @@ def report(peak: PeakRun, workers: int = 2) -> list[str]:
         f"| scans sent and answered (wrk requests x {BATCH}) | {peak.scans:,} in "
         f"{peak.seconds:.1f} s: **{peak.scans_per_s:,.0f} scans/s** (target >= {TARGET:,}: "
         f"{met}) |",
+        f"| the same, until the last audit row was written ({peak.seconds:.0f} s + "
+        f"{peak.drain_seconds:.0f} s after the run) | {peak.persisted_per_s:,.0f} scans/s |",
         f"| non-2xx answers or socket errors | {peak.errors} |",
         f"| p99 per batch request | {peak.p99_ms:.1f} ms |",
         f"| server CPU during the run | {peak.server_cpu_s:.1f} CPU-s "
