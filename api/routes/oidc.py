@@ -10,8 +10,11 @@ their clients authenticate in the request (`app.oidc.clients`).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -41,6 +44,8 @@ from api.schemas.oidc import (
     read_form,
     single_values,
 )
+from app.db import is_unavailable_error
+from app.errors import DomainError, ServiceUnavailable
 from app.holders.errors import InvalidCredentials, PinLocked
 from app.holders.service import authenticate_on_the_web
 from app.oidc import clients as rp
@@ -59,9 +64,11 @@ from app.oidc.errors import (
 from app.oidc.models import ClientAuthMethod, RelyingParty, SubjectType
 from app.oidc.scopes import CLAIMS_SUPPORTED, REQUIRED_SCOPE, SCOPES, ordered
 from app.runtime import Runtime
+from app.store import StoreUnavailable
 from token_service.oidc import IdTokenError, verify_id_token
 
 router = APIRouter(tags=["oidc"], route_class=StrictJsonRoute)
+logger = logging.getLogger(__name__)
 
 LOGIN_COOKIE = "ssc_oidc_login"
 BROWSER_COOKIE = "ssc_oidc_browser"
@@ -249,7 +256,7 @@ async def discovery(runtime: RuntimeDep) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": [
             method.value for method in ClientAuthMethod
         ],
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": list(service.PROMPTS),
         "acr_values_supported": [service.ACR],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
@@ -297,9 +304,46 @@ async def authorize(request: Request, runtime: RuntimeDep, session: SessionDep) 
         return _redirect_error(
             runtime, outcome.redirect_uri, outcome.error, outcome.description, state=outcome.state
         )
-    login = await service.read_login(runtime, request.cookies.get(LOGIN_COOKIE))
-    return await _proceed(
-        request, runtime, session, client, outcome, login=login, redirect_code=302
+    pending = outcome
+
+    async def step() -> Response:
+        login = await service.read_login(runtime, request.cookies.get(LOGIN_COOKIE))
+        return await _proceed(
+            request, runtime, session, client, pending, login=login, redirect_code=302
+        )
+
+    return await _failures_redirected(runtime, session, pending, step, code=302)
+
+
+async def _failures_redirected(
+    runtime: Runtime,
+    session: AsyncSession,
+    pending: service.AuthorizationRequest,
+    step: Callable[[], Awaitable[Response]],
+    *,
+    code: int,
+) -> Response:
+    """Runs one step of a validated request. An outage (database or store) or a bug in it goes
+    back to the client as RFC 6749 4.1.2.1's `temporarily_unavailable` or `server_error`
+    instead of leaving the browser on an error page of ours; the transaction is rolled back,
+    so nothing of the step is stored."""
+    try:
+        return await step()
+    except (StoreUnavailable, ServiceUnavailable):
+        error, description = "temporarily_unavailable", "the service is busy; try again shortly"
+    except DomainError:
+        raise
+    except Exception as failure:
+        if is_unavailable_error(failure):
+            runtime.database.unavailable(failure)
+            error, description = "temporarily_unavailable", "the service is busy; try again"
+        else:
+            logger.exception("an authorization step failed")
+            error, description = "server_error", "the sign-in failed; try again later"
+    with contextlib.suppress(Exception):
+        await session.rollback()
+    return _redirect_error(
+        runtime, pending.redirect_uri, error, description, state=pending.state, code=code
     )
 
 
@@ -441,6 +485,24 @@ async def authorize_form(request: Request, runtime: RuntimeDep, session: Session
     client = await rp.find_client(session, pending.client_id)
     if client is None:
         return _message(request, "expired", 400)
+    loaded = pending
+
+    async def step() -> Response:
+        return await _form_step(request, runtime, session, client, loaded, form=form, fields=fields)
+
+    return await _failures_redirected(runtime, session, pending, step, code=303)
+
+
+async def _form_step(
+    request: Request,
+    runtime: Runtime,
+    session: AsyncSession,
+    client: RelyingParty,
+    pending: service.AuthorizationRequest,
+    *,
+    form: dict[str, str | list[str]],
+    fields: dict[str, str],
+) -> Response:
     step = fields.get("step")
     if step == "login":
         return await _login(request, runtime, session, client, pending, fields=fields)

@@ -38,7 +38,6 @@ SCOPE_ORDER = tuple(SCOPES)
 REQUIRED_SCOPE = "openid"
 OFFLINE_ACCESS = "offline_access"
 """Accepted and ignored: every grant here gets a refresh token."""
-RESTRICTED_SCOPES = frozenset({"id_document"})
 
 CLAIMS_SUPPORTED = (
     "sub",

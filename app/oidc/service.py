@@ -100,6 +100,16 @@ def issuer(runtime: Runtime) -> str:
 # --- authorization requests ------------------------------------------------------------------
 
 
+UNSUPPORTED_PARAMETERS = {
+    "request": "request_not_supported",
+    "request_uri": "request_uri_not_supported",
+    "registration": "registration_not_supported",
+}
+PROMPTS = ("none", "login", "consent", "select_account")
+"""`select_account` asks for the login page: a browser holds one card's login here, so
+choosing an account is logging in with the card to use."""
+
+
 @dataclass(slots=True)
 class AuthorizationRequest:
     """A validated `/authorize` request, kept in the store while the holder logs in and
@@ -155,13 +165,13 @@ async def validate_authorization(
         code = getattr(error, "error", "invalid_request")
         return RedirectError(redirect_uri, code, description, request_state)
 
-    if "request" in params or "request_uri" in params:
-        return client, RedirectError(
-            redirect_uri,
-            "request_not_supported",
-            "request objects are not supported",
-            request_state,
-        )
+    # OIDC Core 3.1.2.6: request objects (by value or by reference) and the `registration`
+    # parameter are refused with their own codes, never ignored.
+    for parameter, code in UNSUPPORTED_PARAMETERS.items():
+        if parameter in params:
+            return client, RedirectError(
+                redirect_uri, code, f"the {parameter} parameter is not supported", request_state
+            )
     response_type = params.get("response_type")
     if not response_type:
         return client, refuse(InvalidOAuthRequest, "response_type is required")
@@ -187,10 +197,10 @@ async def validate_authorization(
     if nonce is not None and len(nonce) > MAX_NONCE:
         return client, refuse(InvalidOAuthRequest, "nonce is too long")
     prompt = (params.get("prompt") or "").split()
-    if any(p not in ("none", "login", "consent", "select_account") for p in prompt) or (
-        "none" in prompt and len(prompt) > 1
-    ):
-        return client, refuse(InvalidOAuthRequest, "prompt must be none, login or consent")
+    if any(p not in PROMPTS for p in prompt) or ("none" in prompt and len(prompt) > 1):
+        return client, refuse(
+            InvalidOAuthRequest, "prompt must be none alone, or login, consent, select_account"
+        )
     max_age: int | None = None
     if params.get("max_age") is not None:
         text = params["max_age"]
@@ -281,7 +291,7 @@ async def end_login(runtime: Runtime, raw: str | None) -> None:
 
 def login_needed(request: AuthorizationRequest, login: LoginSession | None) -> bool:
     """Whether the holder must (re-)enter the PIN for this request."""
-    if login is None or "login" in request.prompt:
+    if login is None or "login" in request.prompt or "select_account" in request.prompt:
         return True
     return request.max_age is not None and state.now() - login.auth_time > request.max_age
 
@@ -601,6 +611,14 @@ async def refresh(
         raise InvalidGrant("the refresh token is not valid")
     if as_utc(stored.expires_at) <= utcnow():
         raise InvalidGrant("the refresh token has expired")
+    # Checked before the token is spent: a refused request must leave it usable (spending it
+    # would make the client's next, correct refresh look like a reuse and end the grant).
+    scopes = list(stored.scopes)
+    if scope is not None:
+        asked = parse_scope(scope)
+        if not set(asked) <= set(scopes):
+            raise InvalidScope("a refresh may not widen the granted scopes")
+        scopes = ordered(asked)
     spent = await session.exec(
         update(OidcRefreshToken)
         .where(
@@ -621,12 +639,6 @@ async def refresh(
             {"client": client.client_id, "family": str(stored.family_id)},
         )
         raise InvalidGrant("this refresh token was already used; the grant is revoked")
-    scopes = list(stored.scopes)
-    if scope is not None:
-        asked = parse_scope(scope)
-        if not set(asked) <= set(scopes):
-            raise InvalidScope("a refresh may not widen the granted scopes")
-        scopes = ordered(asked)
     await ensure_card_active(session, stored.card_id)
     tokens = await _issue(
         session,

@@ -19,8 +19,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 
+from app.oidc import service as oidc_service
 from app.oidc import state
 from app.oidc.device import new_user_code, normalise_user_code
+from app.store import StoreUnavailable
 from tests.api.oidc_helpers import Browser, authorize_url, hidden_fields, pkce_pair, query_of
 from tests.factories import ActiveHolder, admin_headers, bearer, create_active_holder
 
@@ -204,6 +206,78 @@ class TestAuthorizationRefusals:
             authorize_url("", rp["client_id"], REDIRECT, challenge, prompt="none")
         )
         assert query_of(asked.headers["location"])["error"] == "login_required"
+
+    @pytest.mark.parametrize(
+        ("parameter", "error"),
+        [
+            ("request", "request_not_supported"),
+            ("request_uri", "request_uri_not_supported"),
+            ("registration", "registration_not_supported"),
+        ],
+    )
+    async def test_unsupported_parameters_are_refused_with_their_own_code(
+        self, app: FastAPI, client: httpx.AsyncClient, parameter: str, error: str
+    ) -> None:
+        rp = await register(client, app)
+        _, challenge = pkce_pair()
+        asked = await client.get(
+            authorize_url("", rp["client_id"], REDIRECT, challenge, state="s9", **{parameter: "x"})
+        )
+        assert asked.status_code == 302
+        returned = query_of(asked.headers["location"])
+        assert (returned["error"], returned["state"]) == (error, "s9")
+        assert "code" not in returned
+
+    async def test_select_account_asks_which_card_even_with_a_login(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(client, app)
+        holder = await create_active_holder(client, app)
+        await log_in(client, rp, holder)
+        _, challenge = pkce_pair()
+        page = await client.get(
+            authorize_url("", rp["client_id"], REDIRECT, challenge, prompt="select_account")
+        )
+        assert page.status_code == 200
+        assert hidden_fields(page.text)["step"] == "login"
+        discovery = (await client.get("/.well-known/openid-configuration")).json()
+        assert "select_account" in discovery["prompt_values_supported"]
+
+    async def test_an_outage_mid_flow_goes_back_as_temporarily_unavailable(
+        self, app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        rp = await register(client, app)
+        _, challenge = pkce_pair()
+
+        async def unreachable(*args: Any, **kwargs: Any) -> None:
+            raise StoreUnavailable("store down")
+
+        for operation in ("get", "set"):  # reading the login, keeping the request
+            monkeypatch.setattr(app.state.runtime.store, operation, unreachable)
+        asked = await client.get(
+            authorize_url("", rp["client_id"], REDIRECT, challenge, state="s7")
+        )
+        assert asked.status_code == 302
+        returned = query_of(asked.headers["location"])
+        assert (returned["error"], returned["state"]) == ("temporarily_unavailable", "s7")
+
+    async def test_a_failure_mid_flow_goes_back_as_server_error(
+        self, app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        rp = await register(client, app)
+        _, challenge = pkce_pair()
+
+        async def broken(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(oidc_service, "read_login", broken)
+        asked = await client.get(
+            authorize_url("", rp["client_id"], REDIRECT, challenge, state="s8")
+        )
+        assert asked.status_code == 302
+        returned = query_of(asked.headers["location"])
+        assert (returned["error"], returned["state"]) == ("server_error", "s8")
+        assert returned["iss"]
 
 
 class TestCodes:
@@ -429,6 +503,151 @@ class TestSubjects:
         other = await create_active_holder(client, app)
         client.cookies.clear()
         assert sub_of(await log_in(client, tax, other)) != subs["tax"]
+
+    async def test_public_subjects_are_the_same_for_every_public_client(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        first = await register(client, app, subject_type="public")
+        second = await register(client, app, subject_type="public", name="另一个公开应用")
+        assert sub_of(await log_in(client, first, holder)) == sub_of(
+            await log_in(client, second, holder)
+        )
+
+    async def test_the_resident_id_number_logs_in_as_the_card_number_does(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(client, app)
+        holder = await create_active_holder(client, app)
+        by_card = sub_of(await log_in(client, rp, holder))
+        client.cookies.clear()
+        verifier, challenge = pkce_pair()
+        url = authorize_url("", rp["client_id"], REDIRECT, challenge)
+        returned = await Browser(client).authorize(url, holder.card.document_number, holder.pin)
+        issued = await token(
+            client,
+            rp,
+            {
+                "grant_type": "authorization_code",
+                "code": returned["code"],
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            },
+        )
+        assert issued.status_code == 200, issued.text
+        assert sub_of(issued.json()) == by_card
+
+
+class TestTokenEndpoint:
+    async def test_client_secret_post_and_only_the_registered_method(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(client, app, token_endpoint_auth_method="client_secret_post")
+        holder = await create_active_holder(client, app)
+        returned, verifier = await authorize(client, rp, holder)
+        form = {
+            "grant_type": "authorization_code",
+            "code": returned["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        }
+        by_basic = await client.post(
+            "/oidc/token", data=form, auth=(rp["client_id"], rp["client_secret"])
+        )
+        assert by_basic.status_code == 401 and by_basic.json()["error"] == "invalid_client"
+        by_post = await client.post(
+            "/oidc/token",
+            data={**form, "client_id": rp["client_id"], "client_secret": rp["client_secret"]},
+        )
+        assert by_post.status_code == 200, by_post.text
+        assert by_post.json()["id_token"]
+
+    async def test_introspection_shows_only_the_callers_own_tokens(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(client, app)
+        other = await register(client, app, name="另一个应用")
+        holder = await create_active_holder(client, app)
+        tokens = await log_in(client, rp, holder)
+        own = await client.post(
+            "/oidc/introspect",
+            data={"token": tokens["access_token"]},
+            auth=(rp["client_id"], rp["client_secret"]),
+        )
+        assert own.json()["active"] is True
+        foreign = await client.post(
+            "/oidc/introspect",
+            data={"token": tokens["access_token"]},
+            auth=(other["client_id"], other["client_secret"]),
+        )
+        assert foreign.status_code == 200 and foreign.json() == {"active": False}
+
+    async def test_revoking_the_refresh_token_ends_the_whole_grant(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(client, app)
+        holder = await create_active_holder(client, app)
+        tokens = await log_in(client, rp, holder)
+        auth = (rp["client_id"], rp["client_secret"])
+        revoked = await client.post(
+            "/oidc/revoke",
+            data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+            auth=auth,
+        )
+        assert revoked.status_code == 200
+        seen = await client.post(
+            "/oidc/introspect", data={"token": tokens["access_token"]}, auth=auth
+        )
+        assert seen.json() == {"active": False}
+        assert (
+            await client.get("/oidc/userinfo", headers=bearer(tokens["access_token"]))
+        ).status_code == 401
+        refreshed = await token(
+            client, rp, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        )
+        assert refreshed.json()["error"] == "invalid_grant"
+
+    async def test_a_refresh_may_narrow_the_scopes_but_never_widen_them(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        rp = await register(client, app)
+        holder = await create_active_holder(client, app)
+        tokens = await log_in(client, rp, holder, scope="openid profile")
+        wider = await token(
+            client,
+            rp,
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "scope": "openid profile phone",
+            },
+        )
+        assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+        narrower = await token(
+            client,
+            rp,
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "scope": "openid",
+            },
+        )
+        assert narrower.status_code == 200, narrower.text
+        assert narrower.json()["scope"] == "openid"
+
+    async def test_discovery_names_the_subject_types_and_client_methods(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        found = (await client.get("/.well-known/openid-configuration")).json()
+        assert sorted(found["subject_types_supported"]) == ["pairwise", "public"]
+        assert sorted(found["token_endpoint_auth_methods_supported"]) == [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+            "private_key_jwt",
+        ]
+        assert found["response_types_supported"] == ["code"]
+        assert found["code_challenge_methods_supported"] == ["S256"]
 
 
 class TestClientAuthentication:
