@@ -20,7 +20,7 @@ from app.errors import DomainError
 from app.runtime import Runtime
 from app.security.principals import DepartmentPrincipal
 from app.vault import service
-from app.vault.errors import DocumentTooLarge, InvalidDocument
+from app.vault.errors import DocumentNotFound, DocumentTooLarge, InvalidDocument
 from app.vault.manifest import parse_manifest
 from app.vault.models import VaultDocument
 
@@ -147,6 +147,28 @@ async def issuer_documents(
     async with runtime.database.session() as session:
         versions = await service.versions_of(session, principal.issuer_id, document_id)
     return versions
+
+
+async def issuer_file(
+    runtime: Runtime, principal: DepartmentPrincipal, document_id: str, version: int | None
+) -> tuple[VaultDocument, AsyncIterator[bytes]]:
+    """The file of one of the issuer's documents, decrypted and streamed as the holder's
+    download is (`service.content`): `version`, or the newest. The employer downloads a
+    labour contract the holder signed here; the session is closed before the file streams.
+
+    :raises DocumentNotFound: not this issuer's document, or no such version (404, the same
+        answer as for an unknown document).
+    :raises CorruptDocument: (500) the stored file cannot be opened.
+    """
+    versions = await issuer_documents(runtime, principal, document_id)
+    if version is None:
+        document = versions[0]
+    else:
+        found = [stored for stored in versions if stored.version == version]
+        if not found:
+            raise DocumentNotFound(f"no version {version} of document {document_id[:128]!r}")
+        document = found[0]
+    return document, await service.content(runtime, document)
 
 
 async def revoke(
