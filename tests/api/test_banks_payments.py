@@ -26,6 +26,7 @@ TODAY = datetime.now(UTC).date()
 class Client:
     client_id: str
     headers: dict[str, str]
+    secret: str
 
 
 async def client_token(client: httpx.AsyncClient, client_id: str, secret: str) -> Client:
@@ -33,7 +34,7 @@ async def client_token(client: httpx.AsyncClient, client_id: str, secret: str) -
         "/v1/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
     )
     assert token.status_code == 200, token.text
-    return Client(client_id, bearer(token.json()["access_token"]))
+    return Client(client_id, bearer(token.json()["access_token"]), secret)
 
 
 async def create_bank(client: httpx.AsyncClient, runtime: Runtime, code: str) -> Client:
