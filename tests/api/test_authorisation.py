@@ -107,7 +107,7 @@ def api_routes(
         if included is not None:
             yield from api_routes(included.routes)
         elif isinstance(route, APIRoute) and route.include_in_schema:
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, route.path, required_principal(route.dependant)
 
 
@@ -221,7 +221,7 @@ def hidden_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str]]:
         if included is not None:
             yield from hidden_routes(included.routes)
         elif isinstance(route, APIRoute) and not route.include_in_schema:
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, route.path
 
 
@@ -250,7 +250,7 @@ class TestEveryRouteIsDenyByDefault:
         checked: dict[str, int] = {}
         guarded: dict[str, int] = {}
         for method, path, needs in api_routes(app.routes):
-            required = FAST_PATH_ROUTES.get((method, path)) or (needs and needs.kind)
+            required = FAST_PATH_ROUTES.get((method, path)) or (needs.kind if needs else None)
             if required is None:
                 continue
             guarded[required.value] = guarded.get(required.value, 0) + 1
@@ -277,7 +277,7 @@ class TestEveryRouteIsDenyByDefault:
         administrator's routes have their own walk, role by role (below)."""
         let_through: dict[str, int] = {}
         for method, path, needs in api_routes(app.routes):
-            required = FAST_PATH_ROUTES.get((method, path)) or (needs and needs.kind)
+            required = FAST_PATH_ROUTES.get((method, path)) or (needs.kind if needs else None)
             if required is None or required is PrincipalKind.admin:
                 continue
             token = principals.bearer[required.value]
@@ -633,7 +633,7 @@ def h5_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str, bool]]:
         if included is not None:
             yield from h5_routes(included.routes)
         elif isinstance(route, APIRoute) and route.path.startswith("/h5/"):
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, route.path, depends_on(route.dependant, pages.holder_page)
 
 
