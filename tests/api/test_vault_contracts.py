@@ -16,6 +16,7 @@ from joserfc import jws as jose_jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import ECKey, KeySet
 
+from tests.api.test_access_log import wait_for_entries
 from tests.departments import Department
 from tests.factories import (
     DEFAULT_PIN,
@@ -195,6 +196,15 @@ class TestTheEmployerDownloadsTheSignedContract:
             assert content not in response.content
         held = await client.get(f"/v1/me/documents/{document_id}/content", headers=holder.headers)
         assert held.content == content
+
+        # The employer's three downloads are in the holder's access log; the refusals not.
+        entries = await wait_for_entries(client, holder, count=3)
+        downloads = [entry for entry in entries if entry["outcome"] == "issuer_downloaded"]
+        assert len(downloads) == 3, entries
+        assert {(e["source"], e["venue"]) for e in downloads} == {
+            ("document_opened", "Department 360100-acme")
+        }
+        assert all(f"document:{document_id}" in e["attributes"] for e in downloads)
 
 
 class TestDeviceSignature:
