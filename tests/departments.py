@@ -67,14 +67,17 @@ async def create_department(
     code: str = "360000-traffic",
     types: list[str] | None = None,
     alg: str = "ES256",
+    kind: str = "department",
 ) -> Department:
-    """An issuer with one active key (kid `<code>-1`) and an access token of its client."""
+    """An issuer of `kind` (department, training_institution, employer) with one active key
+    (kid `<code>-1`) and an access token of its client."""
     created = await http.post(
         "/v1/admin/issuers",
         json={
             "code": code,
             "name": f"Department {code}",
             "issued_types": types or ["driving_licence", "vehicle_registration"],
+            "kind": kind,
         },
         headers=admin_headers(runtime),
     )

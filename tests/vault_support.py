@@ -30,9 +30,11 @@ VAULT_TYPES = [
 
 
 async def hr_issuer(
-    client: httpx.AsyncClient, app: FastAPI, code: str = "360100-hrss"
+    client: httpx.AsyncClient, app: FastAPI, code: str = "360100-hrss", kind: str = "department"
 ) -> Department:
-    return await create_department(client, app.state.runtime, code=code, types=VAULT_TYPES)
+    return await create_department(
+        client, app.state.runtime, code=code, types=VAULT_TYPES, kind=kind
+    )
 
 
 def pdf(marker: str, size: int = 4000) -> bytes:

@@ -226,7 +226,11 @@ async def pending_confirmations(
     summary="As a bank: confirm (or refuse) an account; confirmed, it is the card's from now on",
     responses={
         404: {"description": "bank-not-found, binding-not-found", **_PROBLEM},
-        409: {"description": "binding-not-pending", **_PROBLEM},
+        409: {
+            "description": "binding-not-pending; bank-not-active (a suspended or ending bank "
+            "confirms no account)",
+            **_PROBLEM,
+        },
     },
 )
 async def decide(

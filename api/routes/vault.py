@@ -466,6 +466,38 @@ async def issuer_document(
     )
 
 
+@router.get(
+    "/v1/documents/{document_id}/content",
+    summary="Download the file of a document you pushed (decrypted, streamed): a labour "
+    "contract as both parties signed it",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": _FILE_CONTENT, "description": "The original file, byte for byte"},
+        404: {"description": "document-not-found (not yours, or no such version)"},
+    },
+)
+async def issuer_document_content(
+    document_id: Annotated[str, _ISSUER_DOCUMENT_ID],
+    issuer: CurrentIssuer,
+    runtime: RuntimeDep,
+    version: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="A version; the newest when absent")
+    ] = None,
+) -> StreamingResponse:
+    """Only the issuer that pushed the document; check the bytes against `X-Content-SHA256`
+    and both signatures (`X-Issuer-Signature`, and `X-Holder-Signature` once the holder signed
+    a contract; also in `GET /v1/documents/{document_id}`)."""
+    document, chunks = await push.issuer_file(runtime, issuer, document_id, version)
+    headers = {
+        "X-Document-Version": str(document.version),
+        "X-Issuer-Signature": service.issuer_signature(runtime, document),
+    }
+    holder_signature = service.holder_signature(runtime, document)
+    if holder_signature is not None:
+        headers["X-Holder-Signature"] = holder_signature
+    return file_response(document, chunks, headers)
+
+
 @router.post(
     "/v1/documents/{document_id}/revocation",
     summary="Revoke a document: it stays visible to its holder, marked revoked",

@@ -18,6 +18,8 @@ Disclosures, as audit events:
 - `vault.share_created` / `vault.share_opened`: the holder shared a vault document, and a
   recipient opened the share (downloaded it); `subject` is the card id, the purpose stated
   when sharing is shown as the venue (`app.vault.shares`).
+- `vault.issuer_downloaded`: the issuer of a vault document downloaded its file (the employer
+  a signed labour contract, `app.vault.push.issuer_file`); the issuer's name is the venue.
 
 Entries carry the event's id as primary key, so a redelivered batch adds nothing twice, and
 they are written in the transaction that stores the audit rows, so none is lost either. What
@@ -53,6 +55,7 @@ OFFLINE_SCAN_ACTION = "verify.offline"
 OPERATOR_READ_ACTION = "card.read"
 DOCUMENT_SHARED_ACTION = "vault.share_created"
 DOCUMENT_OPENED_ACTION = "vault.share_opened"
+ISSUER_DOWNLOAD_ACTION = "vault.issuer_downloaded"
 VALID_OUTCOME = "valid"
 READ_OUTCOME = "read"
 
@@ -68,6 +71,7 @@ _ACTIONS = frozenset(
         OPERATOR_READ_ACTION,
         DOCUMENT_SHARED_ACTION,
         DOCUMENT_OPENED_ACTION,
+        ISSUER_DOWNLOAD_ACTION,
         LICENCE_SCAN_ACTION,
         CONSENT_READ_ACTION,
         CONSENT_REFUSED_ACTION,
@@ -81,7 +85,11 @@ FAMILY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "loss_reported": ("card_status",),
 }
 """What a guardian's action disclosed of the ward (nothing for invitations and endings)."""
-_DOCUMENT_OUTCOMES = {DOCUMENT_SHARED_ACTION: "shared", DOCUMENT_OPENED_ACTION: "downloaded"}
+_DOCUMENT_OUTCOMES = {
+    DOCUMENT_SHARED_ACTION: "shared",
+    DOCUMENT_OPENED_ACTION: "downloaded",
+    ISSUER_DOWNLOAD_ACTION: "issuer_downloaded",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -290,9 +290,11 @@ async def decide(
     reason: str | None,
 ) -> BankBinding:
     """The bank confirms (or refuses) the account. Confirmed, it is the card's binding from
-    now on; the previous one ends now; a migration item of the card is marked moved.
+    now on; the previous one ends now; a migration item of the card is marked moved. A bank
+    that is not active (suspended, ending) may refuse a pending account, not confirm it: the
+    account stays pending, and the holder may ask another bank.
 
-    :raises BankNotFound, BindingNotFound, BindingNotPending:
+    :raises BankNotFound, BindingNotFound, BindingNotPending, BankNotActive:
     """
     bank = await _bank_of(session, principal)
     binding = await session.get(BankBinding, binding_id, with_for_update=True)
@@ -300,6 +302,9 @@ async def decide(
         raise BindingNotFound("no such account confirmation for this bank")
     if binding.status != BindingStatus.pending.value:
         raise BindingNotPending(f"this account is {binding.status}")
+    if confirmed and bank.status != BankStatus.active.value:
+        # A suspended or ending bank takes no new account, also none asked for before.
+        raise BankNotActive(f"{bank.code} does not take new accounts ({bank.status})")
     now = datetime.now(UTC)
     binding.decided_at = now
     if not confirmed:

@@ -14,17 +14,21 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 import orjson
+from sqlmodel import select
 
+from app.audit.log import record
+from app.cards.models import Card
 from app.departments.service import require_issuable, verify_signed
 from app.errors import DomainError
 from app.runtime import Runtime
 from app.security.principals import DepartmentPrincipal
 from app.vault import service
-from app.vault.errors import DocumentTooLarge, InvalidDocument
+from app.vault.errors import DocumentNotFound, DocumentTooLarge, InvalidDocument
 from app.vault.manifest import parse_manifest
 from app.vault.models import VaultDocument
 
 MAX_BULK_LINES = 10_000
+ISSUER_DOWNLOADED = "vault.issuer_downloaded"
 
 
 async def push(
@@ -147,6 +151,45 @@ async def issuer_documents(
     async with runtime.database.session() as session:
         versions = await service.versions_of(session, principal.issuer_id, document_id)
     return versions
+
+
+async def issuer_file(
+    runtime: Runtime, principal: DepartmentPrincipal, document_id: str, version: int | None
+) -> tuple[VaultDocument, AsyncIterator[bytes]]:
+    """The file of one of the issuer's documents, decrypted and streamed as the holder's
+    download is (`service.content`): `version`, or the newest. The employer downloads a
+    labour contract the holder signed here; the session is closed before the file streams.
+
+    A download is someone else's read of the holder's document: it is in the holder's access
+    log (`app.accesslog.recorder`), with the issuer's name.
+
+    :raises DocumentNotFound: not this issuer's document, or no such version (404, the same
+        answer as for an unknown document).
+    :raises CorruptDocument: (500) the stored file cannot be opened.
+    """
+    async with runtime.database.session() as session:
+        versions = await service.versions_of(session, principal.issuer_id, document_id)
+        found = [stored for stored in versions if version in (None, stored.version)]
+        if not found:
+            raise DocumentNotFound(f"no version {version} of document {document_id[:128]!r}")
+        document = found[0]
+        card = (
+            await session.exec(select(Card).where(Card.person_id == document.person_id))
+        ).first()
+    chunks = await service.content(runtime, document)
+    if card is not None:
+        await record(
+            runtime.store,
+            ISSUER_DOWNLOADED,
+            principal.client_id,
+            str(card.id),
+            {
+                "document": str(document.id),
+                "doc_type": document.doc_type,
+                "purpose": document.issuer_name,
+            },
+        )
+    return document, chunks
 
 
 async def revoke(

@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -23,7 +24,17 @@ from api.auth import RequirePrincipal
 from api.h5 import pages
 from app.security.roles import AdminRole
 from app.security.tokens import AccessTokenCodec, PrincipalKind
-from tests.factories import CITY, admin_headers, role_headers
+from tests.api.test_banks_payments import create_bank, create_payer
+from tests.api.test_channels import link, register_channel
+from tests.api.test_oidc import log_in, register
+from tests.departments import create_department
+from tests.factories import (
+    CITY,
+    admin_headers,
+    create_active_holder,
+    create_scanner,
+    role_headers,
+)
 
 PUBLIC_ROUTES = {
     ("GET", "/healthz"),
@@ -96,7 +107,7 @@ def api_routes(
         if included is not None:
             yield from api_routes(included.routes)
         elif isinstance(route, APIRoute) and route.include_in_schema:
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, route.path, required_principal(route.dependant)
 
 
@@ -141,6 +152,65 @@ def tokens(app: FastAPI) -> dict[str, str | None]:
     }
 
 
+@dataclass(frozen=True)
+class Principals:
+    """A bearer token of every principal kind (and none), and the credentials of the clients
+    that authenticate themselves: API clients at /v1/oauth/token, a relying party at the
+    OpenID Connect endpoints."""
+
+    bearer: dict[str, str | None]
+    api_clients: dict[str, tuple[str, str]]
+    relying_party: tuple[str, str]
+
+
+def _token(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+@pytest.fixture
+async def principals(app: FastAPI, client: httpx.AsyncClient) -> Principals:
+    """Real principals where the service registers them: a holder (applied, approved,
+    activated), a scanner, an issuer, a cooperating bank and a paying department with tokens
+    of their clients from /v1/oauth/token, and a relying party with the access token of an
+    authorization-code login (PKCE) of that holder, a channel app with the holder's session in
+    it once linked; the administrator is minted (`tokens`; its roles have their own walk). The
+    relying party's ID token comes along as a bearer too."""
+    runtime = app.state.runtime
+    holder = await create_active_holder(client, app)
+    scanner = await create_scanner(client, runtime)
+    issuer = await create_department(client, runtime, code="360000-walk")
+    bank = await create_bank(client, runtime, "WALK")
+    payer = await create_payer(client, runtime)
+    relying_party = await register(client, app)
+    login = await log_in(client, relying_party, holder)
+    assert login["access_token"].startswith("sat_")
+    channel = await register_channel(client, runtime)
+    in_channel = await link(client, channel, holder)
+    bearer = {
+        **tokens(app),
+        PrincipalKind.holder.value: holder.access_token,
+        PrincipalKind.scanner.value: scanner.access_token,
+        PrincipalKind.department.value: issuer.access_token,
+        PrincipalKind.bank.value: _token(bank.headers),
+        PrincipalKind.payer.value: _token(payer.headers),
+        PrincipalKind.relying_party.value: login["access_token"],
+        PrincipalKind.channel.value: _token(channel.headers),
+        PrincipalKind.channel_holder.value: in_channel["access_token"],
+        "relying_party_id_token": login["id_token"],
+    }
+    assert {"anonymous", *(kind.value for kind in PrincipalKind)} <= set(bearer)
+    return Principals(
+        bearer,
+        {
+            PrincipalKind.scanner.value: (scanner.client_id, scanner.client_secret),
+            PrincipalKind.department.value: (issuer.client_id, issuer.client_secret),
+            PrincipalKind.bank.value: (bank.client_id, bank.secret),
+            PrincipalKind.payer.value: (payer.client_id, payer.secret),
+        },
+        (relying_party["client_id"], relying_party["client_secret"]),
+    )
+
+
 def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
 
@@ -151,7 +221,7 @@ def hidden_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str]]:
         if included is not None:
             yield from hidden_routes(included.routes)
         elif isinstance(route, APIRoute) and not route.include_in_schema:
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, route.path
 
 
@@ -174,23 +244,91 @@ class TestEveryRouteIsDenyByDefault:
         assert public == PUBLIC_ROUTES | set(FAST_PATH_ROUTES)
 
     async def test_every_other_principal_is_refused(
-        self, app: FastAPI, client: httpx.AsyncClient
+        self, app: FastAPI, client: httpx.AsyncClient, principals: Principals
     ) -> None:
-        bearer = tokens(app)
-        checked = 0
+        """Every route times every principal kind (the relying party's ID token too)."""
+        checked: dict[str, int] = {}
+        guarded: dict[str, int] = {}
         for method, path, needs in api_routes(app.routes):
-            required = FAST_PATH_ROUTES.get((method, path)) or (needs and needs.kind)
+            required = FAST_PATH_ROUTES.get((method, path)) or (needs.kind if needs else None)
             if required is None:
                 continue
-            for kind, token in bearer.items():
+            guarded[required.value] = guarded.get(required.value, 0) + 1
+            for kind, token in principals.bearer.items():
                 if kind == required.value:
                     continue
                 headers = {} if token is None else {"Authorization": f"Bearer {token}"}
                 response = await client.request(method, concrete(path), headers=headers, json={})
                 assert response.status_code in (401, 403), (method, path, kind, response.text)
                 assert response.headers["content-type"] == "application/problem+json"
-                checked += 1
-        assert checked >= 3 * 20
+                checked[kind] = checked.get(kind, 0) + 1
+        # Each kind was tried on every route that needs another one.
+        assert checked == {
+            kind: sum(guarded.values()) - guarded.get(kind, 0) for kind in principals.bearer
+        }
+        assert set(guarded) == {kind.value for kind in PrincipalKind} - {"relying_party"}
+
+    async def test_the_principal_a_route_needs_is_let_through(
+        self, app: FastAPI, client: httpx.AsyncClient, principals: Principals
+    ) -> None:
+        """The other half of the matrix: with the kind it needs (a real registered principal
+        where there is one), no route answers 401 or the generic 403 of a missing scope; an
+        unknown id answers 404, an empty body 422, a rule of the domain its own problem. The
+        administrator's routes have their own walk, role by role (below)."""
+        let_through: dict[str, int] = {}
+        for method, path, needs in api_routes(app.routes):
+            required = FAST_PATH_ROUTES.get((method, path)) or (needs.kind if needs else None)
+            if required is None or required is PrincipalKind.admin:
+                continue
+            token = principals.bearer[required.value]
+            assert token is not None
+            response = await client.request(
+                method, concrete(path), headers={"Authorization": f"Bearer {token}"}, json={}
+            )
+            assert response.status_code != 401, (method, path, response.text)
+            if response.status_code == 403:
+                assert response.json()["type"] != "/problems/forbidden", (method, path)
+            let_through[required.value] = let_through.get(required.value, 0) + 1
+        assert set(let_through) == {kind.value for kind in PrincipalKind} - {
+            PrincipalKind.admin.value,
+            PrincipalKind.relying_party.value,  # its token is for the OIDC endpoints only
+        }
+
+    async def test_the_oidc_endpoints_refuse_every_other_principal(
+        self, client: httpx.AsyncClient, principals: Principals
+    ) -> None:
+        """The protocol routes outside the walk above: userinfo takes the relying party's access
+        token only; the client-authenticated endpoints take a relying party's credentials,
+        never an API client's (a bank's, a payer's...); /v1/oauth/token the reverse."""
+        for kind, token in principals.bearer.items():
+            headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+            for method in ("GET", "POST"):
+                answer = await client.request(method, "/oidc/userinfo", headers=headers)
+                expected = 200 if kind == PrincipalKind.relying_party.value else 401
+                assert answer.status_code == expected, (kind, method, answer.text)
+        forms = {
+            "/oidc/token": {"grant_type": "client_credentials"},
+            "/oidc/introspect": {"token": str(principals.bearer["relying_party"])},
+            "/oidc/revoke": {"token": str(principals.bearer["relying_party"])},
+            "/oidc/device_authorization": {"scope": "openid"},
+            "/oidc/kiosk_authorization": {"qr_token": "SSC1:X", "scope": "openid"},
+        }
+        for kind, credentials in principals.api_clients.items():
+            for path, form in forms.items():
+                refused = await client.post(path, data=form, auth=credentials)
+                assert refused.status_code == 401, (kind, path, refused.text)
+                assert refused.json()["error"] == "invalid_client", (kind, path)
+        as_api_client = await client.post(
+            "/v1/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=principals.relying_party,
+        )
+        assert as_api_client.status_code == 401, as_api_client.text
+        still = await client.get(
+            "/oidc/userinfo",
+            headers={"Authorization": f"Bearer {principals.bearer['relying_party']}"},
+        )
+        assert still.status_code == 200  # not revoked by the refused attempts
 
     async def test_a_token_without_the_scope_is_forbidden(
         self, app: FastAPI, client: httpx.AsyncClient
@@ -495,7 +633,7 @@ def h5_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str, bool]]:
         if included is not None:
             yield from h5_routes(included.routes)
         elif isinstance(route, APIRoute) and route.path.startswith("/h5/"):
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 yield method, route.path, depends_on(route.dependant, pages.holder_page)
 
 
@@ -506,15 +644,14 @@ class TestEveryPageIsDenyByDefault:
         assert {(m, p) for m, p, needs in routes if not needs} == H5_PUBLIC_ROUTES
 
     async def test_a_bearer_token_is_no_page_session(
-        self, app: FastAPI, client: httpx.AsyncClient
+        self, app: FastAPI, client: httpx.AsyncClient, principals: Principals
     ) -> None:
         """Without the session cookie every holder page sends to sign in, whatever bearer
         token comes along (the page fetch answers 401); a form is refused before it is read."""
-        bearer = tokens(app)
         for method, path, needs in h5_routes(app.routes):
             if not needs:
                 continue
-            for token in bearer.values():
+            for token in principals.bearer.values():
                 headers = {} if token is None else {"Authorization": f"Bearer {token}"}
                 response = await client.request(method, concrete(path), headers=headers)
                 if path == "/h5/qr":

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from fastapi import FastAPI
 from sqlmodel import select
 
@@ -26,6 +27,7 @@ TODAY = datetime.now(UTC).date()
 class Client:
     client_id: str
     headers: dict[str, str]
+    secret: str
 
 
 async def client_token(client: httpx.AsyncClient, client_id: str, secret: str) -> Client:
@@ -33,7 +35,7 @@ async def client_token(client: httpx.AsyncClient, client_id: str, secret: str) -
         "/v1/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
     )
     assert token.status_code == 200, token.text
-    return Client(client_id, bearer(token.json()["access_token"]))
+    return Client(client_id, bearer(token.json()["access_token"]), secret)
 
 
 async def create_bank(client: httpx.AsyncClient, runtime: Runtime, code: str) -> Client:
@@ -199,6 +201,39 @@ class TestBindingAndRouting:
         )
         assert refused.status_code == 409
         assert refused.json()["type"] == "/problems/bank-not-active"
+
+    @pytest.mark.parametrize("status", ["suspended", "ending"])
+    async def test_a_bank_no_longer_active_confirms_no_account_asked_before(
+        self, client: httpx.AsyncClient, app: FastAPI, status: str
+    ) -> None:
+        """The holder asked while the bank was active; suspended or ending since, its client
+        may refuse the account but not make it the card's."""
+        runtime = app.state.runtime
+        bank = await create_bank(client, runtime, "LATE")
+        holder = await create_active_holder(client, app)
+        asked = await client.put(
+            "/v1/me/bank-account",
+            json={"bank_code": "LATE", "account_number": account_number(), "pin": holder.pin},
+            headers=holder.headers,
+        )
+        assert asked.status_code == 202, asked.text
+        changed = await client.put(
+            "/v1/admin/banks/LATE",
+            json={"name": "Bank LATE", "status": status, "agreement_start": "2020-01-01"},
+            headers=admin_headers(runtime),
+        )
+        assert changed.status_code == 200, changed.text
+        path = f"/v1/bank/account-confirmations/{asked.json()['id']}"
+        confirmed = await client.post(path, json={"confirmed": True}, headers=bank.headers)
+        assert confirmed.status_code == 409, confirmed.text
+        assert confirmed.json()["type"] == "/problems/bank-not-active"
+        mine = (await client.get("/v1/me/bank-account", headers=holder.headers)).json()
+        assert mine["current"] is None and mine["pending"]["status"] == "pending"
+        refused = await client.post(path, json={"confirmed": False}, headers=bank.headers)
+        assert refused.status_code == 200, refused.text
+        assert refused.json()["status"] == "refused"
+        mine = (await client.get("/v1/me/bank-account", headers=holder.headers)).json()
+        assert mine == {"current": None, "pending": None}
 
 
 class TestDisbursements:

@@ -13,7 +13,12 @@ import pytest
 from fastapi import FastAPI
 
 from app.security.roles import AdminRole
+from tests.api.test_consents import approve, ask
+from tests.api.test_licences import licence, push
+from tests.api.test_oidc import register
+from tests.departments import create_department
 from tests.factories import (
+    DEFAULT_PIN,
     OTHER_PIN,
     ActiveHolder,
     create_active_holder,
@@ -39,11 +44,15 @@ async def invite(
 
 
 async def linked(
-    client: httpx.AsyncClient, app: FastAPI, scopes: list[str] | None = None
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    scopes: list[str] | None = None,
+    *,
+    ward_pin: str = DEFAULT_PIN,
 ) -> tuple[ActiveHolder, ActiveHolder, str]:
     """A guardian and a ward with an active link; returns (guardian, ward, link id)."""
     guardian = await create_active_holder(client, app)
-    ward = await create_active_holder(client, app)
+    ward = await create_active_holder(client, app, pin=ward_pin)
     invited = await invite(client, guardian, ward.card_number, scopes)
     assert invited.status_code == 201, invited.text
     link_id = str(invited.json()["id"])
@@ -211,6 +220,130 @@ class TestWhatAGuardianMayNotDo:
         )
         assert refused.status_code == 403
         assert refused.json()["type"] == "/problems/guardian-not-permitted"
+
+    async def test_the_real_routes_never_act_for_the_ward(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        """The guardian, with every scope and knowing the ward's PIN, tries the real routes:
+        change the PIN, cancel the card (naming the ward wherever a request can), approve a
+        login the ward is asked for (a kiosk that scanned the ward's code, which the guardian
+        fetched) and a department's consent request to the ward. Each is refused, and the
+        ward's PIN, card, pending login and consent request are as they were."""
+        runtime = app.state.runtime
+        guardian, ward, link_id = await linked(client, app, ALL_SCOPES, ward_pin=OTHER_PIN)
+        assert guardian.pin != ward.pin
+        ward_card = f"/v1/me/family/wards/{link_id}/card"
+        ward_history = (await client.get("/v1/me/card/history", headers=ward.headers)).json()
+
+        # The PIN: the route is the guardian's own card; naming the ward is no field of it.
+        pin_attempts = [
+            ({"old_pin": ward.pin, "new_pin": "582014"}, 401),  # not the guardian's PIN
+            ({"old_pin": ward.pin, "new_pin": "582014", "card_number": ward.card_number}, 422),
+            ({"old_pin": ward.pin, "new_pin": "582014", "link_id": link_id}, 422),
+        ]
+        for body, status in pin_attempts:
+            response = await client.post("/v1/me/pin", json=body, headers=guardian.headers)
+            assert response.status_code == status, (body, response.text)
+
+        # The card: the same, and the counter's route is an administrator's.
+        for body, status in [
+            ({"pin": ward.pin}, 401),
+            ({"pin": ward.pin, "card_number": ward.card_number}, 422),
+        ]:
+            response = await client.post("/v1/me/card/cancel", json=body, headers=guardian.headers)
+            assert response.status_code == status, (body, response.text)
+        counter = await client.post(
+            f"/v1/admin/cards/{ward.card_number}/cancel", json={}, headers=guardian.headers
+        )
+        assert counter.status_code == 401
+
+        # A login: a service-hall kiosk scans the ward's code (the guardian shows it).
+        kiosk = await register(
+            client, app, grant_types=["urn:ietf:params:oauth:grant-type:device_code"]
+        )
+        qr = await client.get(f"/v1/me/family/wards/{link_id}/qr", headers=guardian.headers)
+        assert qr.status_code == 200, qr.text
+        kiosk_auth = (kiosk["client_id"], kiosk["client_secret"])
+        started = await client.post(
+            "/oidc/kiosk_authorization",
+            data={"qr_token": qr.json()["token"], "scope": "openid profile"},
+            auth=kiosk_auth,
+        )
+        assert started.status_code == 200, started.text
+        waiting = (await client.get("/v1/me/oidc/device-requests", headers=ward.headers)).json()
+        assert len(waiting) == 1
+        user_code = waiting[0]["user_code"]
+        assert (
+            await client.get("/v1/me/oidc/device-requests", headers=guardian.headers)
+        ).json() == []
+        seen = await client.get(
+            f"/v1/me/oidc/device-requests/{user_code}", headers=guardian.headers
+        )
+        assert seen.status_code == 404
+        for pin in (guardian.pin, ward.pin):
+            for decision in ("approve", "deny"):
+                decided = await client.post(
+                    f"/v1/me/oidc/device-requests/{user_code}",
+                    json={"pin": pin, "decision": decision},
+                    headers=guardian.headers,
+                )
+                assert decided.status_code == 404, (pin, decision, decided.text)
+        poll = await client.post(
+            "/oidc/token",
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                "device_code": started.json()["device_code"],
+            },
+            auth=kiosk_auth,
+        )
+        assert poll.json()["error"] == "authorization_pending"
+
+        # A consent: a department asks the ward for their driving licence.
+        traffic = await create_department(client, runtime)
+        pushed = await push(client, traffic, traffic.sign(licence(traffic, ward.card)))
+        assert pushed.status_code == 201, pushed.text
+        asked = await ask(client, traffic, ward)
+        assert asked.status_code == 201, asked.text
+        request_id = asked.json()["id"]
+        assert (await client.get("/v1/me/consent-requests", headers=guardian.headers)).json() == []
+        for pin in (guardian.pin, ward.pin):
+            by_guardian = await approve(client, guardian, request_id, pin)
+            assert by_guardian.status_code == 404, by_guardian.text
+        declined = await client.post(
+            f"/v1/me/consent-requests/{request_id}/decline", headers=guardian.headers
+        )
+        assert declined.status_code == 404
+        unread = await client.get(
+            f"/v1/consent-requests/{request_id}/data", headers=traffic.headers
+        )
+        assert unread.status_code == 403
+
+        # Nothing changed for the ward; nor for the guardian's own card.
+        ward_requests = (await client.get("/v1/me/consent-requests", headers=ward.headers)).json()
+        assert [(row["id"], row["status"]) for row in ward_requests] == [(request_id, "pending")]
+        assert [
+            row["user_code"]
+            for row in (
+                await client.get("/v1/me/oidc/device-requests", headers=ward.headers)
+            ).json()
+        ] == [user_code]
+        viewed = await client.get(ward_card, headers=guardian.headers)
+        assert viewed.status_code == 200 and viewed.json()["status"] == "active", viewed.text
+        for holder in (ward, guardian):
+            card = await client.get("/v1/me/card", headers=holder.headers)
+            assert card.status_code == 200 and card.json()["status"] == "active", card.text
+        before = [row["action"] for row in ward_history]
+        after = (await client.get("/v1/me/card/history", headers=ward.headers)).json()
+        assert [row["action"] for row in after] == before
+        # The ward's PIN is still the ward's: it changes with the old one, not with 582014.
+        wrong = await client.post(
+            "/v1/me/pin", json={"old_pin": "582014", "new_pin": "705213"}, headers=ward.headers
+        )
+        assert wrong.status_code == 401
+        changed = await client.post(
+            "/v1/me/pin", json={"old_pin": ward.pin, "new_pin": "705213"}, headers=ward.headers
+        )
+        assert changed.status_code == 204, changed.text
 
     async def test_a_scope_not_granted_is_403_and_a_ward_is_no_guardian(
         self, client: httpx.AsyncClient, app: FastAPI

@@ -4,6 +4,7 @@ independent JOSE library (joserfc), not by ours."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import httpx
@@ -15,11 +16,13 @@ from joserfc import jws as jose_jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import ECKey, KeySet
 
+from tests.api.test_access_log import wait_for_entries
 from tests.departments import Department
 from tests.factories import (
     DEFAULT_PIN,
     ActiveHolder,
     activate,
+    admin_headers,
     bearer,
     create_active_holder,
     issue_card,
@@ -41,8 +44,8 @@ CONTRACT_SUMMARY = {
 
 async def contract(
     client: httpx.AsyncClient, employer: Department, holder: ActiveHolder
-) -> tuple[str, str]:
-    """Pushes a labour contract; returns (vault id, the employer's signature)."""
+) -> tuple[str, str, bytes]:
+    """Pushes a labour contract; returns (vault id, the employer's signature, the file)."""
     content = pdf("劳动合同正文")
     signed = manifest(
         holder.card,
@@ -55,7 +58,7 @@ async def contract(
     signature = employer.sign(signed)
     pushed = await push(client, employer, content, signature)
     assert pushed.status_code == 201, pushed.text
-    return pushed.json()["id"], signature
+    return pushed.json()["id"], signature, content
 
 
 async def our_keys(client: httpx.AsyncClient) -> KeySet:
@@ -75,7 +78,7 @@ class TestServerSignature:
     ) -> None:
         holder = await create_active_holder(client, app)
         employer = await hr_issuer(client, app, code="360100-acme")
-        document_id, employer_signature = await contract(client, employer, holder)
+        document_id, employer_signature, _ = await contract(client, employer, holder)
 
         view = await client.get(f"/v1/me/documents/{document_id}/signature", headers=holder.headers)
         assert view.status_code == 200, view.text
@@ -124,6 +127,86 @@ class TestServerSignature:
         assert again.status_code == 409
 
 
+class TestTheEmployerDownloadsTheSignedContract:
+    async def test_the_file_is_byte_identical_and_both_signatures_verify(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        employer = await hr_issuer(client, app, code="360100-acme", kind="employer")
+        issuers = await client.get("/v1/admin/issuers", headers=admin_headers(app.state.runtime))
+        assert {row["code"]: row["kind"] for row in issuers.json()}["360100-acme"] == "employer"
+        document_id, employer_signature, content = await contract(client, employer, holder)
+        path = "/v1/documents/contract-2026-0042/content"
+
+        unsigned = await client.get(path, headers=employer.headers)
+        assert unsigned.status_code == 200, unsigned.text
+        assert unsigned.content == content
+        assert "x-holder-signature" not in unsigned.headers
+
+        signed = await client.post(
+            f"/v1/me/documents/{document_id}/signature",
+            json={"pin": holder.pin},
+            headers=holder.headers,
+        )
+        assert signed.status_code == 201, signed.text
+
+        download = await client.get(path, headers=employer.headers)
+        assert download.status_code == 200, download.text
+        assert download.headers["content-type"] == "application/pdf"
+        assert download.headers["cache-control"] == "no-store"
+        assert download.content == content
+        digest = hashlib.sha256(download.content).hexdigest()
+        assert download.headers["x-content-sha256"] == digest
+        assert download.headers["x-document-version"] == "1"
+
+        # Both signatures, checked by joserfc against the downloaded bytes.
+        assert download.headers["x-issuer-signature"] == employer_signature
+        employer_jws = jose_jws.deserialize_compact(
+            download.headers["x-issuer-signature"], employer_key(employer), algorithms=["ES256"]
+        )
+        assert json.loads(employer_jws.payload)["content"]["sha256"] == digest
+        holder_jws = jose_jws.deserialize_compact(
+            download.headers["x-holder-signature"], await our_keys(client), algorithms=["ES256"]
+        )
+        statement = json.loads(holder_jws.payload)
+        assert statement["document"] == document_id
+        assert statement["content_sha256"] == digest
+        assert statement["method"] == "server" and statement["pin_confirmed"] is True
+        versions = (
+            await client.get("/v1/documents/contract-2026-0042", headers=employer.headers)
+        ).json()["versions"]
+        assert versions[0]["holder_signature"] == download.headers["x-holder-signature"]
+
+        chosen = await client.get(path, params={"version": 1}, headers=employer.headers)
+        assert chosen.status_code == 200 and chosen.content == content
+
+        # Anyone else, or a version or document that does not exist: the same 404.
+        other = await hr_issuer(client, app, code="360100-other", kind="employer")
+        refused = [
+            await client.get(path, headers=other.headers),
+            await client.get(f"/v1/documents/{document_id}/content", headers=other.headers),
+            await client.get(f"/v1/documents/{document_id}/content", headers=employer.headers),
+            await client.get("/v1/documents/no-such-contract/content", headers=employer.headers),
+            await client.get(path, params={"version": 2}, headers=employer.headers),
+        ]
+        for response in refused:
+            assert response.status_code == 404, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["type"] == "/problems/document-not-found"
+            assert content not in response.content
+        held = await client.get(f"/v1/me/documents/{document_id}/content", headers=holder.headers)
+        assert held.content == content
+
+        # The employer's three downloads are in the holder's access log; the refusals not.
+        entries = await wait_for_entries(client, holder, count=3)
+        downloads = [entry for entry in entries if entry["outcome"] == "issuer_downloaded"]
+        assert len(downloads) == 3, entries
+        assert {(e["source"], e["venue"]) for e in downloads} == {
+            ("document_opened", "Department 360100-acme")
+        }
+        assert all(f"document:{document_id}" in e["attributes"] for e in downloads)
+
+
 class TestDeviceSignature:
     async def test_the_phone_signs_with_its_registered_key(
         self, app: FastAPI, client: httpx.AsyncClient
@@ -139,7 +222,7 @@ class TestDeviceSignature:
             card, DEFAULT_PIN, "phone", activated.json()["access_token"], "unused"
         )
         employer = await hr_issuer(client, app, code="360100-acme")
-        document_id, _ = await contract(client, employer, holder)
+        document_id, _, _ = await contract(client, employer, holder)
 
         view = (
             await client.get(f"/v1/me/documents/{document_id}/signature", headers=holder.headers)
