@@ -9,7 +9,9 @@ Disclosures, as audit events:
 - `card.read`: an operator read the holder's record (`subject` is the card id).
 - `oidc.login`, `oidc.refresh`, `oidc.userinfo`: a relying party (an app the holder logged in
   to with the card) received claims (`app.oidc.service.audit_disclosure`; `subject` is the
-  card id, `data.name` the app's name, `data.attributes` the claims).
+  card id, `data.name` the app's name, `data.attributes` the claims); `oidc.kiosk_scan`: a
+  service-hall kiosk read the holder's code to start a sign-in (scene `service_hall_login`,
+  nothing disclosed until the holder approves).
 - `family.<action>` (`app.family`): a guardian acted for a ward; one entry in each person's
   log (entry ids `<event id>:g` and `<event id>:w`), naming the other person.
 - a valid online scan of a token a guardian fetched for a ward (its `cti` is in
@@ -63,7 +65,9 @@ _FIRST_OUTCOME = orjson.dumps({"outcome": AUDIT_OUTCOME_FIRST}).decode()[1:-1]
 LICENCE_SCAN_ACTION = "licence.presented"
 CONSENT_READ_ACTION = "consent.read"
 CONSENT_REFUSED_ACTION = "consent.read.refused"
-RELYING_PARTY_ACTIONS = frozenset({"oidc.login", "oidc.refresh", "oidc.userinfo"})
+RELYING_PARTY_ACTIONS = frozenset(
+    {"oidc.login", "oidc.refresh", "oidc.userinfo", "oidc.kiosk_scan"}
+)
 _ACTIONS = frozenset(
     {
         VERIFY_ACTION,
@@ -314,7 +318,7 @@ def _relying_party(event: AuditRecord, data: dict[str, Any]) -> Disclosure | Non
         uuid.UUID(event.subject).hex,
         None,
         None,
-        None,
+        _text(data.get("scene")),
         tuple(str(item) for item in data.get("attributes", ())),
         event.action.removeprefix("oidc."),
         reader_name=_text(data.get("name")),

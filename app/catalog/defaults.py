@@ -8,6 +8,9 @@ is a new provincial version (`POST /v1/admin/catalog/versions`), not an edit her
 The ten codes of the former hard-coded catalog keep their meaning: `hospital` (registration),
 `hotel` (check-in) and `service_hall` (government service hall) name the scenes the issue
 calls hospital registration, hotel check-in and government service hall.
+`service_hall_login` is the kiosk's read of the code for a login (`app.oidc.device`): the
+kiosk learns nothing from the scan; what the holder approves on the phone reaches it through
+OpenID Connect, under the app's own identifier.
 """
 
 from __future__ import annotations
@@ -66,6 +69,13 @@ DEFAULT_SCENES: tuple[SceneRow, ...] = (
         "Government service hall",
         "government",
         [*_BASE, "masked_document_number"],
+    ),
+    _row(
+        "service_hall_login",
+        "政务服务大厅自助终端登录",
+        "Service-hall kiosk login",
+        "government",
+        ["pseudonym"],
     ),
     _row(
         "social_insurance",

@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 
+from app.catalog.defaults import DEFAULT_SCENES
 from app.oidc import service as oidc_service
 from app.oidc import state
 from app.oidc.device import new_user_code, normalise_user_code
@@ -95,6 +96,19 @@ async def log_in(
     )
     assert issued.status_code == 200, issued.text
     return dict(issued.json())
+
+
+async def access_log_entries(
+    client: httpx.AsyncClient, holder: ActiveHolder, outcome: str
+) -> list[dict[str, Any]]:
+    """The holder's access-log entries with `outcome`, once the audit consumer wrote one."""
+    deadline = time.monotonic() + 10
+    entries: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not entries:
+        page = await client.get("/v1/me/access-log", headers=holder.headers)
+        entries = [e for e in page.json()["entries"] if e["outcome"] == outcome]
+        await asyncio.sleep(0.1)
+    return entries
 
 
 def sub_of(tokens: dict[str, Any]) -> str:
@@ -941,6 +955,38 @@ class TestKioskReverseFlow:
         assert issued.status_code == 200, issued.text
         info = await client.get("/oidc/userinfo", headers=bearer(issued.json()["access_token"]))
         assert info.json()["name"] == holder.card.name
+        read = await access_log_entries(client, holder, "kiosk_scan")
+        assert [(e["scene"], e["attributes"], e["source"]) for e in read] == [
+            ("service_hall_login", [], "relying_party")
+        ]
+        assert read[0]["organisation"] == "南昌市政务服务中心 自助终端"
+
+    async def test_no_kiosk_sign_in_where_the_catalog_lacks_the_kiosk_scene(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        kiosk = await register(
+            client, app, grant_types=["urn:ietf:params:oauth:grant-type:device_code"]
+        )
+        holder = await create_active_holder(client, app)
+        without = [row for row in DEFAULT_SCENES if row["code"] != "service_hall_login"]
+        published = await client.post(
+            "/v1/admin/catalog/versions",
+            json={"scenes": without, "note": "no kiosks"},
+            headers=admin_headers(app.state.runtime, "adm_province"),
+        )
+        assert published.status_code == 201, published.text
+        deadline = time.monotonic() + 2
+        while app.state.runtime.catalog.scene("service_hall_login") is not None:
+            assert time.monotonic() < deadline, "the new catalog version did not take effect"
+            await asyncio.sleep(0.05)
+        qr = (await client.get("/v1/me/qr", headers=holder.headers)).json()["token"]
+        refused = await client.post(
+            "/oidc/kiosk_authorization",
+            data={"qr_token": qr, "scope": "openid"},
+            auth=(kiosk["client_id"], kiosk["client_secret"]),
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "unauthorized_client"
 
 
 class TestApproveOnMyPhone:
