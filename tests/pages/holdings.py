@@ -200,3 +200,36 @@ def verify_as(server: H5Server, scanner: str, scene: str, token: str) -> dict[st
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+def phone_session(server: H5Server, holder: Holder, device: str) -> dict[str, str]:
+    """The holder's phone app (another device than the browser): its bearer headers."""
+    answer = httpx.post(
+        server.url("/v1/ecard/activate"),
+        json={
+            "card_number": holder.card_number,
+            "document_number": holder.document_number,
+            "device_id": device,
+            "pin": holder.pin,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def link_family(server: H5Server, guardian: Holder, ward: Holder) -> str:
+    """The guardian may show the ward's QR (invited, accepted with the ward's PIN); the link."""
+    invited = httpx.post(
+        server.url("/v1/me/family/invitations"),
+        json={"ward_card_number": ward.card_number, "scopes": ["show_qr"]},
+        headers=phone_session(server, guardian, f"phone-{secrets.token_hex(4)}"),
+    )
+    assert invited.status_code == 201, invited.text
+    link_id: str = invited.json()["id"]
+    accepted = httpx.post(
+        server.url(f"/v1/me/family/invitations/{link_id}/accept"),
+        json={"pin": ward.pin},
+        headers=phone_session(server, ward, f"phone-{secrets.token_hex(4)}"),
+    )
+    assert accepted.status_code == 200, accepted.text
+    return link_id
