@@ -348,6 +348,39 @@ BANK_NAMES_ZH: dict[str, str] = {
 }
 """The cooperating banks (`app.cards.service.COOPERATING_BANKS`) by their Chinese names."""
 
+VAULT_FIELDS: dict[str, tuple[str, str]] = {
+    "awarded_by": ("授予单位", "Awarded by"),
+    "awarded_on": ("授予日期", "Awarded on"),
+    "category": ("类别", "Category"),
+    "certificate_number": ("证书编号", "Certificate number"),
+    "completed_on": ("结业日期", "Completed on"),
+    "course": ("培训项目", "Course"),
+    "employee_number": ("工号", "Employee number"),
+    "employer": ("用人单位", "Employer"),
+    "ended_on": ("结束日期", "Ended on"),
+    "ends_on": ("终止日期", "Ends on"),
+    "evaluation_body": ("评价机构", "Evaluated by"),
+    "hours": ("学时", "Hours"),
+    "institution": ("培训机构", "Institution"),
+    "level": ("等级", "Level"),
+    "occupation": ("职业（工种）", "Occupation"),
+    "position": ("岗位", "Position"),
+    "qualification": ("资格名称", "Qualification"),
+    "reason": ("原因", "Reason"),
+    "registered_on": ("登记日期", "Registered on"),
+    "registration_number": ("登记编号", "Registration number"),
+    "registration_office": ("登记机构", "Registration office"),
+    "salary": ("工资", "Salary"),
+    "score": ("成绩", "Score"),
+    "series": ("系列", "Series"),
+    "started_on": ("开始日期", "Started on"),
+    "starts_on": ("起始日期", "Starts on"),
+    "term_type": ("期限类型", "Term"),
+    "title_name": ("职称名称", "Title"),
+    "work_location": ("工作地点", "Work location"),
+}
+"""The vault documents' field names (`app.vault.types`) in words; an unknown one shows as is."""
+
 CARE_TEXTS: dict[str, tuple[str, str]] = {
     "pin": ("密码", "PIN"),
     "qr_heading": ("请把这个码给工作人员扫", "Show this code to be scanned"),
@@ -368,4 +401,11 @@ CARE_TEXTS: dict[str, tuple[str, str]] = {
 
 def text(key: str, language: Language, *, care: bool) -> str:
     pair = (CARE_TEXTS.get(key) if care else None) or TEXTS[key]
+    return pair[0] if language == "zh" else pair[1]
+
+
+def field_label(name: str, language: Language) -> str:
+    pair = VAULT_FIELDS.get(name)
+    if pair is None:
+        return name
     return pair[0] if language == "zh" else pair[1]

@@ -43,13 +43,14 @@ async def payments_page(context: HolderPage, session: SessionDep) -> Response:
     limit = PAYMENTS_SHOWN_CARE if context.care else PAYMENTS_SHOWN
     ledger = await payments.ledger(session, holder, limit)
     account = await banks.holder_account(session, holder)
+    names = {bank.code: bank.name for bank in await banks.list_banks(session)}
     return context.render(
         "payments.html",
         title=context.t("payments"),
         back="card",
         payments=ledger,
         account=account,
-        bank_name=lambda code: bank_name(context, code),
+        bank_name=lambda code: bank_name(context, code, names.get(code)),
         yuan=yuan,
         local_time=local_time,
     )
@@ -64,9 +65,11 @@ async def _bank_page(
     kind: str = "done",
 ) -> Response:
     account = await banks.holder_account(session, context.holder_page.holder)
+    listed = await banks.list_banks(session)
+    names = {bank.code: bank.name for bank in listed}
     open_banks = [
         (bank.code, bank_name(context, bank.code, bank.name))
-        for bank in await banks.list_banks(session)
+        for bank in listed
         if bank.status == BankStatus.active.value and bank.client_id is not None
     ]
     return context.render(
@@ -76,7 +79,7 @@ async def _bank_page(
         back="payments",
         account=account,
         banks=open_banks,
-        bank_name=lambda code: bank_name(context, code),
+        bank_name=lambda code: bank_name(context, code, names.get(code)),
         local_time=local_time,
         message=message,
         kind=kind,

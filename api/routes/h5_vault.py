@@ -17,6 +17,7 @@ from api.deps import SessionDep
 from api.h5.messages import local_time, refusal
 from api.h5.pages import BASE, HolderForm, HolderPage, PageContext
 from api.h5.qr import svg_path
+from api.h5.texts import field_label
 from api.routes.vault import file_response
 from api.schemas.vault import ShareCreate
 from app.cards.models import utcnow
@@ -95,6 +96,7 @@ async def _document_page(
         document=document,
         type_label=type_label(context, document.doc_type),
         personal=service.personal_fields(context.runtime, document),
+        field_label=lambda name: field_label(name, context.language),
         shares=[(share, shares.share_state(share, now)) for share in found],
         share_days=[days for days in SHARE_DAYS if days <= max_days] or [1],
         created=created,

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from tests.api.oidc_helpers import Browser as OidcBrowser
+from tests.api.oidc_helpers import authorize_url, pkce_pair
 from tests.departments import Department, create_department
 from tests.factories import IssuedCard
 from tests.pages.conftest import H5Server, Holder
@@ -274,3 +276,32 @@ def linked_channel(server: H5Server, holder: Holder) -> tuple[dict[str, str], di
         assert redeemed.status_code == 200, redeemed.text
         session = {"Authorization": f"Bearer {redeemed.json()['access_token']}"}
         return session, app
+
+
+async def oidc_consent(server: H5Server, holder: Holder, name: str = "赣州市民中心") -> str:
+    """An app (an OpenID Connect relying party) the holder logged in to with the card and
+    allowed to receive `openid profile`; its client id."""
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        created = await http.post(
+            "/v1/admin/relying-parties",
+            json={
+                "name": name,
+                "redirect_uris": ["https://app.example/callback"],
+                "scopes": ["openid", "profile"],
+                "token_endpoint_auth_method": "client_secret_basic",
+            },
+            headers=server.admin,
+        )
+        assert created.status_code == 201, created.text
+        client_id: str = created.json()["client_id"]
+        _, challenge = pkce_pair()
+        url = authorize_url(
+            server.base_url,
+            client_id,
+            "https://app.example/callback",
+            challenge,
+            scope="openid profile",
+        )
+        answer = await OidcBrowser(http).authorize(url, holder.card_number, holder.pin)
+    assert "code" in answer, answer
+    return client_id

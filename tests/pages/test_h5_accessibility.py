@@ -18,6 +18,8 @@ from tests.pages.holdings import (
     give_document,
     give_licence,
     link_family,
+    linked_channel,
+    oidc_consent,
     open_bank,
     pay_pension,
     phone_session,
@@ -97,15 +99,17 @@ async def test_every_page_in_both_modes(phone: BrowserContext, h5_server: H5Serv
             await check(page, path, mode)
     await page.goto(h5_server.url("/h5/access-log"))
     assert await page.locator(".entry").count() >= 1, "the scan is in the holder's access log"
-    for path in ("/h5/licences", "/h5/documents", "/h5/consents", "/h5/payments", "/h5/family"):
+    walked = ("/h5/licences", "/h5/documents", "/h5/consents", "/h5/payments", "/h5/family")
+    for path in (*walked, "/h5/channels"):
         await page.goto(h5_server.url(path))
         assert await page.locator(".entry").count() >= 1, f"{path} was walked with an entry"
 
 
 async def holdings_of(server: H5Server, holder: Holder) -> list[str]:
-    """Gives the holder one of everything the wallet pages list (a licence, a document, a
-    consent request, a paid pension on a confirmed account, a ward) so that the walk sees
-    the lists and the detail pages filled; the detail pages' paths."""
+    """Gives the holder one of everything the pages list (a licence, a document, a consent
+    request, an app logged in to with the card, a paid pension on a confirmed account, a ward,
+    a linked channel app) so that the walk sees the lists and the detail pages filled; the
+    detail pages' paths."""
     traffic = await department(server)
     licence_id = await give_licence(server, holder, traffic)
     await ask_consent(server, holder, traffic)
@@ -120,6 +124,8 @@ async def holdings_of(server: H5Server, holder: Holder) -> list[str]:
     await confirm_accounts(server, bank)
     await pay_pension(server, holder)
     link_id = link_family(server, holder, server.new_holder())
+    await oidc_consent(server, holder)
+    linked_channel(server, holder)
     return [
         f"/h5/licences/{licence_id}",
         f"/h5/licences/{licence_id}/present",

@@ -18,8 +18,10 @@ from tests.pages.holdings import (
     department,
     give_document,
     give_licence,
+    oidc_consent,
     open_bank,
     pay_pension,
+    phone_session,
     scanner_for,
     verify_as,
 )
@@ -138,3 +140,22 @@ async def test_a_bank_account_is_asked_for_with_the_pin_and_payments_are_listed(
     await page.goto(h5_server.url("/h5/payments"))
     entry = await page.text_content(".payment") or ""
     assert "养老金" in entry and "3,250.00" in entry and "3445" in entry
+
+
+async def test_an_app_that_logs_in_with_the_card_is_listed_and_withdrawn(
+    phone: BrowserContext, h5_server: H5Server
+) -> None:
+    holder = h5_server.new_holder()
+    page = await phone.new_page()
+    await activate_in_browser(page, h5_server, holder)
+    client_id = await oidc_consent(h5_server, holder)
+    await page.goto(h5_server.url("/h5/consents"))
+    assert "赣州市民中心" in (await page.text_content("section:last-of-type .entry") or "")
+    assert_rendered("h5-consents-app", await page.screenshot(full_page=True))
+    await page.click("form[action='/h5/consents/apps/withdraw'] button")
+    await page.wait_for_url(re.compile(r"done=withdrawn$"))
+    assert "赣州市民中心" not in (await page.text_content("main") or "")
+    consents = httpx.get(
+        h5_server.url("/v1/me/consents"), headers=phone_session(h5_server, holder, "check-phone")
+    )
+    assert consents.status_code == 200 and client_id not in consents.text
