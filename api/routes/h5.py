@@ -681,14 +681,14 @@ _RETURN_PAGES = {
 }
 """Where switching elder mode may lead back to (never an address from outside)."""
 _RETURN_DETAIL = re.compile(
-    rf"^{BASE}/(licences|documents|family)/[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-"
-    r"[0-9a-f]{4}-[0-9a-f]{12}(/present)?$"
+    rf"{BASE}/(licences|documents|family)/[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-"
+    r"[0-9a-f]{4}-[0-9a-f]{12}(/present)?"
 )
 """A licence, a document or a ward's code: an id, nothing else."""
 
 
 def _return_page(back: str) -> str:
-    return back if back in _RETURN_PAGES or _RETURN_DETAIL.match(back) else f"{BASE}/"
+    return back if back in _RETURN_PAGES or _RETURN_DETAIL.fullmatch(back) else f"{BASE}/"
 
 
 def install(app: FastAPI) -> None:

@@ -303,3 +303,23 @@ async def test_another_holders_session_reaches_none_of_this_holders_wallet(
         assert mine.count('class="share-state">有效<') == 1  # the share is still active
         assert "等待您决定" in a.get("/h5/consents").text  # the request still waits for Alice
         assert "驾驶证" in a.get("/h5/licences").text
+
+
+def test_the_mode_switch_leads_back_to_a_page_of_ours_only(h5_server: H5Server) -> None:
+    """Back to the page it was switched on, a detail page by its id included; anything else
+    (another site, a path with more in it) to the start."""
+    with browser(h5_server) as http:
+        sign_in(http, h5_server.new_holder())
+        token = csrf_of(http.get("/h5/card").text)
+        for back, landing in (
+            ("/h5/licences", "/h5/licences"),
+            (f"/h5/licences/{NOBODY}", f"/h5/licences/{NOBODY}"),
+            (f"/h5/licences/{NOBODY}/present", f"/h5/licences/{NOBODY}/present"),
+            (f"/h5/documents/{NOBODY}", f"/h5/documents/{NOBODY}"),
+            (f"/h5/documents/{NOBODY}/content", "/h5/"),
+            (f"/h5/licences/{NOBODY}/../../login", "/h5/"),
+            ("https://evil.example/h5/licences", "/h5/"),
+            ("//evil.example/h5/card", "/h5/"),
+        ):
+            answer = http.post("/h5/care", data={"csrf": token, "care": "0", "next": back})
+            assert (answer.status_code, answer.headers["location"]) == (303, landing), back
