@@ -255,7 +255,9 @@ HolderFetch = Annotated[PageContext, Depends(holder_fetch)]
 
 
 def wants_json(request: Request) -> bool:
-    return request.url.path == f"{BASE}/qr"
+    """The page script's code fetches (`/h5/qr`, a ward's, a licence's): JSON, not a page."""
+    path = request.url.path
+    return path.startswith(f"{BASE}/") and path.endswith("/qr")
 
 
 async def login_required(request: Request, error: Exception) -> Response:

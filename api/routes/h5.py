@@ -8,8 +8,8 @@ Not in the OpenAPI document: these are pages for people, not an interface for pr
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Path, Query
@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from api.auth import CurrentAdmin, CurrentChannelHolder
 from api.deps import RuntimeDep, SessionDep
 from api.h5 import pages
+from api.h5.messages import local_time, refusal
 from api.h5.pages import (
     BASE,
     CARE_COOKIE,
@@ -35,11 +36,11 @@ from api.h5.pages import (
 )
 from api.h5.texts import BANK_NAMES_ZH
 from api.json_bodies import StrictJsonRoute
+from api.routes import h5_consents, h5_licences, h5_payments, h5_vault
 from api.schemas.h5 import ChannelOriginsIn, ChannelOriginsOut, LaunchTicketOut
 from app.accesslog.errors import InvalidCursor
 from app.accesslog.service import holder_access_log
 from app.cards import lifecycle_service
-from app.cards.errors import TransitionNotAllowed
 from app.cards.lifecycle import CardAction
 from app.cards.models import CardStatus
 from app.channels import service as channels
@@ -52,7 +53,6 @@ from app.h5 import launch
 from app.h5 import origins as h5_origins
 from app.h5.service import confirm_pin
 from app.h5.sessions import (
-    CHINA_TIME,
     PageSession,
     close_page_session,
     device_id_of,
@@ -64,9 +64,7 @@ from app.holders import qr_tokens, service
 from app.holders.errors import (
     CardNotActive,
     DeviceNotActivated,
-    DeviceUnbound,
     InvalidCredentials,
-    PinLocked,
 )
 from app.holders.sessions import HolderSession
 from app.notifications import service as notifications
@@ -91,28 +89,6 @@ DONE_MESSAGES = {
 }
 """`?done=` keys of the page shown after a form (post/redirect/get), and their message."""
 KINDS = [kind.value for kind in ComplaintKind]
-
-
-def _message(context: PageContext, error: DomainError) -> str:
-    """What the holder is told when a rule refuses (never which credential was wrong)."""
-    if isinstance(error, PinLocked):
-        until = error.unlocks_at.astimezone(CHINA_TIME).strftime("%H:%M")
-        return context.t("error_locked", until=until)
-    if isinstance(error, DeviceNotActivated):
-        return context.t("error_not_activated")
-    if isinstance(error, DeviceUnbound):
-        return context.t("error_unbound")
-    if isinstance(error, InvalidCredentials):
-        return context.t("error_pin" if context.page is not None else "error_credentials")
-    if isinstance(error, WeakPinError):
-        return context.t("error_weak_pin")
-    if isinstance(error, TransitionNotAllowed | CardNotActive):
-        return context.t("error_transition")
-    if isinstance(error, RateLimited):
-        return context.t("error_too_many")
-    if error.status == 422:
-        return context.t("error_form")
-    return context.t("error_generic")
 
 
 async def _limit(context: PageContext, rule: RateLimitRule, subject: str) -> None:
@@ -174,7 +150,7 @@ async def login(context: PublicForm) -> Response:
             "activate.html",
             status_code=403,
             title=context.t("activate_title"),
-            message=_message(context, error),
+            message=refusal(context, error),
             card_number=card_number,
         )
     except DomainError as error:
@@ -182,7 +158,7 @@ async def login(context: PublicForm) -> Response:
             "login.html",
             status_code=error.status,
             title=context.t("login_title"),
-            message=_message(context, error),
+            message=refusal(context, error),
             kind="error",
             card_number=card_number,
         )
@@ -214,7 +190,7 @@ async def activate(context: PublicForm) -> Response:
         message = (
             context.t("error_activation")
             if isinstance(error, InvalidCredentials)
-            else _message(context, error)
+            else refusal(context, error)
         )
         return context.render(
             "activate.html",
@@ -234,7 +210,7 @@ async def care_mode(context: PublicForm) -> Response:
     context.care = care
     context.set_cookie(CARE_COOKIE, "1" if care else "0", YEAR)
     back = context.field("next")
-    return context.redirect(back if back in _RETURN_PAGES else f"{BASE}/")
+    return context.redirect(_return_page(back))
 
 
 @launch_router.post(
@@ -401,7 +377,7 @@ async def _card_with_error(context: PageContext, error: DomainError) -> Response
             context,
             session,
             status_code=error.status,
-            message=_message(context, error),
+            message=refusal(context, error),
             kind="error",
         )
 
@@ -442,7 +418,7 @@ async def cancel_loss(context: HolderForm) -> Response:
             status_code=error.status,
             title=context.t("cancel_loss_title"),
             back="card",
-            message=_message(context, error),
+            message=refusal(context, error),
             kind="error",
         )
     return context.redirect(f"{BASE}/card?done=found")
@@ -469,7 +445,7 @@ async def change_pin(context: HolderForm) -> Response:
             status_code=error.status,
             title=context.t("pin_title"),
             back="card",
-            message=context.t("pin_mismatch") if mismatch else _message(context, error),
+            message=context.t("pin_mismatch") if mismatch else refusal(context, error),
             kind="error",
         )
     return context.redirect(f"{BASE}/card?done=pin")
@@ -494,7 +470,7 @@ async def access_log_page(
         back="card",
         entries=log.entries,
         next_cursor=log.next_cursor,
-        local_time=_local_time,
+        local_time=local_time,
         scene_title=lambda code: _scene_title(context, code),
     )
 
@@ -504,11 +480,6 @@ def _scene_title(context: PageContext, code: str) -> str:
     if scene is None:
         return code
     return scene.title_zh if context.language == "zh" else scene.title_en
-
-
-def _local_time(moment: datetime) -> str:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M")
 
 
 @router.get(f"{BASE}/complaints")
@@ -523,7 +494,7 @@ async def complaints_page(context: HolderPage, session: SessionDep) -> Response:
         complaints=filed,
         kinds=KINDS,
         statuses={status.value: f"complaint_status_{status.value}" for status in ComplaintStatus},
-        local_time=_local_time,
+        local_time=local_time,
     )
 
 
@@ -552,8 +523,8 @@ async def file_complaint(context: HolderForm, session: SessionDep) -> Response:
             complaints=listed,
             kinds=KINDS,
             statuses={s.value: f"complaint_status_{s.value}" for s in ComplaintStatus},
-            local_time=_local_time,
-            message=_message(context, error),
+            local_time=local_time,
+            message=refusal(context, error),
             kind="error",
             details=details,
         )
@@ -569,7 +540,7 @@ async def file_complaint(context: HolderForm, session: SessionDep) -> Response:
         complaints=listed,
         kinds=KINDS,
         statuses={s.value: f"complaint_status_{s.value}" for s in ComplaintStatus},
-        local_time=_local_time,
+        local_time=local_time,
         message=context.t("complaint_filed", tracking=filed.tracking_number),
         kind="done",
     )
@@ -586,7 +557,7 @@ async def notifications_page(context: HolderPage, session: SessionDep) -> Respon
         title=context.t("notifications"),
         back="card",
         notifications=shown,
-        local_time=_local_time,
+        local_time=local_time,
     )
 
 
@@ -607,7 +578,7 @@ async def channels_page(
         title=context.t("channels"),
         back="card",
         channels=linked,
-        local_time=_local_time,
+        local_time=local_time,
         message=context.t("channel_unlinked") if done == "unlinked" else None,
         kind="done",
     )
@@ -702,13 +673,29 @@ _RETURN_PAGES = {
     f"{BASE}/notifications",
     f"{BASE}/channels",
     f"{BASE}/family",
+    f"{BASE}/licences",
+    f"{BASE}/documents",
+    f"{BASE}/consents",
+    f"{BASE}/payments",
+    f"{BASE}/bank",
 }
 """Where switching elder mode may lead back to (never an address from outside)."""
+_RETURN_DETAIL = re.compile(
+    rf"{BASE}/(licences|documents|family)/[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-"
+    r"[0-9a-f]{4}-[0-9a-f]{12}(/present)?"
+)
+"""A licence, a document or a ward's code: an id, nothing else."""
+
+
+def _return_page(back: str) -> str:
+    return back if back in _RETURN_PAGES or _RETURN_DETAIL.fullmatch(back) else f"{BASE}/"
 
 
 def install(app: FastAPI) -> None:
     """The pages, their static files (vendored, same origin) and their two refusals."""
     app.include_router(router)
+    for area in (h5_licences, h5_vault, h5_consents, h5_payments):
+        app.include_router(area.router)
     app.include_router(launch_router)
     app.mount(f"{BASE}/static", StaticFiles(directory=pages.STATIC_DIR), name="h5-static")
     app.add_exception_handler(pages.LoginRequired, pages.login_required)

@@ -35,6 +35,8 @@ class Holder:
     card_number: str
     document_number: str
     pin: str = DEFAULT_PIN
+    name: str = ""
+    document_type: str = "resident_id"
 
 
 @dataclass
@@ -61,7 +63,12 @@ class H5Server:
                 f"/v1/admin/applications/{applied.json()['id']}/approve", headers=self.admin
             )
             assert approved.status_code == 200, approved.text
-        return Holder(approved.json()["card_number"], body["document_number"])
+        return Holder(
+            approved.json()["card_number"],
+            body["document_number"],
+            name=body["name"],
+            document_type=body["document_type"],
+        )
 
     def verify(self, token: str) -> str:
         """The verdict a venue's scanner gets for `token`."""

@@ -18,47 +18,7 @@ from tests.pages.conftest import (
     shown_token,
     sign_in,
 )
-
-
-def linked_channel(server: H5Server, holder: Holder) -> tuple[dict[str, str], dict[str, str]]:
-    """A registered channel linked to the holder (who approves with the PIN in the phone app);
-    returns the channel's headers for the holder's channel session and the phone's headers."""
-    with httpx.Client(base_url=server.base_url) as http:
-        phone = http.post(
-            "/v1/ecard/activate",
-            json={
-                "card_number": holder.card_number,
-                "document_number": holder.document_number,
-                "device_id": "phone-1",
-                "pin": holder.pin,
-            },
-        )
-        assert phone.status_code == 201, phone.text
-        app = {"Authorization": f"Bearer {phone.json()['access_token']}"}
-        created = http.post(
-            "/v1/admin/channels",
-            json={"name": "赣服通", "channel_type": "city_app"},
-            headers=server.admin,
-        )
-        assert created.status_code == 201, created.text
-        token = http.post(
-            "/v1/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(created.json()["client_id"], created.json()["client_secret"]),
-        )
-        channel = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        asked = http.post("/v1/channel/link-requests", headers=channel)
-        request_id = asked.json()["request_id"]
-        approved = http.post(
-            f"/v1/me/channel-link-requests/{request_id}/approve",
-            json={"pin": holder.pin},
-            headers=app,
-        )
-        assert approved.status_code == 204, approved.text
-        redeemed = http.post(f"/v1/channel/link-requests/{request_id}/session", headers=channel)
-        assert redeemed.status_code == 200, redeemed.text
-        session = {"Authorization": f"Bearer {redeemed.json()['access_token']}"}
-        return session, app
+from tests.pages.holdings import linked_channel
 
 
 async def test_a_channel_launches_the_card_and_the_pin_guards_the_first_qr(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.pages.conftest import H5Server, Holder, csrf_of, sign_in
+from tests.pages.holdings import ask_consent, department, give_document, give_licence
 
 PAGES = [
     "/h5/card",
@@ -24,7 +25,14 @@ PAGES = [
     "/h5/notifications",
     "/h5/channels",
     "/h5/family",
+    "/h5/licences",
+    "/h5/documents",
+    "/h5/consents",
+    "/h5/payments",
+    "/h5/bank",
 ]
+NOBODY = "00000000-0000-4000-8000-000000000000"
+"""An id nobody has: the forms with an id in their path are refused before it is looked up."""
 FORMS = {
     "/h5/card/report-loss": {},
     "/h5/card/cancel-loss": {"pin": "284617"},
@@ -33,8 +41,21 @@ FORMS = {
     "/h5/qr/unlock": {"pin": "284617"},
     "/h5/notifications/read": {},
     "/h5/channels/unlink": {"channel_id": "chn_none"},
+    f"/h5/documents/{NOBODY}/shares": {"purpose": "test", "days": "1"},
+    f"/h5/documents/{NOBODY}/shares/revoke": {"share_id": NOBODY},
+    f"/h5/consents/{NOBODY}/approve": {"pin": "284617"},
+    f"/h5/consents/{NOBODY}/decline": {},
+    f"/h5/consents/{NOBODY}/revoke": {},
+    "/h5/consents/apps/withdraw": {"client_id": "rp_none"},
+    "/h5/bank": {"bank_code": "ICBC", "account_number": "6222020200112233445", "pin": "284617"},
     "/h5/logout": {},
 }
+DETAILS = [
+    f"/h5/licences/{NOBODY}",
+    f"/h5/licences/{NOBODY}/present",
+    f"/h5/documents/{NOBODY}",
+    f"/h5/documents/{NOBODY}/content",
+]
 PUBLIC = ["/h5/login", "/h5/activate"]
 
 
@@ -63,11 +84,12 @@ def two_holders(h5_server: H5Server) -> Iterator[tuple[httpx.Client, Holder, htt
 
 def test_no_page_without_a_session(h5_server: H5Server) -> None:
     with browser(h5_server) as http:
-        for path in PAGES:
+        for path in PAGES + DETAILS:
             answer = http.get(path)
             assert (answer.status_code, answer.headers["location"]) == (303, "/h5/login"), path
-        qr = http.get("/h5/qr", headers={"x-csrf-token": "0" * 64})
-        assert (qr.status_code, qr.json()) == (401, {"state": "signed_out"})
+        for path in ("/h5/qr", f"/h5/licences/{NOBODY}/qr"):
+            qr = http.get(path, headers={"x-csrf-token": "0" * 64})
+            assert (qr.status_code, qr.json()) == (401, {"state": "signed_out"}), path
         token = csrf_of(http.get("/h5/login").text)
         for path, fields in FORMS.items():
             answer = http.post(path, data={"csrf": token, **fields})
@@ -228,3 +250,76 @@ def test_only_registered_channel_origins_may_frame_the_pages(h5_server: H5Server
             admin.put(path, json={"origins": []})
         policy = httpx.get(h5_server.url("/h5/login")).headers["content-security-policy"]
         assert policy.endswith("; frame-ancestors 'none'")
+
+
+async def test_another_holders_session_reaches_none_of_this_holders_wallet(
+    h5_server: H5Server,
+) -> None:
+    """Bob, signed in with his own session and his own CSRF token, asks for Alice's licence,
+    her licence's code, her document, its file and its share, and acts on her consent
+    request: he is sent back to his own lists, gets no code, and nothing of hers changes."""
+    alice, bob = h5_server.new_holder(), h5_server.new_holder()
+    traffic = await department(h5_server)
+    licence_id = await give_licence(h5_server, alice, traffic)
+    request_id = await ask_consent(h5_server, alice, traffic)
+    document_id = await give_document(h5_server, alice)
+    with browser(h5_server) as a, browser(h5_server) as b:
+        sign_in(a, alice)
+        sign_in(b, bob)
+        shared = a.post(
+            f"/h5/documents/{document_id}/shares",
+            data={"csrf": csrf_of(a.get("/h5/documents").text), "purpose": "核验", "days": "1"},
+        )
+        assert shared.status_code == 201, shared.text
+        share_id = re.search(r'name="share_id" value="([0-9a-f-]{36})"', shared.text)
+        assert share_id is not None
+        token = csrf_of(b.get("/h5/card").text)
+
+        for path, back in (
+            (f"/h5/licences/{licence_id}", "/h5/licences"),
+            (f"/h5/licences/{licence_id}/present", "/h5/licences"),
+            (f"/h5/documents/{document_id}", "/h5/documents"),
+            (f"/h5/documents/{document_id}/content", "/h5/documents"),
+        ):
+            answer = b.get(path)
+            assert (answer.status_code, answer.headers["location"]) == (303, back), path
+        code = b.get(f"/h5/licences/{licence_id}/qr", headers={"x-csrf-token": token})
+        assert code.status_code == 404 and "token" not in code.json()
+        for path, fields in (
+            (f"/h5/documents/{document_id}/shares", {"purpose": "x", "days": "1"}),
+            (f"/h5/documents/{document_id}/shares/revoke", {"share_id": share_id.group(1)}),
+        ):
+            answer = b.post(path, data={"csrf": token, **fields})
+            assert answer.headers["location"] == "/h5/documents", path
+        for action in ("approve", "decline", "revoke"):
+            answer = b.post(
+                f"/h5/consents/{request_id}/{action}", data={"csrf": token, "pin": bob.pin}
+            )
+            assert answer.headers["location"] == "/h5/consents?done=gone", action
+        for path in ("/h5/licences", "/h5/documents", "/h5/consents"):
+            assert 'class="entry' not in b.get(path).text, path
+
+        mine = a.get(f"/h5/documents/{document_id}").text
+        assert mine.count('class="share-state">有效<') == 1  # the share is still active
+        assert "等待您决定" in a.get("/h5/consents").text  # the request still waits for Alice
+        assert "驾驶证" in a.get("/h5/licences").text
+
+
+def test_the_mode_switch_leads_back_to_a_page_of_ours_only(h5_server: H5Server) -> None:
+    """Back to the page it was switched on, a detail page by its id included; anything else
+    (another site, a path with more in it) to the start."""
+    with browser(h5_server) as http:
+        sign_in(http, h5_server.new_holder())
+        token = csrf_of(http.get("/h5/card").text)
+        for back, landing in (
+            ("/h5/licences", "/h5/licences"),
+            (f"/h5/licences/{NOBODY}", f"/h5/licences/{NOBODY}"),
+            (f"/h5/licences/{NOBODY}/present", f"/h5/licences/{NOBODY}/present"),
+            (f"/h5/documents/{NOBODY}", f"/h5/documents/{NOBODY}"),
+            (f"/h5/documents/{NOBODY}/content", "/h5/"),
+            (f"/h5/licences/{NOBODY}/../../login", "/h5/"),
+            ("https://evil.example/h5/licences", "/h5/"),
+            ("//evil.example/h5/card", "/h5/"),
+        ):
+            answer = http.post("/h5/care", data={"csrf": token, "care": "0", "next": back})
+            assert (answer.status_code, answer.headers["location"]) == (303, landing), back
