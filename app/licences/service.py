@@ -18,6 +18,8 @@ worker's verify path shows the change at once (`app.cards.entitlements`).
 A bulk push runs each line in a savepoint of one transaction: a bad line rolls back only
 itself and is reported; the good lines commit together (or, if the commit fails, none does
 and the request answers 503: nothing half-written, nothing acknowledged that is not stored).
+The `licence.push` audit events are appended after the commit, so none names a licence that
+was never stored.
 """
 
 from __future__ import annotations
@@ -97,6 +99,16 @@ class _Batch:
     issuer: Issuer | None
     keys: Sequence[IssuerKey]
     republish: set[uuid.UUID] = field(default_factory=set)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """`licence.push` events (subject, data), appended to the audit stream after the commit:
+    a push whose commit fails leaves no event for a licence that was never stored."""
+
+
+async def _after_commit(runtime: Runtime, principal: DepartmentPrincipal, batch: _Batch) -> None:
+    for subject, data in batch.events:
+        await record(runtime.store, PUSH_ACTION, principal.client_id, subject, data)
+    for person_id in batch.republish:
+        await republish_holder(runtime, person_id)
 
 
 def today_in_china() -> date:
@@ -224,19 +236,18 @@ async def _ingest(
         )
         if changed:
             batch.republish.add(person.id)
-    await record(
-        runtime.store,
-        PUSH_ACTION,
-        principal.client_id,
-        str(licence.id),
-        {
-            "issuer": issuer.code,
-            "type": payload.type,
-            "document_id": payload.document_id,
-            "version": payload.version,
-            "status": payload.status.value,
-            "result": result.value,
-        },
+    batch.events.append(
+        (
+            str(licence.id),
+            {
+                "issuer": issuer.code,
+                "type": payload.type,
+                "document_id": payload.document_id,
+                "version": payload.version,
+                "status": payload.status.value,
+                "result": result.value,
+            },
+        )
     )
     return Pushed(licence.id, result, licence.document_id, licence.version, licence.status)
 
@@ -259,8 +270,7 @@ async def push_licence(runtime: Runtime, principal: DepartmentPrincipal, compact
     async with runtime.database.session() as session:
         batch = await _begin_push(session, principal)
         pushed = await _ingest(session, runtime, principal, batch, compact)
-    for person_id in batch.republish:
-        await republish_holder(runtime, person_id)
+    await _after_commit(runtime, principal, batch)
     return pushed
 
 
@@ -307,17 +317,17 @@ async def push_bulk(
             if isinstance(value, DomainError):
                 outcomes.append(LineOutcome(number, error=value))
                 continue
-            republish_before = set(batch.republish)
+            republish_before, events_before = set(batch.republish), len(batch.events)
             try:
                 async with session.begin_nested():
                     pushed = await _ingest(session, runtime, principal, batch, value)
             except DomainError as error:
                 batch.republish = republish_before
+                del batch.events[events_before:]
                 outcomes.append(LineOutcome(number, error=error))
                 continue
             outcomes.append(LineOutcome(number, pushed=pushed))
-    for person_id in batch.republish:
-        await republish_holder(runtime, person_id)
+    await _after_commit(runtime, principal, batch)
     return outcomes
 
 
