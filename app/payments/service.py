@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.audit.log import record
+from app.audit.log import append_event, audit_fields, record
 from app.banks.service import binding_for_payment, get_bank, mask_account
 from app.cards.lifecycle_service import normal_card_number
 from app.cards.models import Card, CardStatus
@@ -35,6 +35,7 @@ from app.clients.models import ClientKind
 from app.clients.service import IssuedClient, new_client
 from app.errors import DomainError
 from app.holders.service import holder_card_and_device
+from app.notifications.service import record_event_notifications
 from app.payments.errors import NoBankAccount, PayeeNotFound, PaymentIdReused
 from app.payments.models import Disbursement, PaymentKind
 from app.runtime import Runtime
@@ -157,9 +158,16 @@ async def _disburse_once(
             )
         except DomainError as error:
             batch.results.append(LineResult(line, "error", order.payment_id, error=error))
+    # The events are appended after the commit (a failed commit announces nothing), so
+    # their notifications are stored before it, in this transaction: a crash between the
+    # commit and the appends loses the events (docs/circle.md), never the holder's notice.
+    events = [
+        audit_fields(action, payer.client_id, data["card"], data) for action, data in batch.events
+    ]
+    await record_event_notifications(session, runtime, events)
     await session.commit()
-    for action, data in batch.events:
-        await record(runtime.store, action, payer.client_id, data["card"], data)
+    for fields in events:
+        await append_event(runtime.store, fields)
     return batch.results
 
 
