@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,8 @@ from fastapi import FastAPI
 from sqlmodel import select
 
 from app.audit.chain import AuditRecord
-from app.audit.log import record
+from app.audit.log import AUDIT_STREAM, record
+from app.cards import lifecycle_service
 from app.notifications.delivery import (
     InboxSender,
     NotificationSenders,
@@ -28,6 +30,8 @@ from app.notifications.models import Notification, NotificationDelivery
 from app.notifications.service import inbox as notifications_inbox
 from app.notifications.service import record_notifications
 from app.runtime import Runtime
+from app.store import Store, StoreUnavailable
+from tests.api.test_banks_payments import until_stored
 from tests.factories import ActiveHolder, create_active_holder
 
 
@@ -284,6 +288,35 @@ class TestDeliveryBesidesTheInbox:
         assert senders.names == ("recording",)
         with pytest.raises(ValueError, match="registered already"):
             senders.register(Recording())
+
+
+class TestStoredWithTheChange:
+    async def test_a_card_change_whose_event_is_never_appended_is_notified_once(
+        self, client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A lifecycle transition appends its event after the commit (and the snapshot's
+        publication): a crash before the append leaves the notification stored with the
+        change; the event appended later, twice, adds no second one."""
+        runtime: Runtime = app.state.runtime
+        holder = await create_active_holder(client, app)
+        lost: list[Mapping[str, str]] = []
+
+        async def dies(store: Store, fields: Mapping[str, str]) -> None:
+            lost.append(fields)
+            raise StoreUnavailable("the process died before the append")
+
+        monkeypatch.setattr(lifecycle_service, "append_event", dies)
+        crashed = await client.post("/v1/me/card/report-loss", headers=holder.headers)
+        assert crashed.status_code == 503
+        monkeypatch.undo()
+        (event,) = lost
+        rows = await inbox_when(client, holder, lambda rows: rows)
+        assert [row["kind"] for row in rows] == ["card_status_changed"]
+        for _ in range(2):
+            await runtime.store.stream_append(AUDIT_STREAM, event)
+        await until_stored(runtime, event["eid"])
+        again = (await client.get("/v1/me/notifications", headers=holder.headers)).json()
+        assert [row["id"] for row in again] == [rows[0]["id"]]
 
 
 class TestConsentRequested:
