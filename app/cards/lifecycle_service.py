@@ -4,7 +4,10 @@ by an operator, applied to the database, then made effective online.
 Each transition runs in a transaction of its own (`runtime.database.session()`) rather than
 the request's, for two reasons: the new `CardSnapshot` must reach the store only AFTER the
 commit, so a verify never sees a state the database rolled back; and a wrong PIN must be
-counted (committed) even though the request then answers with an error.
+counted (committed) even though the request then answers with an error. The audit event
+follows the snapshot; the holder's notification of the change (`card_status_changed`) is
+stored in the transaction itself, keyed by the event's id, so a crash between the commit
+and the event's append loses no notification (`record_event_notifications`).
 
 The card row is locked (`FOR UPDATE` on PostgreSQL; SQLite serialises writers) while the
 transition is decided, so two concurrent actions are decided one after the other.

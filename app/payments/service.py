@@ -5,6 +5,10 @@
 - Routed to the bank binding valid at the value date. If that binding was replaced since
   (the holder changed bank), the payment goes to the current account and the holder is told
   once (`payment.rerouted`, deduplicated per payment in the inbox).
+- The events (`payment.credited`, `payment.rerouted`) are appended to the audit stream after
+  the commit, so a failed commit announces nothing; the holder's notifications are stored in
+  the payment's transaction (`record_event_notifications`), so a crash before the append
+  loses the event (docs/circle.md) but not the notice.
 - A bulk submission stores every good line and reports every bad one; a bad line stores
   nothing, and the good lines are committed together before the answer.
 - Concurrent submissions of one payment id race on the unique constraint: the loser rolls

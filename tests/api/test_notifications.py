@@ -90,8 +90,9 @@ class TestInbox:
 
 
 def family_event(event_id: str, guardian: uuid.UUID, ward: uuid.UUID) -> AuditRecord:
+    link = str(uuid.uuid4())
     data = {
-        "link": str(uuid.uuid4()),
+        "link": link,
         "guardian": str(guardian),
         "ward": str(ward),
         "guardian_label": "36******0001",
@@ -103,7 +104,7 @@ def family_event(event_id: str, guardian: uuid.UUID, ward: uuid.UUID) -> AuditRe
         datetime.now(UTC),
         "family.invited",
         "holder:x",
-        data["link"],
+        link,
         orjson.dumps(data).decode(),
     )
 
