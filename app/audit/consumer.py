@@ -22,7 +22,6 @@ import os
 import re
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -334,8 +333,8 @@ class AuditConsumer:
             await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
         finally:
             self._writing = False
-        if notified and self.notification_senders.names:
-            await self._deliver([notification.id for notification in notified])
+        if notified:
+            self.notification_senders.wake()  # the sweep sends them (`notification_sweep`)
         if written < len(entries):
             logger.info("audit: %d redelivered entries were already stored", len(entries) - written)
         if self.on_persisted is not None:
@@ -344,21 +343,6 @@ class AuditConsumer:
             except Exception:
                 logger.exception("audit: the on_persisted hook failed; the events are stored")
         return len(entries)
-
-    async def _deliver(self, notification_ids: Sequence[uuid.UUID]) -> None:
-        """The first attempt of the batch's new deliveries (besides the inbox). Never raises:
-        what is not delivered stays pending for the sweep (`app.notifications.delivery`)."""
-        try:
-            senders = self.notification_senders
-            await senders.deliver_due(
-                self.database,
-                notification_ids=notification_ids,
-                limit=len(notification_ids) * len(senders.names),
-            )
-        except DatabaseUnavailable:
-            pass
-        except Exception:
-            logger.exception("audit: delivering new notifications failed; the sweep retries")
 
     async def run(self) -> None:
         """Drains until stopped or cancelled. Store and database failures are logged and
@@ -463,8 +447,8 @@ async def audit_consumer(
 ) -> AsyncIterator[AuditConsumer]:
     """The API's consumer, with an engine of its own: its chain-lock transactions never take a
     connection from the request pool, and its statements never mix with a request's. The
-    notification sweep (retries of the senders besides the inbox) runs next to it, on the
-    same engine, when a sender is registered."""
+    notification sweep (delivery by the senders besides the inbox) runs next to it, on the
+    same engine."""
     settings = runtime.settings
     database = Database(settings.database_url, health=runtime.database.health)
     every = settings.audit_checkpoint_interval

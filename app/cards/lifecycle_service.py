@@ -348,6 +348,7 @@ async def _make_effective(runtime: Runtime, applied: _Applied) -> Transition:
                 )
                 raise
             await asyncio.sleep(_PUBLISH_BACKOFF * 2**attempt)
+    runtime.notification_senders.wake()  # the notification stored with the change
     await append_event(runtime.store, applied.audit_event)
     return transition
 

@@ -10,9 +10,11 @@ the inbox delivery.
 Another channel (SMS, push) is a class with `name` and `deliver`, registered on the
 runtime's `NotificationSenders` at start (`runtime.notification_senders.register`). Its
 delivery is at least once and deduplicated: the transaction that stores a notification also
-stores a `pending` `NotificationDelivery` per registered sender; after the commit the audit
-consumer tries the new ones, and a sweep (every `SSC_NOTIFICATION_SWEEP_INTERVAL` s, next to
-the consumer) tries every pending one that is due. Each attempt first claims its row (a
+stores a `pending` `NotificationDelivery` per registered sender; a sweep next to the audit
+consumer tries every pending one that is due, every `SSC_NOTIFICATION_SWEEP_INTERVAL` s and
+at once when a commit that made some wakes it (the consumer's, a payment's, a card
+change's: `NotificationSenders.wake`). Senders are never called on the consumer's task, so
+a slow or hanging channel never holds up the audit stream. Each attempt first claims its row (a
 conditional update that only one worker wins, holding it for `CLAIM_SECONDS`), so two
 workers never send one delivery at once; success marks it `delivered` (never tried again),
 failure schedules the next attempt with exponential backoff (`SSC_NOTIFICATION_RETRY_*`),
@@ -28,8 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -101,7 +102,7 @@ class NotificationSenders:
         self.policy = policy or RetryPolicy()
         self.given_up = 0
         """Deliveries this process gave up (`failed`) since it started."""
-        self.failed_attempts = 0
+        self._due = asyncio.Event()
         for sender in senders:
             self.register(sender)
 
@@ -115,6 +116,21 @@ class NotificationSenders:
         if sender.name in self._senders:
             raise ValueError(f"a sender named {sender.name} is registered already")
         self._senders[sender.name] = sender
+
+    def wake(self) -> None:
+        """New deliveries were committed: the sweep of this process runs now rather than at
+        its next interval (no effect without a sender)."""
+        if self._senders:
+            self._due.set()
+
+    async def wait_due(self, seconds: float) -> None:
+        """Until `wake` or `seconds` have passed."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._due.wait()
+        except TimeoutError:
+            pass
+        self._due.clear()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -132,21 +148,20 @@ class NotificationSenders:
         self,
         database: Database,
         *,
-        notification_ids: Collection[uuid.UUID] | None = None,
         limit: int = SWEEP_BATCH,
         now: datetime | None = None,
     ) -> DeliveryRound:
-        """Claims up to `limit` due pending deliveries of the registered senders (of
-        `notification_ids` only, when given), tries each once and records the outcome.
+        """Claims up to `limit` due pending deliveries of the registered senders, tries each
+        once and records the outcome.
 
         :raises DatabaseUnavailable, SQLAlchemyError: reading, claiming or recording failed
             (a claimed delivery is then tried again once its claim ends).
         """
         outcome = DeliveryRound()
-        if not self._senders or (notification_ids is not None and not notification_ids):
+        if not self._senders:
             return outcome
         now = now or datetime.now(UTC)
-        claimed = await self._claim(database, notification_ids, limit, now)
+        claimed = await self._claim(database, limit, now)
         if not claimed:
             return outcome
         results: list[tuple[NotificationDelivery, str | None]] = []
@@ -158,7 +173,6 @@ class NotificationSenders:
     async def _claim(
         self,
         database: Database,
-        notification_ids: Collection[uuid.UUID] | None,
         limit: int,
         now: datetime,
     ) -> list[tuple[NotificationDelivery, Notification | None]]:
@@ -173,10 +187,6 @@ class NotificationSenders:
                 .order_by(col(NotificationDelivery.next_attempt_at))
                 .limit(limit)
             )
-            if notification_ids is not None:
-                statement = statement.where(
-                    col(NotificationDelivery.notification_id).in_(list(notification_ids))
-                )
             due = (await session.exec(statement)).all()
             for row in due:
                 # Only one worker wins a row: the others find it claimed (next_attempt_at moved).
@@ -222,7 +232,6 @@ class NotificationSenders:
             async with asyncio.timeout(ATTEMPT_TIMEOUT):
                 await sender.deliver(notification)
         except Exception as error:
-            self.failed_attempts += 1
             logger.warning(
                 "notification %s: the %s sender failed (attempt %d of %d): %r",
                 notification.id,
@@ -299,17 +308,15 @@ async def sweep_once(senders: NotificationSenders, database: Database) -> Delive
 async def _sweep_forever(senders: NotificationSenders, database: Database, every: float) -> None:
     while True:
         await sweep_once(senders, database)
-        await asyncio.sleep(every)
+        await senders.wait_due(every)
 
 
 @asynccontextmanager
 async def notification_sweep(
     senders: NotificationSenders, database: Database, *, every: float
 ) -> AsyncIterator[None]:
-    """Sweeps every `every` seconds while the block runs (nothing without a sender)."""
-    if not senders.names:
-        yield
-        return
+    """Sweeps every `every` seconds, and at once when woken (`NotificationSenders.wake`),
+    while the block runs. Without a registered sender a sweep reads nothing."""
     task = asyncio.create_task(_sweep_forever(senders, database, every), name="notifications:sweep")
     try:
         yield

@@ -168,8 +168,10 @@ async def _disburse_once(
     events = [
         audit_fields(action, payer.client_id, data["card"], data) for action, data in batch.events
     ]
-    await record_event_notifications(session, runtime, events)
+    notified = await record_event_notifications(session, runtime, events)
     await session.commit()
+    if notified:
+        runtime.notification_senders.wake()
     for fields in events:
         await append_event(runtime.store, fields)
     return batch.results

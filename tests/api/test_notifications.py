@@ -123,7 +123,8 @@ class TestAtLeastOnceAndDeduplicated:
 
     async def test_senders_besides_the_inbox_get_each_new_notification(self, app: FastAPI) -> None:
         """The audit consumer stores a pending delivery per registered sender with each new
-        notification and tries it after the commit; a failing sender leaves its own pending."""
+        notification and wakes the sweep, which tries it at once; a failing sender leaves its
+        own pending (retried after the backoff)."""
         runtime: Runtime = app.state.runtime
         recording, broken = Recording(), Flaky(failures=100)
         runtime.notification_senders.register(recording)
@@ -297,9 +298,12 @@ class TestStoredWithTheChange:
     ) -> None:
         """A lifecycle transition appends its event after the commit (and the snapshot's
         publication): a crash before the append leaves the notification stored with the
-        change; the event appended later, twice, adds no second one."""
+        change, and the sweep hands it to a registered sender; the event appended later,
+        twice, adds no second one, and the sender gets it once."""
         runtime: Runtime = app.state.runtime
         holder = await create_active_holder(client, app)
+        sms = Recording()
+        runtime.notification_senders.register(sms)
         lost: list[Mapping[str, str]] = []
 
         async def dies(store: Store, fields: Mapping[str, str]) -> None:
@@ -318,6 +322,9 @@ class TestStoredWithTheChange:
         await until_stored(runtime, event["eid"])
         again = (await client.get("/v1/me/notifications", headers=holder.headers)).json()
         assert [row["id"] for row in again] == [rows[0]["id"]]
+        await until(lambda: sms.delivered)
+        await asyncio.sleep(0.3)  # a second delivery would show
+        assert sms.delivered == [uuid.UUID(rows[0]["id"])]
 
 
 class TestConsentRequested:
