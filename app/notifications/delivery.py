@@ -186,6 +186,9 @@ class NotificationSenders:
                 .where(col(NotificationDelivery.sender).in_(self.names))
                 .order_by(col(NotificationDelivery.next_attempt_at))
                 .limit(limit)
+                # PostgreSQL: rows another sweep is claiming are skipped, not waited for (two
+                # claiming in different orders would deadlock); SQLite serialises writers.
+                .with_for_update(skip_locked=True)
             )
             due = (await session.exec(statement)).all()
             for row in due:

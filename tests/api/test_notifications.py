@@ -285,6 +285,28 @@ class TestDeliveryBesidesTheInbox:
         )
         assert slow.delivered == [stored.id]
 
+    async def test_a_delivery_given_up_by_the_service_is_on_metrics(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        runtime: Runtime = app.state.runtime
+        runtime.notification_senders.policy = RetryPolicy(attempts=1)
+        runtime.notification_senders.register(Flaky(failures=100))
+        await record(runtime.store, *family_fields(uuid.uuid4(), uuid.uuid4()))
+
+        def given_up(metrics: str) -> float:
+            (line,) = [
+                x
+                for x in metrics.splitlines()
+                if x.startswith("ssc_notification_deliveries_given_up_total ")
+            ]
+            return float(line.split()[1])
+
+        deadline = time.monotonic() + 5
+        while given_up((await client.get("/metrics")).text) < 1:
+            assert time.monotonic() < deadline, "never given up"
+            await asyncio.sleep(0.05)
+        assert runtime.notification_senders.given_up == 1
+
     def test_the_inbox_is_never_a_registered_sender(self) -> None:
         senders = NotificationSenders([InboxSender(), Recording()])
         assert senders.names == ("recording",)
