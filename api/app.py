@@ -173,6 +173,7 @@ def create_app(settings: Settings | None = None, *, freeze_after_start: bool = F
         registry=metrics.registry,
     ).set_function(lambda: _audit_backlog(app))
     metrics.registry.register(_EpochResets(app))
+    metrics.registry.register(_NotificationsGivenUp(app))
     app.state.settings = settings
     upload_limit = 2 * max(settings.vault_max_document_bytes, settings.vault_max_bulk_bytes)
     app.add_middleware(
@@ -245,6 +246,23 @@ class _EpochResets(Collector):
             "Times this worker found that the store had lost its data and a new store epoch "
             "began (tokens valid from before it are answered reissue_required)",
             value=0 if runtime is None else runtime.store_epochs.resets,
+        )
+
+
+class _NotificationsGivenUp(Collector):
+    """`ssc_notification_deliveries_given_up_total`: deliveries by a sender besides the inbox
+    (SMS, push) this worker gave up after `SSC_NOTIFICATION_DELIVERY_ATTEMPTS` attempts."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    def collect(self) -> Iterable[Metric]:
+        runtime: Runtime | None = getattr(self._app.state, "runtime", None)
+        yield CounterMetricFamily(
+            "ssc_notification_deliveries_given_up",
+            "Notification deliveries besides the inbox (SMS, push) this worker gave up after "
+            "SSC_NOTIFICATION_DELIVERY_ATTEMPTS failed attempts (the inbox copy stays)",
+            value=0 if runtime is None else runtime.notification_senders.given_up,
         )
 
 

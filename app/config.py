@@ -178,6 +178,31 @@ class Settings(BaseSettings):
         le=24 * 3600,
         description="seconds between signed checkpoints of the audit chain's head; 0: none",
     )
+    notification_delivery_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="attempts per (notification, sender) besides the inbox before giving up",
+    )
+    notification_retry_initial: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds before the second attempt of a failed delivery; doubled each time",
+    )
+    notification_retry_max: float = Field(
+        default=3600.0,
+        gt=0,
+        le=24 * 3600,
+        description="the longest pause between two attempts of one delivery",
+    )
+    notification_sweep_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="seconds between two sweeps for deliveries due (retries, and notifications "
+        "stored with the business change)",
+    )
 
     vault_dir: Path | None = Field(
         default=None, description="the local blob store of the document vault; None: VAR_DIR/vault"

@@ -23,7 +23,7 @@ from app.family.models import FamilyLink, FamilyPresentation
 from app.h5.models import ChannelOrigin
 from app.licences.models import Licence
 from app.misuse.models import CreditRecord, MisuseAlert
-from app.notifications.models import Notification
+from app.notifications.models import Notification, NotificationDelivery
 from app.oidc.models import OidcConsent, OidcRefreshToken, RelyingParty
 from app.payments.models import Disbursement
 from app.trust.models import TrustedIssuerRecord
@@ -60,6 +60,7 @@ __all__ = [
     "Licence",
     "MisuseAlert",
     "Notification",
+    "NotificationDelivery",
     "OidcConsent",
     "OidcRefreshToken",
     "Organisation",

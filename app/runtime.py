@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from app.catalog.scenes import CatalogSnapshot, default_snapshot
 from app.config import Environment, Settings
 from app.db import Database
+from app.notifications.delivery import NotificationSenders, RetryPolicy
 from app.security.pii import PiiCipher
 from app.security.pins import PinHasher
 from app.security.tokens import AccessTokenCodec
@@ -96,6 +97,9 @@ class Runtime:
     """Other issuers' verified status lists by issuer code (refreshed with the verifier)."""
     verify_memo: VerifyMemo = field(default_factory=VerifyMemo)
     """What the verify path computes once per scanner, key or second (`app.verification.memo`)."""
+    notification_senders: NotificationSenders = field(default_factory=NotificationSenders)
+    """Delivery channels besides the inbox (SMS, push; none by default): register them at
+    start (`app.notifications.delivery`)."""
     scanner_tokens: ScannerTokenCache = field(init=False)
     """Scanner access tokens decoded once, not per scan (`app.verification.scanners`)."""
 
@@ -136,6 +140,13 @@ class Runtime:
             ),
             store_epochs=StoreEpochs(store, database, clock_skew=settings.clock_skew),
             catalog=default_snapshot(settings.issuer),
+            notification_senders=NotificationSenders(
+                policy=RetryPolicy(
+                    attempts=settings.notification_delivery_attempts,
+                    initial=settings.notification_retry_initial,
+                    longest=settings.notification_retry_max,
+                )
+            ),
             vault=Vault(
                 build_blob_store(settings),
                 build_master_keys(

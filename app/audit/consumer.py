@@ -37,7 +37,7 @@ from app.background_tasks import stop_tasks
 from app.cards.snapshot import snapshot_without_view
 from app.cooperative import in_slices
 from app.db import Database, DatabaseUnavailable
-from app.notifications.delivery import NotificationSenders
+from app.notifications.delivery import NotificationSenders, notification_sweep
 from app.notifications.service import record_notifications
 from app.runtime import Runtime
 from app.store import Store, StoreUnavailable, StreamEntry
@@ -329,12 +329,12 @@ class AuditConsumer:
                 # Entries are only ever stored with their audit rows: if every row was new,
                 # no entry of the batch can be stored yet.
                 await record_disclosures(session, records, look_up_stored=written < len(records))
-                notified = await record_notifications(session, records)
+                notified = await record_notifications(session, records, self.notification_senders)
             await self.store.stream_ack(self.stream, self.group, [e.entry_id for e in entries])
         finally:
             self._writing = False
         if notified:
-            await self.notification_senders.deliver(notified)
+            self.notification_senders.wake()  # the sweep sends them (`notification_sweep`)
         if written < len(entries):
             logger.info("audit: %d redelivered entries were already stored", len(entries) - written)
         if self.on_persisted is not None:
@@ -446,7 +446,9 @@ async def audit_consumer(
     runtime: Runtime, *, on_persisted: PersistedHook | None = None
 ) -> AsyncIterator[AuditConsumer]:
     """The API's consumer, with an engine of its own: its chain-lock transactions never take a
-    connection from the request pool, and its statements never mix with a request's."""
+    connection from the request pool, and its statements never mix with a request's. The
+    notification sweep (delivery by the senders besides the inbox) runs next to it, on the
+    same engine."""
     settings = runtime.settings
     database = Database(settings.database_url, health=runtime.database.health)
     every = settings.audit_checkpoint_interval
@@ -456,9 +458,17 @@ async def audit_consumer(
         on_persisted=on_persisted,
         checkpoint_key=checkpoint_key(settings) if every > 0 else None,
         checkpoint_every=every,
+        notification_senders=runtime.notification_senders,
     )
     try:
-        async with consumer.running():
+        async with (
+            consumer.running(),
+            notification_sweep(
+                runtime.notification_senders,
+                database,
+                every=settings.notification_sweep_interval,
+            ),
+        ):
             yield consumer
     finally:
         await database.dispose()

@@ -39,5 +39,12 @@ async def record(
 ) -> str:
     """Appends one event; returns its `eid`."""
     fields = audit_fields(action, actor, subject, data)
-    await store.stream_append(AUDIT_STREAM, fields)
+    await append_event(store, fields)
     return fields["eid"]
+
+
+async def append_event(store: Store, fields: Mapping[str, str]) -> None:
+    """Appends an event made beforehand with `audit_fields`: for an event appended after
+    its business transaction commits, whose notifications that transaction stored
+    (`app.notifications.service.record_event_notifications`, keyed by the same `eid`)."""
+    await store.stream_append(AUDIT_STREAM, fields)

@@ -4,7 +4,10 @@ by an operator, applied to the database, then made effective online.
 Each transition runs in a transaction of its own (`runtime.database.session()`) rather than
 the request's, for two reasons: the new `CardSnapshot` must reach the store only AFTER the
 commit, so a verify never sees a state the database rolled back; and a wrong PIN must be
-counted (committed) even though the request then answers with an error.
+counted (committed) even though the request then answers with an error. The audit event
+follows the snapshot; the holder's notification of the change (`card_status_changed`) is
+stored in the transaction itself, keyed by the event's id, so a crash between the commit
+and the event's append loses no notification (`record_event_notifications`).
 
 The card row is locked (`FOR UPDATE` on PostgreSQL; SQLite serialises writers) while the
 transition is decided, so two concurrent actions are decided one after the other.
@@ -29,7 +32,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.audit.log import record
+from app.audit.log import append_event, audit_fields
 from app.cards.errors import CardNotFound, CardNumberRetired, HolderNotVerified
 from app.cards.lifecycle import CardAction, Channel, next_status
 from app.cards.models import Card, CardEvent, CardStatus, Person, RetiredCardNumber, utcnow
@@ -39,6 +42,7 @@ from app.cards.snapshot import CardSnapshot, publish_card_snapshot, retire_card_
 from app.cards.status_indexes import renew_pool
 from app.errors import DomainError, InvalidRequest
 from app.holders.service import check_holder_pin, holder_card_and_device, holder_document_matches
+from app.notifications.service import record_event_notifications
 from app.runtime import Runtime
 from app.security.principals import AdminPrincipal, HolderPrincipal
 from app.store import StoreUnavailable
@@ -92,8 +96,9 @@ class _Applied:
     transition: Transition
     handle: str
     snapshot: CardSnapshot
-    actor: str
-    audit: Mapping[str, str | None]
+    audit_event: Mapping[str, str]
+    """The audit stream entry (`audit_fields`), appended once the change is effective; its
+    notification was stored with the change."""
     retired_handle: str | None = None
     """The card handle an online replacement retired (its snapshot leaves the store)."""
 
@@ -299,7 +304,11 @@ async def _apply(
         **details,
     }
     snapshot = await load_card_snapshot(session, runtime.pii, card, person)
-    return _Applied(transition, card.handle, snapshot, actor, audit, retired_handle)
+    # The event reaches the stream after the commit (`_make_effective`); the holder's
+    # notification is stored now, with the change, so a crash in between loses none.
+    entry = audit_fields(f"card.{action.value}", actor, str(card.id), audit)
+    await record_event_notifications(session, runtime, [entry])
+    return _Applied(transition, card.handle, snapshot, entry, retired_handle)
 
 
 async def _replace_number(session: AsyncSession, card: Card) -> tuple[str, str]:
@@ -339,13 +348,8 @@ async def _make_effective(runtime: Runtime, applied: _Applied) -> Transition:
                 )
                 raise
             await asyncio.sleep(_PUBLISH_BACKOFF * 2**attempt)
-    await record(
-        runtime.store,
-        f"card.{transition.action.value}",
-        applied.actor,
-        str(transition.card_id),
-        applied.audit,
-    )
+    runtime.notification_senders.wake()  # the notification stored with the change
+    await append_event(runtime.store, applied.audit_event)
     return transition
 
 

@@ -44,3 +44,31 @@ class Notification(SQLModel, table=True):
     data: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     read_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+    """Given up after `SSC_NOTIFICATION_DELIVERY_ATTEMPTS` attempts (the inbox copy stays)."""
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """The delivery of one notification by one sender besides the inbox (SMS, push): made
+    `pending` with the notification, in its transaction, for every sender registered then;
+    tried after the commit and by the sweep until `delivered` or `failed`
+    (`app.notifications.delivery`). A delivered row is never tried again."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "status", "next_attempt_at"),)
+
+    notification_id: uuid.UUID = Field(foreign_key="notifications.id", primary_key=True)
+    sender: str = Field(max_length=32, primary_key=True)
+    status: str = Field(default=DeliveryStatus.pending.value, max_length=16)
+    attempts: int = 0
+    """Attempts started (counted when claimed, so a crash mid-send counts too)."""
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    """When a pending delivery is due; while one attempt runs, the end of its claim."""
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    delivered_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

@@ -2,7 +2,11 @@
 
 `notifications_of(event)` says which holders an event concerns and with what text; the
 audit consumer stores them with the event (`record_notifications`), deduplicated by
-(card, `dedup_key`). Events of the holder's circle:
+(card, `dedup_key`). Events appended to the stream only after their business transaction
+commits (payments, card lifecycle) have their notifications stored in that transaction
+(`record_event_notifications`, the same drafts), so the consumer adds nothing for them.
+
+Events of the holder's circle:
 
 | audit action | who is told | kind |
 | --- | --- | --- |
@@ -21,7 +25,7 @@ audit consumer stores them with the event (`record_notifications`), deduplicated
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,8 +36,10 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.chain import AuditRecord
+from app.notifications.delivery import NotificationSenders
 from app.notifications.errors import NotificationNotFound
 from app.notifications.models import Notification, NotificationKind
+from app.runtime import Runtime
 
 MAX_PAGE = 200
 MAX_MESSAGE = 500
@@ -216,10 +222,12 @@ def _other(action: str, data: dict[str, Any]) -> list[Draft]:
 
 
 async def record_notifications(
-    session: AsyncSession, events: Sequence[AuditRecord]
+    session: AsyncSession,
+    events: Sequence[AuditRecord],
+    senders: NotificationSenders | None = None,
 ) -> list[Notification]:
-    """Stores the notifications of `events` not stored yet (in the caller's transaction);
-    returns the new ones."""
+    """Stores the notifications of `events` not stored yet (in the caller's transaction),
+    with a pending delivery for each of `senders`; returns the new ones."""
     drafts: dict[tuple[uuid.UUID, str], Draft] = {}
     for event in events:
         for draft in notifications_of(event):
@@ -245,7 +253,35 @@ async def record_notifications(
     ]
     session.add_all(fresh)
     await session.flush()
+    if senders is not None and fresh:
+        session.add_all(senders.pending_rows(fresh))
+        await session.flush()
     return fresh
+
+
+async def record_event_notifications(
+    session: AsyncSession, runtime: Runtime, events: Sequence[Mapping[str, str]]
+) -> list[Notification]:
+    """For events appended to the audit stream only after the business transaction commits
+    (`app.audit.log.append_event`): stores their notifications in that transaction, so a
+    crash between the commit and the append loses none. The event, when the consumer stores
+    it (once, or again after a redelivery), finds the same (card, `dedup_key`) and adds
+    nothing.
+
+    :param events: the stream entries to append after the commit (`audit_fields`).
+    """
+    records = [
+        AuditRecord(
+            fields["eid"],
+            datetime.fromtimestamp(float(fields["at"]), UTC),
+            fields["action"],
+            fields["actor"],
+            fields.get("subject", ""),
+            fields.get("data", "{}"),
+        )
+        for fields in events
+    ]
+    return await record_notifications(session, records, runtime.notification_senders)
 
 
 async def inbox(

@@ -5,6 +5,10 @@
 - Routed to the bank binding valid at the value date. If that binding was replaced since
   (the holder changed bank), the payment goes to the current account and the holder is told
   once (`payment.rerouted`, deduplicated per payment in the inbox).
+- The events (`payment.credited`, `payment.rerouted`) are appended to the audit stream after
+  the commit, so a failed commit announces nothing; the holder's notifications are stored in
+  the payment's transaction (`record_event_notifications`), so a crash before the append
+  loses the event (docs/circle.md) but not the notice.
 - A bulk submission stores every good line and reports every bad one; a bad line stores
   nothing, and the good lines are committed together before the answer.
 - Concurrent submissions of one payment id race on the unique constraint: the loser rolls
@@ -27,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.audit.log import record
+from app.audit.log import append_event, audit_fields, record
 from app.banks.service import binding_for_payment, get_bank, mask_account
 from app.cards.lifecycle_service import normal_card_number
 from app.cards.models import Card, CardStatus
@@ -35,6 +39,7 @@ from app.clients.models import ClientKind
 from app.clients.service import IssuedClient, new_client
 from app.errors import DomainError
 from app.holders.service import holder_card_and_device
+from app.notifications.service import record_event_notifications
 from app.payments.errors import NoBankAccount, PayeeNotFound, PaymentIdReused
 from app.payments.models import Disbursement, PaymentKind
 from app.runtime import Runtime
@@ -157,9 +162,18 @@ async def _disburse_once(
             )
         except DomainError as error:
             batch.results.append(LineResult(line, "error", order.payment_id, error=error))
+    # The events are appended after the commit (a failed commit announces nothing), so
+    # their notifications are stored before it, in this transaction: a crash between the
+    # commit and the appends loses the events (docs/circle.md), never the holder's notice.
+    events = [
+        audit_fields(action, payer.client_id, data["card"], data) for action, data in batch.events
+    ]
+    notified = await record_event_notifications(session, runtime, events)
     await session.commit()
-    for action, data in batch.events:
-        await record(runtime.store, action, payer.client_id, data["card"], data)
+    if notified:
+        runtime.notification_senders.wake()
+    for fields in events:
+        await append_event(runtime.store, fields)
     return batch.results
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,8 +17,12 @@ import pytest
 from fastapi import FastAPI
 from sqlmodel import select
 
+from app.audit.log import AUDIT_STREAM
+from app.audit.models import AuditEvent
 from app.banks.models import BankBinding, BindingStatus
+from app.payments import service as payments_service
 from app.runtime import Runtime
+from app.store import Store, StoreUnavailable
 from tests.factories import OTHER_PIN, ActiveHolder, admin_headers, bearer, create_active_holder
 
 TODAY = datetime.now(UTC).date()
@@ -481,3 +486,50 @@ class TestOddSubmissions:
         assert (
             unbound_line.json()["results"][0]["error"]["type"] == "/problems/invalid-disbursement"
         )
+
+
+async def until_stored(runtime: Runtime, event_id: str, timeout: float = 5.0) -> None:
+    """Waits until the audit consumer stored the event."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with runtime.database.session() as session:
+            found = await session.exec(select(AuditEvent.id).where(AuditEvent.event_id == event_id))
+            if found.first() is not None:
+                return
+        assert time.monotonic() < deadline, f"event {event_id} not stored"
+        await asyncio.sleep(0.05)
+
+
+class TestNotifiedAtLeastOnce:
+    async def test_a_crash_between_the_commit_and_the_append_still_notifies_once(
+        self, client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The payment's events are appended after the commit: when that append never
+        happens (the process dies in between), the notification stored with the payment is
+        in the inbox all the same, once; the event arriving later (twice) adds nothing."""
+        runtime: Runtime = app.state.runtime
+        bank = await create_bank(client, runtime, "CRASHB")
+        payer = await create_payer(client, runtime)
+        holder = await create_active_holder(client, app)
+        await bind(client, holder, bank, "CRASHB", account_number())
+        lost: list[Mapping[str, str]] = []
+
+        async def dies(store: Store, fields: Mapping[str, str]) -> None:
+            lost.append(fields)
+            raise StoreUnavailable("the process died before the append")
+
+        monkeypatch.setattr(payments_service, "append_event", dies)
+        crashed = await pay(client, payer, order(holder.card_number, "CRASH-1", TODAY))
+        assert crashed.status_code == 503
+        monkeypatch.undo()
+        assert [fields["action"] for fields in lost] == ["payment.credited"]
+        assert len((await client.get("/v1/me/payments", headers=holder.headers)).json()) == 1
+        (made,) = await inbox(client, holder, "payment_made", 1)
+        assert made["data"] == {"payment_id": "CRASH-1"}
+
+        for _ in range(2):  # the event after all, and redelivered
+            await runtime.store.stream_append(AUDIT_STREAM, lost[0])
+        await until_stored(runtime, lost[0]["eid"])
+        assert [
+            row["id"] for row in await inbox(client, holder, "payment_made", 2, timeout=0.5)
+        ] == [made["id"]]
