@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
 from api.deps import SessionDep
@@ -66,13 +67,22 @@ async def licences_page(context: HolderPage, session: SessionDep) -> Response:
     )
 
 
-@router.get(f"{BASE}/licences/{{licence_id}}")
-async def licence_page(context: HolderPage, session: SessionDep, licence_id: uuid.UUID) -> Response:
-    """Another holder's licence is not found: back to one's own list (nothing to probe)."""
+async def _own_licence(
+    context: PageContext, session: AsyncSession, licence_id: uuid.UUID
+) -> LicenceView | None:
+    """The signed-in holder's licence; None for another holder's or an unknown one (the pages
+    then go back to the holder's own list: nothing to probe)."""
     try:
         person_id = await licences.holder_person(session, context.holder_page.card_id)
-        view = await licences.holder_licence(session, context.runtime, person_id, licence_id)
+        return await licences.holder_licence(session, context.runtime, person_id, licence_id)
     except LicenceNotFound:
+        return None
+
+
+@router.get(f"{BASE}/licences/{{licence_id}}")
+async def licence_page(context: HolderPage, session: SessionDep, licence_id: uuid.UUID) -> Response:
+    view = await _own_licence(context, session, licence_id)
+    if view is None:
         return context.redirect(f"{BASE}/licences")
     return context.render(
         "licence.html",
@@ -86,10 +96,8 @@ async def licence_page(context: HolderPage, session: SessionDep, licence_id: uui
 
 @router.get(f"{BASE}/licences/{{licence_id}}/present")
 async def present_page(context: HolderPage, session: SessionDep, licence_id: uuid.UUID) -> Response:
-    try:
-        person_id = await licences.holder_person(session, context.holder_page.card_id)
-        view = await licences.holder_licence(session, context.runtime, person_id, licence_id)
-    except LicenceNotFound:
+    view = await _own_licence(context, session, licence_id)
+    if view is None:
         return context.redirect(f"{BASE}/licences")
     return context.render(
         "licence_present.html",
