@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import subprocess
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlmodel import select
 
 from api.app import create_app
@@ -26,7 +28,9 @@ from app.cards.models import CardApplication
 from app.config import Settings, load_settings, new_secret
 from app.db import Database
 from tests.conftest import UNLIMITED_RATES
+from tests.departments import create_department
 from tests.factories import (
+    ActiveHolder,
     application_body,
     create_active_holder,
     create_scanner,
@@ -81,6 +85,8 @@ async def test_an_outage_answers_503_is_logged_once_and_heals(
     ):
         holder = await create_active_holder(client, app)
         scanner = await create_scanner(client, app.state.runtime)
+        issuer = await create_department(client, app.state.runtime, kind="employer")
+        pages = await signed_in_pages(app, holder)
         calls: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
             "login": lambda: client.post(
                 "/v1/auth/login",
@@ -98,6 +104,11 @@ async def test_an_outage_answers_503_is_logged_once_and_heals(
             ),
             "application": lambda: client.post("/v1/applications", json=application_body()),
             "access log": lambda: client.get("/v1/me/access-log", headers=holder.headers),
+            "issuer download": lambda: client.get(
+                "/v1/documents/no-such-document/content", headers=issuer.headers
+            ),
+            "licences page": lambda: pages.get("/h5/licences"),
+            "payments page": lambda: pages.get("/h5/payments"),
         }
         # An offline scan log goes to the audit stream, and the scanner's liveness is read
         # from the store's mirror: the upload needs no database.
@@ -135,9 +146,33 @@ async def test_an_outage_answers_503_is_logged_once_and_heals(
             "oauth token": 200,
             "application": 201,
             "access log": 200,
+            "issuer download": 404,
+            "licences page": 200,
+            "payments page": 200,
         }
         lines = database_lines(caplog)
         assert len(lines) == 2 and lines[1].startswith(RECOVERY_LINE), lines
+        await pages.aclose()
+
+
+async def signed_in_pages(app: FastAPI, holder: ActiveHolder) -> httpx.AsyncClient:
+    """A browser of the mobile pages with the holder's card activated (on a loopback address:
+    the page cookies are not `Secure` there); the caller closes it."""
+    pages = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+    form = await pages.get("/h5/activate")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text[:300]
+    answer = await pages.post(
+        "/h5/activate",
+        data={
+            "csrf": csrf.group(1),
+            "card_number": holder.card_number,
+            "document_number": holder.card.document_number,
+            "pin": holder.pin,
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    return pages
 
 
 async def stored_application_ids(url: str) -> set[str]:
