@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.app import create_app
+from api.app import ExactPostRoutes, create_app
 from api.middleware import RequestContextMiddleware, RequestMetrics
 from api.routes.verify import request_body
 from app.config import Settings
@@ -39,7 +39,28 @@ async def test_the_stack_is_the_apps_middlewares_around_the_router(settings: Set
     stack: Any = app.build_middleware_stack()
     assert isinstance(stack, Recorder)
     assert isinstance(stack.app, RequestContextMiddleware)
-    assert stack.app.app is app.router
+    assert isinstance(stack.app.app, ExactPostRoutes)
+    assert stack.app.app.router is app.router
+
+
+@pytest.mark.parametrize("settings", ["embedded"], indirect=True)
+async def test_the_verify_routes_are_found_by_their_exact_path(settings: Settings) -> None:
+    """What the router would pick for them, and only for POST on the exact path: every other
+    method or spelling goes to the router, which answers as before."""
+    app = create_app(settings)
+    routes = ExactPostRoutes(app.router)
+    assert set(routes.routes) == {"/v1/verify", "/v1/verify/batch"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            unauthenticated = await http.post("/v1/verify", json={"token": "x"})
+            wrong_method = await http.get("/v1/verify")
+            other_spelling = await http.post("/v1/verify/", json={"token": "x"})
+            metrics = (await http.get("/metrics")).text
+    assert unauthenticated.status_code == 401
+    assert wrong_method.status_code == 405
+    assert other_spelling.status_code in (307, 404)
+    assert 'route="/v1/verify",status="401"' in metrics
 
 
 def _raising(error: Exception, *, after_start: bool = False) -> ASGIApp:
