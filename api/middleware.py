@@ -140,8 +140,8 @@ class _RequestSeries(Collector):
             counts = list(observed)
             buckets: list[tuple[str, float]] = []
             running = 0.0
-            for bound, count in zip((*LATENCY_BUCKETS, math.inf), counts, strict=False):
-                running += count
+            for bound, in_bucket in zip((*LATENCY_BUCKETS, math.inf), counts, strict=False):
+                running += in_bucket
                 buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), running))
             latency.add_metric([method, route], buckets, counts[-1])
         yield latency

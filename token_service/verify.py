@@ -114,7 +114,7 @@ class KeyDirectory:
         return table
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class TokenCheck:
     """The verdict on one token and what it authentically says.
 

@@ -96,7 +96,7 @@ _DOCUMENT_OUTCOMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class Disclosure:
     """An access-log entry as the event says it; names and the card are resolved later."""
 

@@ -61,7 +61,7 @@ AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 """For Core inserts; SQLModel models do not declare their `__table__` to type checkers."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class AuditRecord:
     """One event ready to be chained; `data` is the canonical JSON text stored as is."""
 

@@ -54,14 +54,14 @@ def card_pool_key(card_id: uuid.UUID) -> str:
     return f"card-pool:{card_id.hex}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class GrantedEntitlement:
     kind: str
     expires_at: float
     """Unix time after which the entitlement no longer shows."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class AttributeView:
     """Everything a scene may be shown of a card holder, in clear: only ever in memory."""
 
@@ -124,7 +124,7 @@ _AGE_BANDS: Sequence[tuple[int, str]] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class CardSnapshot:
     status: CardStatus
     card_id: uuid.UUID

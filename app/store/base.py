@@ -42,7 +42,7 @@ class EpochChanged(StoreError):
         self.found = found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class ScanClaim:
     """One presentation of a QR token, claimed in a single round trip on the verify path.
 
@@ -80,7 +80,7 @@ def check_scan_claim(claim: ScanClaim) -> None:
         raise ValueError(f"audit fields {sorted(reserved)} are set by the store")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class ScanClaimResult:
     """What the store saw when the claim ran.
 
@@ -98,7 +98,7 @@ class ScanClaimResult:
     status: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class StreamEntry:
     entry_id: str
     fields: dict[str, str]

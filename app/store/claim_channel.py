@@ -144,7 +144,13 @@ class ClaimChannel:
 
         :raises StoreUnavailable: on any connection failure or timeout, or an error reply.
         """
-        connection = await self._open()
+        connection = self._connection
+        if (
+            connection is None
+            or connection.broken is not None
+            or connection.loop is not asyncio.get_running_loop()
+        ):  # checked here first: a coroutine per scan to find the open connection costs
+            connection = await self._open()
         reply = await connection.send(
             hiredis.pack_command((b"EVALSHA", self.sha, len(keys), *keys, *args))
         )

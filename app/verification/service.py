@@ -68,7 +68,7 @@ UNKNOWN_CARD_VERDICT = Verdict.CARD_CANCELLED
 """A genuine token whose card no longer exists anywhere: treated as a cancelled card."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class Scan:
     """One presentation: the scanned string (or the binary COSE_Sign1 it carries, as gateways
     may forward it), the scene scanned for, the scanner's scan id."""
@@ -78,7 +78,7 @@ class Scan:
     idempotency_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class ScanResult:
     verdict: Verdict
     checked_at: str

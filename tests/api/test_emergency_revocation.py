@@ -51,7 +51,7 @@ class TestEmergencyRevocationAcrossProcesses:
 
         revoked = await asyncio.to_thread(
             subprocess.run,
-            [SSC, "keys", "revoke", active, "--reason", "compromised"],
+            [SSC, "keys", "revoke", "--reason", "compromised", "--", active],  # kid may start "-"
             env=server_env(cluster.settings),
             capture_output=True,
             text=True,

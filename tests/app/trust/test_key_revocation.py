@@ -205,7 +205,7 @@ class TestCommand:
         result = await asyncio.to_thread(
             CliRunner().invoke,
             cli,
-            ["keys", "revoke", kid, "--reason", "compromised"],
+            ["keys", "revoke", "--reason", "compromised", "--", kid],  # a kid may begin with "-"
             env=cli_env(settings),
         )
 
