@@ -32,19 +32,37 @@ for a handle) is looked up here, off the verify path, with one query per kind an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Dialect, Table, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Select,
+    String,
+    Table,
+    cast,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accesslog.models import AccessLogEntry, AccessSource
-from app.audit.chain import AuditRecord, any_of, bulk_insert
+from app.audit.chain import (
+    AuditRecord,
+    any_of,
+    any_of_parameter,
+    any_of_value,
+    bulk_insert,
+)
 from app.cards.models import Card, CardStatus
 from app.cards.snapshot import snapshot_card
 from app.catalog.scenes import BASE_ATTRIBUTES, SCENES
@@ -348,7 +366,8 @@ async def record_disclosures(
     # Core statements on the session's connection: the ORM's per-statement work cost more
     # than these lookups do for a whole batch.
     connection = await session.connection()
-    found = await _with_presenters(connection, found)
+    looked = await _look_up(connection, found, set(organisation_ids.values()))
+    found = _with_presenters(found, looked.presenters)
     stored: set[str] = set()
     if look_up_stored:
         event_id = _ENTRY_TABLE.c.event_id
@@ -358,11 +377,7 @@ async def record_disclosures(
     fresh = {item.event_id: item for item in found if item.event_id not in stored}
     if not fresh:
         return 0
-    cards = await _cards_by_handle(
-        connection, {i.handle for i in fresh.values() if i.card_id is None}
-    )
-    organisations = await _organisations(connection, set(organisation_ids.values()))
-    venues = await _client_names(connection, {item.actor for item in fresh.values()})
+    cards, organisations, venues = looked.cards, looked.organisations, looked.venues
     insert_rows = _entry_insert(connection.dialect)
     # Per organisation and per attribute list once a batch, not once an entry.
     named = {
@@ -486,85 +501,149 @@ def _unchanged(value: Any) -> Any:
     return value
 
 
-async def _with_presenters(
-    connection: AsyncConnection, found: list[Disclosure]
+@dataclass(frozen=True, slots=True)
+class _Presenter:
+    guardian_label: str
+    guardian_card_id: str
+    ward_card_id: str
+    """Card ids as 32 lower-case hex digits."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Looked:
+    """What a batch's entries name, from SQL: the guardians who fetched scanned tokens (by
+    cti), active cards' ids (hex) by handle, organisations' names and regions, scanners'
+    names (by client id)."""
+
+    presenters: dict[str, _Presenter]
+    cards: dict[str, str]
+    organisations: dict[uuid.UUID, tuple[str, str]]
+    venues: dict[str, str]
+
+
+async def _look_up(
+    connection: AsyncConnection, found: list[Disclosure], organisation_ids: set[uuid.UUID]
+) -> _Looked:
+    """Everything a batch's entries name, in ONE statement (`_LookUp`): each statement costs
+    a round trip to the driver and SQLAlchemy's per-statement work, which on SQLite cost
+    more CPU than the batch's rows (load/PROFILE.md)."""
+    looked = _Looked({}, {}, {}, {})
+    actors = {item.actor for item in found}
+    if not actors:
+        return looked
+    look_up = _look_up_statement(connection.dialect)
+    parameters = look_up.parameters(
+        ctis={item.cti for item in found if item.cti is not None},
+        handles={item.handle for item in found if item.card_id is None and item.handle},
+        organisations=organisation_ids,
+        clients=actors,
+    )
+    rows: Sequence[Any] = (await connection.exec_driver_sql(look_up.sql, parameters)).all()
+    for kind, key, first, second, third in rows:
+        if kind == "p":
+            looked.presenters[key] = _Presenter(first, _hex(second), _hex(third))
+        elif kind == "h":
+            looked.cards[key] = _hex(first)
+        elif kind == "o":
+            looked.organisations[uuid.UUID(key)] = (first, second)
+        else:
+            looked.venues[key] = first
+    return looked
+
+
+@dataclass(frozen=True, slots=True)
+class _LookUp:
+    """`_look_up`'s statement, compiled once per dialect: a `UNION ALL` of a select per kind
+    (`kind, key, value, value, value`, all text), each filtered by one parameter holding all
+    the batch's values (`app.audit.chain.any_of`)."""
+
+    sql: str
+    order: tuple[str, ...]
+    """The parameters' names in the driver's positional order."""
+    columns: Mapping[str, ColumnElement[Any]]
+    dialect: Dialect
+
+    def parameters(self, **values: Collection[Any]) -> tuple[object, ...]:
+        return tuple(
+            any_of_value(self.dialect, self.columns[name], values[name]) for name in self.order
+        )
+
+
+@lru_cache(maxsize=8)
+def _look_up_statement(dialect: Dialect) -> _LookUp:
+    presented, cards = _PRESENTATIONS.c, _CARDS.c
+    organisations, clients = _ORGANISATIONS.c, _CLIENTS.c
+    columns: dict[str, ColumnElement[Any]] = {
+        "ctis": presented.cti,
+        "handles": cards.handle,
+        "organisations": organisations.id,
+        "clients": clients.client_id,
+    }
+
+    def matching(name: str) -> ColumnElement[bool]:
+        return any_of_parameter(dialect, columns[name], name)
+
+    statement = union_all(
+        _row(
+            "p",
+            presented.cti,
+            presented.guardian_label,
+            presented.guardian_card_id,
+            presented.ward_card_id,
+        ).where(matching("ctis")),
+        _row("h", cards.handle, cards.id)
+        .where(matching("handles"))
+        .where(cards.status == literal_column(f"'{CardStatus.active.value}'")),
+        _row("o", organisations.id, organisations.name, organisations.region_code).where(
+            matching("organisations")
+        ),
+        _row("c", clients.client_id, clients.name).where(matching("clients")),
+    )
+    compiled = statement.compile(dialect=dialect)
+    order = tuple(compiled.positiontup or ())
+    if set(order) != set(columns) or len(order) != len(columns):
+        raise RuntimeError(f"{dialect.name}: the access-log lookup needs positional parameters")
+    return _LookUp(compiled.string, order, columns, dialect)
+
+
+def _row(
+    kind: str, key: ColumnElement[Any], *values: ColumnElement[Any]
+) -> Select[str, str, str, str, str]:
+    """A select of `(kind, key, value, value, value)`, all text, for `_look_up`'s union."""
+    first, second, third = [cast(value, String) for value in values] + [null().cast(String)] * (
+        3 - len(values)
+    )
+    return select(literal_column(f"'{kind}'", String), cast(key, String), first, second, third)
+
+
+def _hex(card_id: str) -> str:
+    """A card id as the union gives it (hex on SQLite, dashed on PostgreSQL), as 32 hex."""
+    return uuid.UUID(card_id).hex
+
+
+def _with_presenters(
+    found: list[Disclosure], presenters: dict[str, _Presenter]
 ) -> list[Disclosure]:
     """Online scans of tokens a guardian fetched for a ward: the ward's entry names the
-    guardian, and the guardian's log gets the scan too (one query per batch)."""
-    ctis = {item.cti for item in found if item.cti is not None}
-    if not ctis:
+    guardian, and the guardian's log gets the scan too."""
+    if not presenters:
         return found
-    presented_by = _PRESENTATIONS.c
-    rows = (
-        await connection.execute(
-            select(
-                presented_by.cti,
-                presented_by.guardian_label,
-                presented_by.guardian_card_id,
-                presented_by.ward_card_id,
-            ).where(any_of(connection.dialect, presented_by.cti, ctis))
-        )
-    ).all()
-    if not rows:
-        return found
-    by_cti = {row.cti: row for row in rows}
     result: list[Disclosure] = []
     for item in found:
-        presented = by_cti.get(item.cti or "")
+        presented = presenters.get(item.cti or "")
         if presented is None:
             result.append(item)
             continue
-        ward = replace(item, party=presented.guardian_label, card_id=presented.ward_card_id.hex)
+        ward = replace(item, party=presented.guardian_label, card_id=presented.ward_card_id)
         guardian = replace(
             item,
             event_id=f"{item.event_id}:g",
-            card_id=presented.guardian_card_id.hex,
+            card_id=presented.guardian_card_id,
             handle=None,
             party=presented.guardian_label,
         )
         result.extend((ward, guardian))
     return result
-
-
-async def _cards_by_handle(
-    connection: AsyncConnection, handles: Iterable[str | None]
-) -> dict[str, str]:
-    """Active cards' ids (hex) by handle (a scan of a card the store did not know, or an
-    offline scan)."""
-    wanted = {handle for handle in handles if handle}
-    if not wanted:
-        return {}
-    cards = _CARDS.c
-    rows = await connection.execute(
-        select(cards.handle, cards.id)
-        .where(any_of(connection.dialect, cards.handle, wanted))
-        .where(cards.status == CardStatus.active)
-    )
-    return {handle: card_id.hex for handle, card_id in rows.all()}
-
-
-async def _organisations(
-    connection: AsyncConnection, ids: set[uuid.UUID]
-) -> dict[uuid.UUID, tuple[str, str]]:
-    if not ids:
-        return {}
-    organisations = _ORGANISATIONS.c
-    rows = await connection.execute(
-        select(organisations.id, organisations.name, organisations.region_code).where(
-            any_of(connection.dialect, organisations.id, ids)
-        )
-    )
-    return {row[0]: (row[1], row[2]) for row in rows.all()}
-
-
-async def _client_names(connection: AsyncConnection, client_ids: set[str]) -> dict[str, str]:
-    clients = _CLIENTS.c
-    rows = await connection.execute(
-        select(clients.client_id, clients.name).where(
-            any_of(connection.dialect, clients.client_id, client_ids)
-        )
-    )
-    return {client_id: name for client_id, name in rows.all()}
 
 
 _PRESENTATIONS: Table = FamilyPresentation.__table__  # type: ignore[attr-defined]

@@ -273,10 +273,29 @@ def any_of(
     SQLite a JSON array of the values as the column stores them (`json_each`)."""
     if dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), ARRAY(column.type)))
+    listed = func.json_each(bindparam(None, any_of_value(dialect, column, values), String))
+    return column.in_(select(listed.table_valued("value").c.value))
+
+
+def any_of_parameter(
+    dialect: Dialect, column: ColumnElement[Any], name: str
+) -> ColumnElement[bool]:
+    """`any_of` with a named parameter and no value: for a statement compiled once and run
+    by the driver with `any_of_value` for `name`."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    listed = func.json_each(bindparam(name, type_=String))
+    return column.in_(select(listed.table_valued("value").c.value))
+
+
+def any_of_value(dialect: Dialect, column: ColumnElement[Any], values: Collection[Any]) -> Any:
+    """The driver value of `any_of_parameter`'s parameter: the values as a list (PostgreSQL's
+    array; asyncpg encodes it), or as the JSON array of their stored forms (SQLite)."""
+    if dialect.name == "postgresql":
+        return list(values)
     process = column.type.dialect_impl(dialect).bind_processor(dialect)
     stored = list(values) if process is None else [process(value) for value in values]
-    listed = func.json_each(bindparam(None, orjson.dumps(stored).decode(), String))
-    return column.in_(select(listed.table_valued("value").c.value))
+    return orjson.dumps(stored).decode()
 
 
 async def _reserve_ids(connection: AsyncConnection, count: int, last_id: int | None) -> list[int]:
