@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI
@@ -74,7 +74,7 @@ class EcardApi(FastAPI):
           `ExceptionMiddleware` (the app's exception handlers): `RequestContextMiddleware`
           maps exceptions with the same handlers, picked the same way;
         - FastAPI's `AsyncExitStackMiddleware` (the stack that closes uploaded files):
-          `RequestContextMiddleware` sets it in the scope;
+          `ExactPostRoutes` sets it in the scope of every request bound for the router;
         - the exception telemetry (telemetry is off, `create_app`) and the app-wide body limit
           (none is set; `RequestContextMiddleware` enforces `SSC_MAX_REQUEST_BYTES`).
 
@@ -137,7 +137,11 @@ class ExactPostRoutes:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             route = self.routes.get(scope["path"])
         if route is None:
-            await self.router(scope, receive, send)
+            # FastAPI's AsyncExitStackMiddleware duty, for its routes: the stack that closes
+            # the request's uploaded files. The plain routes upload nothing.
+            async with AsyncExitStack() as files:
+                scope["fastapi_middleware_astack"] = files
+                await self.router(scope, receive, send)
             return
         # What the router and the route's match would have put in the scope.
         scope.setdefault("router", self.router)

@@ -13,7 +13,6 @@ import re
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AsyncExitStack
 from typing import Any
 
 import orjson
@@ -231,13 +230,11 @@ class RequestContextMiddleware:
             if handlers is None:
                 await self.app(scope, limited_receive, send_with_id)
             else:
-                # What Starlette's ExceptionMiddleware and FastAPI's AsyncExitStackMiddleware
-                # would set for the routes: the handlers (each FastAPI route maps its own
-                # errors with them) and the stack that closes uploaded files.
+                # What Starlette's ExceptionMiddleware would set for the routes: the handlers
+                # (each FastAPI route maps its own errors with them). FastAPI's stack that
+                # closes uploaded files is set on the way to its router (`ExactPostRoutes`).
                 scope["starlette.exception_handlers"] = (handlers, self.status_handlers)
-                async with AsyncExitStack() as files:
-                    scope["fastapi_middleware_astack"] = files
-                    await self.app(scope, limited_receive, send_with_id)
+                await self.app(scope, limited_receive, send_with_id)
         except RequestTooLarge:
             if response_started:
                 raise

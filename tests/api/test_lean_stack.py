@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.app import ExactPostRoutes, create_app
@@ -63,9 +64,24 @@ async def test_the_verify_routes_are_found_by_their_exact_path(settings: Setting
     assert 'route="/v1/verify",status="401"' in metrics
 
 
+async def test_requests_for_the_router_get_fastapis_stack_that_closes_uploaded_files() -> None:
+    seen: list[object] = []
+
+    async def router(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope.get("fastapi_middleware_astack"))
+
+    routes = ExactPostRoutes(Router())
+    routes.router = router  # type: ignore[assignment]
+    await routes({"type": "http", "method": "GET", "path": "/x"}, _receive(), _drop)
+    assert len(seen) == 1 and isinstance(seen[0], AsyncExitStack)
+
+
+async def _drop(message: Message) -> None:
+    raise AssertionError("nothing is sent")
+
+
 def _raising(error: Exception, *, after_start: bool = False) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        assert isinstance(scope["fastapi_middleware_astack"], AsyncExitStack)
         assert scope["starlette.exception_handlers"][0]
         if after_start:
             await send({"type": "http.response.start", "status": 200, "headers": []})

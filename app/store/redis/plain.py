@@ -413,12 +413,12 @@ class RedisStore:
                 flat = await self._claim_scans(keys=keys, args=args)
         if flat[0] != 1:
             raise EpochChanged(optional_bytes(flat[1]))
-        return [
+        return [  # positional (principal, first, existing, status): one per scan
             ScanClaimResult(
-                principal=optional_bytes(flat[i]),
-                first=flat[i + 1] == 1,
-                existing=optional_bytes(flat[i + 2]),
-                status=optional_bytes(flat[i + 3]),
+                optional_bytes(flat[i]),
+                flat[i + 1] == 1,
+                optional_bytes(flat[i + 2]),
+                optional_bytes(flat[i + 3]),
             )
             for i in range(1, len(flat), 4)
         ]
