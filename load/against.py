@@ -10,7 +10,9 @@ the machine's speed hits both alike:
 - CPU microseconds per request in process (`load/bench_pipeline.py`, run by its path with the
   other checkout as working directory and `PYTHONPATH`): repeatable under load;
 - wrk against `POST /v1/verify`, one uvicorn worker each, requests per second and requests per
-  server CPU-second.
+  server CPU-second: with no scene (the masked name and the pseudonym, as before the catalog)
+  and with the `hospital` scene (full name, masked document number, age band: the sealed
+  attribute view opened per scan; before the catalog, the same scene got the masked name).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from load.bench_verify import run_wrk, verify_bodies
 from load.servers import BIN, ROOT, Stack, cpu_meter, settle, write_lines
 
 ROUNDS = 2
+SCENE = "hospital"
+"""A demo scanner's scene (`app.demo.DEMO_SCENES`) that receives the sealed attribute view."""
 PIPELINE = ROOT / "load" / "bench_pipeline.py"
 
 
@@ -40,6 +44,9 @@ class Side:
     """The same with a scene that discloses the sealed attribute view."""
     requests_per_s: list[float]
     per_cpu_second: list[float]
+    requests_per_s_scene: list[float]
+    """wrk with the `hospital` scene."""
+    per_cpu_second_scene: list[float]
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,9 @@ def _pipeline_cpu(tree: Path, requests: int) -> dict[str, float]:
     return figures
 
 
-def _http_side(stack: Stack, seconds: int) -> Callable[[], tuple[float, float]]:
-    """A function that runs one wrk round against the stack's API: (req/s, req per CPU-s)."""
+def _http_side(stack: Stack, seconds: int) -> Callable[[str | None], tuple[float, float]]:
+    """A function that runs one wrk round against the stack's API, for a scene or none:
+    (req/s, req per CPU-s)."""
     stack.start_redis()
     api = stack.start_api(workers=1)
     seeded = stack.demo(api.url)
@@ -106,9 +114,9 @@ def _http_side(stack: Stack, seconds: int) -> Callable[[], tuple[float, float]]:
     headers = {"Authorization": f"Bearer {scanner['access_token']}"}
     redis = stack.started[0]
 
-    def run() -> tuple[float, float]:
+    def run(scene: str | None) -> tuple[float, float]:
         tokens = stack.issue_tokens(holder["card_number"], 4000 * seconds)
-        bodies = write_lines(stack.root / "against.jsonl", verify_bodies(tokens))
+        bodies = write_lines(stack.root / "against.jsonl", verify_bodies(tokens, scene))
         settle([api.process.pid, redis.process.pid])
         with cpu_meter([api.process.pid]) as used:
             result = run_wrk(api.url + "/v1/verify", bodies, headers, seconds=seconds)
@@ -134,15 +142,27 @@ def measure(commit: str, *, seconds: int, requests: int = 1000) -> Against:
             "theirs": _http_side(theirs_stack, seconds),
         }
         for _ in range(ROUNDS):
-            for side, run in runners.items():
-                rate, per_cpu = run()
-                figures[side].setdefault("rate", []).append(rate)
-                figures[side].setdefault("per_cpu", []).append(per_cpu)
-                print(f"against {commit}: {side} wrk {rate:.0f} req/s, {per_cpu:.0f} per CPU-s")
+            for scene, suffix in ((None, ""), (SCENE, "_scene")):
+                for side, run in runners.items():
+                    rate, per_cpu = run(scene)
+                    figures[side].setdefault("rate" + suffix, []).append(rate)
+                    figures[side].setdefault("per_cpu" + suffix, []).append(per_cpu)
+                    print(
+                        f"against {commit}: {side} wrk scene {scene}: {rate:.0f} req/s, "
+                        f"{per_cpu:.0f} per CPU-s",
+                        flush=True,
+                    )
 
     def side(name: str) -> Side:
         values = figures[name]
-        return Side(values["cpu"], values["cpu_scene"], values["rate"], values["per_cpu"])
+        return Side(
+            values["cpu"],
+            values["cpu_scene"],
+            values["rate"],
+            values["per_cpu"],
+            values["rate_scene"],
+            values["per_cpu_scene"],
+        )
 
     return Against(commit, side("ours"), side("theirs"))
 
@@ -181,6 +201,20 @@ def report(result: Against) -> list[str]:
             theirs.per_cpu_second,
             "req/CPU-s",
             _mean(ours.per_cpu_second) / _mean(theirs.per_cpu_second),
+        ),
+        (
+            "wrk `POST /v1/verify` with the `hospital` scene, req/s",
+            ours.requests_per_s_scene,
+            theirs.requests_per_s_scene,
+            "req/s",
+            _mean(ours.requests_per_s_scene) / _mean(theirs.requests_per_s_scene),
+        ),
+        (
+            "the same per server CPU-second (audit backlog included)",
+            ours.per_cpu_second_scene,
+            theirs.per_cpu_second_scene,
+            "req/CPU-s",
+            _mean(ours.per_cpu_second_scene) / _mean(theirs.per_cpu_second_scene),
         ),
     ]
     lines = [

@@ -141,8 +141,10 @@ def cose_of(token: str) -> str:
     return base64.urlsafe_b64encode(b45decode(token.removeprefix(PREFIX))).rstrip(b"=").decode()
 
 
-def verify_bodies(tokens: list[str]) -> list[str]:
-    return [json.dumps({"token": token}) for token in tokens]
+def verify_bodies(tokens: list[str], scene: str | None = None) -> list[str]:
+    """`POST /v1/verify` bodies, with `scene` when one is given."""
+    extra = {} if scene is None else {"scene": scene}
+    return [json.dumps({"token": token, **extra}) for token in tokens]
 
 
 def main() -> None:
