@@ -26,7 +26,7 @@ Disclosures, as audit events:
 Entries carry the event's id as primary key, so a redelivered batch adds nothing twice, and
 they are written in the transaction that stores the audit rows, so none is lost either. What
 the hot path did not put in the event (organisation name, city, the scanner's name, the card id
-for a handle) is looked up here, off the verify path, with one query per kind and batch.
+for a handle) is looked up here, off the verify path, with one statement per batch (`_look_up`).
 """
 
 from __future__ import annotations
