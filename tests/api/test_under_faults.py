@@ -198,7 +198,7 @@ async def apply_for_cards(http: httpx.AsyncClient, ledger: Ledger, until: float)
 
 
 async def inject_faults(
-    redis: OwnRedis, postgres: OwnPostgres, supervisor: int, started: float
+    redis: OwnRedis, postgres: OwnPostgres, supervisor: int, started: float, log_path: Path
 ) -> list[str]:
     """The three faults, in turn; returns what was done, for the failure message."""
     done: list[str] = []
@@ -219,8 +219,13 @@ async def inject_faults(
     await asyncio.to_thread(postgres.start)
     done.append("postgres started")
     await at(15)
-    victims = worker_pids(supervisor)
-    assert victims, "no uvicorn worker found to kill"
+    # uvicorn restarts a worker that exited; on a loaded machine one may be starting now
+    # (waited for at most 4 s: the kill still lands while the traffic runs, until 20 s).
+    deadline = time.monotonic() + 4
+    while not (victims := worker_pids(supervisor)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    log_tail = log_path.read_text(errors="replace")[-3000:]
+    assert victims, f"no uvicorn worker found to kill; the server's log ends:\n{log_tail}"
     os.kill(victims[0], signal.SIGKILL)
     done.append(f"worker {victims[0]} killed")
     return done
@@ -280,7 +285,7 @@ async def test_nothing_acknowledged_is_lost_while_redis_postgres_and_a_worker_fa
             started = time.monotonic()
             until = started + TRAFFIC_SECONDS
             faults = asyncio.ensure_future(
-                inject_faults(persistent_redis, own_postgres, server.pid, started)
+                inject_faults(persistent_redis, own_postgres, server.pid, started, log_path)
             )
             await asyncio.gather(
                 *(show_and_scan(http, holder, scanner, ledger, until) for holder in holders),
