@@ -390,7 +390,7 @@ def card_snapshot(
     """What the verify path needs of a card: status, id, the masked name and the sealed
     attribute view (`app.cards.snapshot.AttributeView`) with the holder's `entitlements`."""
     name = pii.open(NAME_FIELD, person.name_sealed)
-    view = AttributeView(
+    view = AttributeView.of(
         full_name=name,
         document_type=person.document_type,
         document_number=pii.open(DOCUMENT_NUMBER_FIELD, person.document_number_sealed),

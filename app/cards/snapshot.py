@@ -20,7 +20,8 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -63,17 +64,43 @@ class GrantedEntitlement:
 
 @dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class AttributeView:
-    """Everything a scene may be shown of a card holder, in clear: only ever in memory."""
+    """Everything a scene may be shown of a card holder, in clear: only ever in memory.
+
+    What a scene sees is kept in the form it is shown in (the masked document number, the
+    birth date as a `day_number`), computed once when the view is sealed at card change
+    rather than on every scan that opens it. Build one with `of`.
+    """
 
     full_name: str
     document_type: str
     document_number: str
-    birth_date: date | None
+    masked_document_number: str
+    born: int | None
+    """The birth date as a `day_number`; None when the document states none."""
     entitlements: tuple[GrantedEntitlement, ...] = ()
 
+    @classmethod
+    def of(
+        cls,
+        full_name: str,
+        document_type: str,
+        document_number: str,
+        birth_date: date | None,
+        entitlements: tuple[GrantedEntitlement, ...] = (),
+    ) -> AttributeView:
+        return cls(
+            full_name,
+            document_type,
+            document_number,
+            mask_document_number(document_number),
+            None if birth_date is None else day_number(birth_date),
+            entitlements,
+        )
+
     @property
-    def masked_document_number(self) -> str:
-        return mask_document_number(self.document_number)
+    def birth_date(self) -> date | None:
+        born = self.born
+        return None if born is None else date(born // 10000, born // 100 % 100, born % 100)
 
     def seal(self, pii: PiiCipher, card_id: uuid.UUID) -> str:
         """base64url of the sealed view (text: snapshots travel in audit events too)."""
@@ -82,7 +109,8 @@ class AttributeView:
                 self.full_name,
                 self.document_type,
                 self.document_number,
-                None if self.birth_date is None else self.birth_date.isoformat(),
+                self.masked_document_number,
+                self.born,
                 [[granted.kind, granted.expires_at] for granted in self.entitlements],
             ]
         )
@@ -90,38 +118,57 @@ class AttributeView:
         return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
     @classmethod
-    def open(cls, pii: PiiCipher, card_id: uuid.UUID, sealed: str) -> AttributeView:
-        """:raises PiiError: when `sealed` is not a view of this card sealed under this key."""
+    def open(cls, pii: PiiCipher, card_id: bytes, sealed: str) -> AttributeView:
+        """`card_id`: the card id's 16 bytes (`UUID.bytes`).
+
+        Opens the views sealed before the masked number and the day number were stored in
+        them too (five fields, the birth date in ISO form): they stay in the store until
+        their card next changes.
+
+        :raises PiiError: when `sealed` is not a view of this card sealed under this key.
+        """
         try:
-            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+            # base64url without padding; what `base64.urlsafe_b64decode` does, in one call
+            raw = binascii.a2b_base64(sealed.encode("ascii").translate(_FROM_BASE64URL) + b"==")
         except (binascii.Error, ValueError):
             raise PiiError("sealed view is not base64url") from None
-        name, doc_type, number, born, granted = orjson.loads(pii.open_view(card_id.bytes, raw))
-        return cls(
-            name,
-            doc_type,
-            number,
-            None if born is None else date.fromisoformat(born),
-            tuple(GrantedEntitlement(kind, float(expires)) for kind, expires in granted),
-        )
+        fields = orjson.loads(pii.open_view(card_id, raw))
+        if len(fields) == _FIELDS_BEFORE_DAY_NUMBERS:
+            name, doc_type, number, born, granted = fields
+            return cls.of(
+                name,
+                doc_type,
+                number,
+                None if born is None else date.fromisoformat(born),
+                _granted(granted),
+            )
+        name, doc_type, number, masked, born, granted = fields
+        return cls(name, doc_type, number, masked, born, _granted(granted) if granted else ())
 
 
-def age_band(born: date, today: date) -> str:
-    """The age band a scene sees instead of the birth date."""
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    for upper, band in _AGE_BANDS:
-        if age < upper:
-            return band
-    return "70_plus"
+_FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")
+_FIELDS_BEFORE_DAY_NUMBERS = 5
 
 
-_AGE_BANDS: Sequence[tuple[int, str]] = (
-    (14, "under_14"),
-    (18, "14_17"),
-    (60, "18_59"),
-    (65, "60_64"),
-    (70, "65_69"),
-)
+def _granted(granted: list[tuple[str, float]]) -> tuple[GrantedEntitlement, ...]:
+    return tuple(GrantedEntitlement(kind, float(expires)) for kind, expires in granted)
+
+
+def day_number(day: date) -> int:
+    """A date as the number yyyymmdd: the age in whole years on a day `d` of someone born on
+    `b` is `(day_number(d) - day_number(b)) // 10000` (the year difference, less one before
+    the birthday), with no date arithmetic on the verify path."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def age_band(born: int, today: int) -> str:
+    """The age band a scene sees instead of the birth date; both days as `day_number`s."""
+    return _AGE_BAND_NAMES[bisect_right(_AGE_BAND_UPPERS, (today - born) // 10000)]
+
+
+_AGE_BAND_UPPERS = (14, 18, 60, 65, 70)
+"""Each band but the last holds the ages below its upper bound and not below the one before."""
+_AGE_BAND_NAMES = ("under_14", "14_17", "18_59", "60_64", "65_69", "70_plus")
 
 
 @dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)

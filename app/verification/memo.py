@@ -13,8 +13,9 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+from app.cards.snapshot import day_number
 from app.clients.service import principal_key
 from app.security.principals import ScannerPrincipal
 from token_service.keys import b64url
@@ -56,18 +57,39 @@ class IsoClock:
         return f"{self._prefix}.{micros // 1000:03d}Z"
 
 
+CHINA = timezone(timedelta(hours=8))
+"""Ages are counted by the calendar day in China (which keeps no daylight saving time)."""
+
+
+class ChinaDay:
+    """Today in China as a `day_number`, computed once per day, not once per request."""
+
+    __slots__ = ("_day", "_since", "_until")
+
+    def __init__(self) -> None:
+        self._day, self._since, self._until = 0, 0.0, 0.0
+
+    def __call__(self, now: float) -> int:
+        if not self._since <= now < self._until:  # a new day, or a clock set back
+            moment = datetime.fromtimestamp(now, CHINA)
+            midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+            self._day, self._since, self._until = day_number(moment), midnight, midnight + 86400
+        return self._day
+
+
 class VerifyMemo:
     """Per-worker memo of the verify path: scanner constants, key id texts, the keyed
-    pseudonym HMAC (keying costs as much as the rest of an HMAC over 32 bytes) and the
-    second of `checked_at`."""
+    pseudonym HMAC (keying costs as much as the rest of an HMAC over 32 bytes), the
+    second of `checked_at` and the day in China of age bands."""
 
-    __slots__ = ("_hmacs", "_kids", "_scanners", "checked_at")
+    __slots__ = ("_hmacs", "_kids", "_scanners", "checked_at", "today")
 
     def __init__(self) -> None:
         self._scanners: dict[tuple[str, uuid.UUID], ScannerConstants] = {}
         self._kids: dict[bytes, str] = {}
         self._hmacs: dict[bytes, hmac.HMAC] = {}
         self.checked_at = IsoClock()
+        self.today = ChinaDay()
 
     def scanner(self, scanner: ScannerPrincipal) -> ScannerConstants:
         key = (scanner.client_id, scanner.organisation_id)
@@ -93,14 +115,14 @@ class VerifyMemo:
             text = self._kids[kid] = b64url(kid)
         return text
 
-    def pseudonym(self, key: bytes, org_bytes: bytes, card_id: uuid.UUID) -> str:
+    def pseudonym(self, key: bytes, org_bytes: bytes, card_id: bytes) -> str:
         """`app.verification.service.pairwise_pseudonym`, from a copy of an HMAC keyed once;
-        `org_bytes`: the scanner's organisation id (`ScannerConstants.org_bytes`)."""
+        `org_bytes` and `card_id`: the ids' 16 bytes (`ScannerConstants.org_bytes`)."""
         keyed = self._hmacs.get(key)
         if keyed is None:
             if len(self._hmacs) >= MAX_KEYS_REMEMBERED:
                 self._hmacs.clear()
             keyed = self._hmacs[key] = hmac.new(key, digestmod=hashlib.sha256)
         mac = keyed.copy()
-        mac.update(org_bytes + card_id.bytes)
+        mac.update(org_bytes + card_id)
         return base64.urlsafe_b64encode(mac.digest())[:PSEUDONYM_CHARS].decode("ascii")

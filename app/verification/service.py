@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import orjson
 from sqlmodel import select
@@ -47,7 +47,7 @@ from app.store.base import AUDIT_OUTCOME_PRINCIPAL_REJECTED
 from app.unique_ids import unique_ids
 from app.verification.epoch import MAX_CLAIM_ATTEMPTS
 from app.verification.errors import ScannerDisabled
-from app.verification.memo import PSEUDONYM_CHARS, IsoClock, ScannerConstants
+from app.verification.memo import PSEUDONYM_CHARS, ChinaDay, IsoClock, ScannerConstants
 from token_service import Status, TokenCheck, Verdict
 
 _CARD_VERDICTS: Mapping[CardStatus, Verdict] = {
@@ -62,8 +62,6 @@ _LISTED_VERDICTS: Mapping[int, Verdict] = {
     Status.SUSPENDED: Verdict.CARD_SUSPENDED,
     Status.INVALID: Verdict.CARD_CANCELLED,
 }
-_CHINA = timezone(timedelta(hours=8))
-"""Ages are counted by the calendar day in China."""
 UNKNOWN_CARD_VERDICT = Verdict.CARD_CANCELLED
 """A genuine token whose card no longer exists anywhere: treated as a cancelled card."""
 
@@ -428,14 +426,14 @@ def _verdict(
     else:
         allowed, readable = catalogued.attributes, catalogued.entitlements
     holder: dict[str, object] = {}
-    if Attribute.masked_name in allowed:
+    if _MASKED_NAME in allowed:
         holder["masked_name"] = snapshot.masked_name
-    if Attribute.pseudonym in allowed:
+    if _PSEUDONYM in allowed:
         holder["pseudonym"] = runtime.verify_memo.pseudonym(
-            runtime.pseudonym_key, item.constants.org_bytes, snapshot.card_id
+            runtime.pseudonym_key, item.constants.org_bytes, snapshot.card_id.bytes
         )
     if view is not None:
-        _disclose(holder, view, allowed, readable, time.time())
+        _disclose(holder, view, allowed, readable, runtime.verify_memo.today)
     return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene, holder)
 
 
@@ -454,9 +452,20 @@ def _open_view(runtime: Runtime, snapshot: CardSnapshot) -> AttributeView | None
     if not snapshot.view:
         return None
     try:
-        return AttributeView.open(runtime.pii, snapshot.card_id, snapshot.view)
+        return AttributeView.open(runtime.pii, snapshot.card_id.bytes, snapshot.view)
     except (PiiError, ValueError, TypeError):
         return None
+
+
+_MASKED_NAME, _PSEUDONYM, _FULL_NAME, _DOCUMENT_TYPE, _DOCUMENT_NUMBER = (
+    Attribute.masked_name,
+    Attribute.pseudonym,
+    Attribute.full_name,
+    Attribute.document_type,
+    Attribute.document_number,
+)
+_MASKED_DOCUMENT_NUMBER, _AGE_BAND = Attribute.masked_document_number, Attribute.age_band
+"""The attributes as module constants: an enum member is looked up through its class."""
 
 
 def _disclose(
@@ -464,28 +473,29 @@ def _disclose(
     view: AttributeView,
     allowed: frozenset[Attribute],
     readable: frozenset[Entitlement],
-    now: float,
+    today: ChinaDay,
 ) -> None:
     """Adds to `holder` exactly the view's attributes the scene lists, and nothing else."""
-    if Attribute.full_name in allowed:
+    if _FULL_NAME in allowed:
         holder["full_name"] = view.full_name
-    if Attribute.document_type in allowed:
+    if _DOCUMENT_TYPE in allowed:
         holder["document_type"] = view.document_type
-    if Attribute.document_number in allowed:
+    if _DOCUMENT_NUMBER in allowed:
         holder["document_number"] = view.document_number
-    if Attribute.masked_document_number in allowed:
+    if _MASKED_DOCUMENT_NUMBER in allowed:
         holder["masked_document_number"] = view.masked_document_number
-    if Attribute.age_band in allowed:
-        born = view.birth_date
-        today = datetime.fromtimestamp(now, _CHINA).date()
-        holder["age_band"] = None if born is None else age_band(born, today)
-    granted = [
-        {"kind": entitlement.kind, "expires_at": _iso_seconds(entitlement.expires_at)}
-        for entitlement in view.entitlements
-        if entitlement.kind in readable and entitlement.expires_at > now
-    ]
-    if granted:  # absent when none: scenes reading entitlements keep the answer they had
-        holder["entitlements"] = granted
+    if _AGE_BAND in allowed:
+        born = view.born
+        holder["age_band"] = None if born is None else age_band(born, today(time.time()))
+    if readable and view.entitlements:
+        now = time.time()
+        granted = [
+            {"kind": entitlement.kind, "expires_at": _iso_seconds(entitlement.expires_at)}
+            for entitlement in view.entitlements
+            if entitlement.kind in readable and entitlement.expires_at > now
+        ]
+        if granted:  # absent when none: scenes reading entitlements keep the answer they had
+            holder["entitlements"] = granted
 
 
 async def _load_snapshot(runtime: Runtime, handle: str) -> CardSnapshot | None:

@@ -280,7 +280,7 @@ class TestAuditLogKeepsNoView:
         self, runtime: Runtime
     ) -> None:
         card_id = uuid.uuid4()
-        view = AttributeView(NAME, "resident_id", DOCUMENT_NUMBER, None)
+        view = AttributeView.of(NAME, "resident_id", DOCUMENT_NUMBER, None)
         snapshot = CardSnapshot(
             CardStatus.active, card_id, "张*丰", view.seal(runtime.pii, card_id)
         )

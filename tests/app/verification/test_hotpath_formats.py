@@ -6,12 +6,18 @@ import hashlib
 import hmac
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from app.audit.log import audit_fields
+from app.cards.snapshot import AttributeView, GrantedEntitlement, age_band, day_number
+from app.security.errors import PiiError
+from app.security.pii import PiiCipher
+from app.verification.memo import ChinaDay
 from app.verification.service import PSEUDONYM_CHARS, iso_millis, pairwise_pseudonym
 
 KEY = b"k" * 32
@@ -74,3 +80,122 @@ class TestAuditEventIds:
     def test_data_may_be_any_mapping(self) -> None:
         fields = audit_fields("verify", "scn_1", "", MappingProxyType({"org": "o"}))
         assert fields["data"] == '{"org":"o"}'
+
+
+def calendar_age(born: date, today: date) -> int:
+    """Age in whole years, reckoned with dates: the year difference, less one before the
+    birthday."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def band_of_age(age: int) -> str:
+    for upper, band in ((14, "under_14"), (18, "14_17"), (60, "18_59"), (65, "60_64")):
+        if age < upper:
+            return band
+    return "65_69" if age < 70 else "70_plus"
+
+
+class TestAgeBands:
+    """Age bands come from day numbers (yyyymmdd) without date arithmetic; they must be the
+    bands of the calendar age, birthdays and leap days included."""
+
+    @pytest.mark.parametrize(
+        ("born", "today", "band"),
+        [
+            (date(2012, 12, 3), date(2026, 12, 2), "under_14"),  # the day before the 14th birthday
+            (date(2012, 12, 3), date(2026, 12, 3), "14_17"),  # on it
+            (date(2008, 12, 4), date(2026, 12, 3), "14_17"),
+            (date(2008, 12, 3), date(2026, 12, 3), "18_59"),
+            (date(1966, 12, 4), date(2026, 12, 3), "18_59"),
+            (date(1966, 12, 3), date(2026, 12, 3), "60_64"),
+            (date(1961, 12, 3), date(2026, 12, 3), "65_69"),
+            (date(1956, 12, 4), date(2026, 12, 3), "65_69"),
+            (date(1956, 12, 3), date(2026, 12, 3), "70_plus"),
+            (date(2008, 2, 29), date(2026, 2, 28), "14_17"),  # a leap-day birthday
+            (date(2008, 2, 29), date(2026, 3, 1), "18_59"),
+            (date(2030, 1, 1), date(2026, 12, 3), "under_14"),  # a birth date not yet reached
+        ],
+    )
+    def test_at_the_birthdays_that_change_them(self, born: date, today: date, band: str) -> None:
+        assert age_band(day_number(born), day_number(today)) == band
+        assert band_of_age(calendar_age(born, today)) == band
+
+    def test_equal_the_calendar_reckoning_over_every_day_of_eight_years(self) -> None:
+        born = [date(1952, 2, 29), date(1990, 1, 1), date(2000, 12, 31), date(2012, 6, 15)]
+        day = date(2020, 1, 1)
+        while day < date(2028, 1, 1):
+            for birth in born:
+                expected = band_of_age(calendar_age(birth, day))
+                assert age_band(day_number(birth), day_number(day)) == expected, (birth, day)
+            day += timedelta(days=1)
+
+
+class TestChinaDay:
+    def test_turns_at_midnight_in_china_which_is_1600_utc(self) -> None:
+        today = ChinaDay()
+        before = datetime(2026, 12, 3, 15, 59, 59, 999000, tzinfo=UTC).timestamp()
+        assert today(before) == 20261203
+        assert today(before + 0.001) == 20261204
+        assert today(before + 86400) == 20261204
+        assert today(before + 86400.001) == 20261205
+
+    def test_follows_a_clock_set_back(self) -> None:
+        today = ChinaDay()
+        now = datetime(2026, 12, 3, 4, tzinfo=UTC).timestamp()
+        assert today(now) == 20261203
+        assert today(now - 86400) == 20261202
+        assert today(now) == 20261203
+
+    def test_is_the_date_in_shanghai_at_any_moment(self) -> None:
+        today = ChinaDay()
+        shanghai = ZoneInfo("Asia/Shanghai")
+        for now in range(1764115200, 1764115200 + 3 * 86400, 3607):
+            assert today(now) == day_number(datetime.fromtimestamp(now, shanghai).date())
+
+
+PII = PiiCipher(b"e" * 32, b"i" * 32)
+
+
+class TestSealedAttributeViews:
+    def test_open_gives_back_what_was_sealed(self) -> None:
+        card = uuid.uuid4()
+        view = AttributeView.of(
+            "张三丰",
+            "resident_id",
+            "110101194503071234",
+            date(1945, 3, 7),
+            (GrantedEntitlement("elderly_preferential", 1893456000.0),),
+        )
+        opened = AttributeView.open(PII, card.bytes, view.seal(PII, card))
+        assert opened == view
+        assert opened.masked_document_number == "110***********1234"
+        assert opened.birth_date == date(1945, 3, 7)
+
+    def test_a_view_sealed_before_day_numbers_still_opens_alike(self) -> None:
+        """Views in the store keep the earlier form (birth date in ISO, no masked number)
+        until their card next changes."""
+        card = uuid.uuid4()
+        plain = orjson.dumps(
+            ["张三丰", "resident_id", "110101194503071234", "1945-03-07", [["disability", 2e9]]]
+        )
+        sealed = base64.urlsafe_b64encode(PII.seal_view(card.bytes, plain)).rstrip(b"=")
+        opened = AttributeView.open(PII, card.bytes, sealed.decode())
+        assert opened == AttributeView.of(
+            "张三丰",
+            "resident_id",
+            "110101194503071234",
+            date(1945, 3, 7),
+            (GrantedEntitlement("disability", 2e9),),
+        )
+
+    def test_a_view_of_another_card_or_not_base64url_does_not_open(self) -> None:
+        card = uuid.uuid4()
+        sealed = AttributeView.of("张三丰", "resident_id", "110101194503071234", None).seal(
+            PII, card
+        )
+        with pytest.raises(PiiError):
+            AttributeView.open(PII, uuid.uuid4().bytes, sealed)
+        with pytest.raises(PiiError):
+            AttributeView.open(PII, card.bytes, "视图")
+        with pytest.raises(PiiError):
+            AttributeView.open(PII, card.bytes, sealed[:-3] + "A")
