@@ -8,11 +8,18 @@ afterwards) and its service is run from there with this venv and the same settin
 the machine's speed hits both alike:
 
 - CPU microseconds per request in process (`load/bench_pipeline.py`, run by its path with the
-  other checkout as working directory and `PYTHONPATH`): repeatable under load;
+  other checkout as working directory and `PYTHONPATH`), with no scene (the masked name and
+  the pseudonym, as before the catalog) and with the `hospital` scene (full name, masked
+  document number, age band: the sealed attribute view opened per scan; before the catalog,
+  the same scene got the masked name). Both trees' processes stay up and take turns, ours
+  then theirs then theirs then ours, in `PIPELINE_ROUNDS` short rounds each;
 - wrk against `POST /v1/verify`, one uvicorn worker each, requests per second and requests per
-  server CPU-second: with no scene (the masked name and the pseudonym, as before the catalog)
-  and with the `hospital` scene (full name, masked document number, age band: the sealed
-  attribute view opened per scan; before the catalog, the same scene got the masked name).
+  server CPU-second, with no scene and with the `hospital` scene, `ROUNDS` rounds each.
+
+The speed of this shared machine moves by +-10 % within minutes (hypervisor steal), more
+than the difference to measure. So each ratio is the median of the ratios of the rounds
+that ran next to each other, each pair measured under the same conditions; the spread of
+those paired ratios (interquartile range) is reported beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,6 +39,12 @@ from load.bench_verify import run_wrk, verify_bodies
 from load.servers import BIN, ROOT, Stack, cpu_meter, settle, write_lines
 
 ROUNDS = 2
+"""wrk rounds per side and scene."""
+PIPELINE_ROUNDS = 30
+"""In-process rounds per side and scene, of `PIPELINE_REQUESTS` requests each."""
+PIPELINE_REQUESTS = 600
+WARM_UP_ROUNDS = 2
+"""In-process rounds run first and not counted: the first requests fill the caches."""
 SCENE = "hospital"
 """A demo scanner's scene (`app.demo.DEMO_SCENES`) that receives the sealed attribute view."""
 PIPELINE = ROOT / "load" / "bench_pipeline.py"
@@ -79,28 +93,69 @@ def checkout(commit: str) -> Iterator[Path]:
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def _pipeline_cpu(tree: Path, requests: int) -> dict[str, float]:
-    env = {
-        **os.environ,
-        "PIPELINE_REQUESTS": str(requests),
-        "PIPELINE_SINGLE_ONLY": "1",
-        "PYTHONPATH": str(tree),
-    }
-    for attempt in (1, 2):  # once more if a loaded machine made the store time out (503)
-        done = subprocess.run(
+@contextmanager
+def _round_server(tree: Path, log: Path) -> Iterator[Callable[[str, int], float]]:
+    """`load/bench_pipeline.py` serving rounds (`serve_rounds`) in `tree`: a function that
+    runs one round of a figure and gives its CPU microseconds per request."""
+    env = {**os.environ, "PIPELINE_SERVE": "1", "PYTHONPATH": str(tree)}
+    with log.open("w") as errors:
+        process = subprocess.Popen(
             [str(BIN / "python"), str(PIPELINE)],
             cwd=tree,
             env=env,
-            capture_output=True,
-            check=False,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
         )
-        if done.returncode == 0:
-            break
-        failure = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        print(f"bench_pipeline in {tree} failed (attempt {attempt}): {failure}", flush=True)
-    done.check_returncode()
-    figures: dict[str, float] = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return figures
+    assert process.stdin is not None and process.stdout is not None
+    requests_in, answers = process.stdin, process.stdout
+
+    def answer() -> dict[str, object]:
+        line = answers.readline()
+        if not line:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"bench_pipeline in {tree} stopped: {tail}")
+        parsed: dict[str, object] = json.loads(line)
+        return parsed
+
+    def run(figure: str, requests: int) -> float:
+        requests_in.write(f"{figure} {requests}\n")
+        requests_in.flush()
+        return float(str(answer()["cpu_us"]))
+
+    try:
+        answer()  # ready
+        yield run
+    finally:
+        requests_in.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _pipeline_cpu(trees: dict[str, Path], directory: Path) -> dict[str, dict[str, list[float]]]:
+    """Per side, per figure (`cpu`, `cpu_scene`): CPU microseconds per request of each round,
+    the two sides' rounds interleaved ours, theirs, theirs, ours, ..."""
+    figures = {"cpu": "verify", "cpu_scene": "verify_scene"}
+    with (
+        _round_server(trees["ours"], directory / "ours.log") as ours,
+        _round_server(trees["theirs"], directory / "theirs.log") as theirs,
+    ):
+        runs = {"ours": ours, "theirs": theirs}
+        for run in runs.values():
+            for figure in figures.values():
+                for _ in range(WARM_UP_ROUNDS):
+                    run(figure, PIPELINE_REQUESTS)
+        values: dict[str, dict[str, list[float]]] = {"ours": {}, "theirs": {}}
+        for round_number in range(PIPELINE_ROUNDS):
+            order = ("ours", "theirs") if round_number % 2 == 0 else ("theirs", "ours")
+            for key, figure in figures.items():
+                for side in order:
+                    values[side].setdefault(key, []).append(runs[side](figure, PIPELINE_REQUESTS))
+        return values
 
 
 def _http_side(stack: Stack, seconds: int) -> Callable[[str | None], tuple[float, float]]:
@@ -127,28 +182,26 @@ def _http_side(stack: Stack, seconds: int) -> Callable[[str | None], tuple[float
     return run
 
 
-def measure(commit: str, *, seconds: int, requests: int = 1000) -> Against:
+def measure(commit: str, *, seconds: int) -> Against:
     figures: dict[str, dict[str, list[float]]] = {"ours": {}, "theirs": {}}
     with checkout(commit) as tree, Stack() as ours_stack, Stack(tree=tree) as theirs_stack:
         trees = {"ours": ROOT, "theirs": tree}
-        for _ in range(ROUNDS):
-            for side, where in trees.items():
-                cpu = _pipeline_cpu(where, requests)
-                figures[side].setdefault("cpu", []).append(cpu["verify"])
-                figures[side].setdefault("cpu_scene", []).append(cpu["verify_scene"])
-                print(f"against {commit}: {side} in process {cpu}", flush=True)
+        for name, values in _pipeline_cpu(trees, ours_stack.root).items():
+            figures[name].update(values)
+            print(f"against {commit}: {name} in process {values}", flush=True)
         runners = {
             "ours": _http_side(ours_stack, seconds),
             "theirs": _http_side(theirs_stack, seconds),
         }
-        for _ in range(ROUNDS):
+        for round_number in range(ROUNDS):
+            order = ("ours", "theirs") if round_number % 2 == 0 else ("theirs", "ours")
             for scene, suffix in ((None, ""), (SCENE, "_scene")):
-                for side, run in runners.items():
-                    rate, per_cpu = run(scene)
-                    figures[side].setdefault("rate" + suffix, []).append(rate)
-                    figures[side].setdefault("per_cpu" + suffix, []).append(per_cpu)
+                for name in order:
+                    rate, per_cpu = runners[name](scene)
+                    figures[name].setdefault("rate" + suffix, []).append(rate)
+                    figures[name].setdefault("per_cpu" + suffix, []).append(per_cpu)
                     print(
-                        f"against {commit}: {side} wrk scene {scene}: {rate:.0f} req/s, "
+                        f"against {commit}: {name} wrk scene {scene}: {rate:.0f} req/s, "
                         f"{per_cpu:.0f} per CPU-s",
                         flush=True,
                     )
@@ -167,8 +220,28 @@ def measure(commit: str, *, seconds: int, requests: int = 1000) -> Against:
     return Against(commit, side("ours"), side("theirs"))
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+@dataclass(frozen=True)
+class PairedRatio:
+    """Ours against theirs over rounds run next to each other: the median of the rounds'
+    ratios and the middle half of them (above 1: ours does better)."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, ours: list[float], theirs: list[float], *, lower_is_better: bool) -> PairedRatio:
+        """`ours[i]` and `theirs[i]` ran next to each other. The quartiles are the medians of
+        the ratios below and above the median (for two rounds: the two ratios)."""
+        if len(ours) != len(theirs) or not ours:
+            raise ValueError("paired rounds: as many of ours as of theirs, at least one")
+        ratios = sorted(
+            (other / mine) if lower_is_better else (mine / other)
+            for mine, other in zip(ours, theirs, strict=True)
+        )
+        half = len(ratios) // 2
+        lower, upper = ratios[:half] or ratios, ratios[len(ratios) - half :] or ratios
+        return cls(statistics.median(ratios), statistics.median(lower), statistics.median(upper))
 
 
 def report(result: Against) -> list[str]:
@@ -179,54 +252,61 @@ def report(result: Against) -> list[str]:
             ours.cpu_us,
             theirs.cpu_us,
             "us",
-            _mean(theirs.cpu_us) / _mean(ours.cpu_us),
+            True,
         ),
         (
             "the same with the `hospital` scene (discloses the sealed view)",
             ours.cpu_us_scene,
             theirs.cpu_us_scene,
             "us",
-            _mean(theirs.cpu_us_scene) / _mean(ours.cpu_us_scene),
+            True,
         ),
         (
             "wrk `POST /v1/verify`, 1 uvicorn worker, req/s",
             ours.requests_per_s,
             theirs.requests_per_s,
             "req/s",
-            _mean(ours.requests_per_s) / _mean(theirs.requests_per_s),
+            False,
         ),
         (
             "the same per server CPU-second (audit backlog included)",
             ours.per_cpu_second,
             theirs.per_cpu_second,
             "req/CPU-s",
-            _mean(ours.per_cpu_second) / _mean(theirs.per_cpu_second),
+            False,
         ),
         (
             "wrk `POST /v1/verify` with the `hospital` scene, req/s",
             ours.requests_per_s_scene,
             theirs.requests_per_s_scene,
             "req/s",
-            _mean(ours.requests_per_s_scene) / _mean(theirs.requests_per_s_scene),
+            False,
         ),
         (
             "the same per server CPU-second (audit backlog included)",
             ours.per_cpu_second_scene,
             theirs.per_cpu_second_scene,
             "req/CPU-s",
-            _mean(ours.per_cpu_second_scene) / _mean(theirs.per_cpu_second_scene),
+            False,
         ),
     ]
     lines = [
-        f"## Against commit {result.commit} (same run, alternating, {ROUNDS} rounds each)",
+        f"## Against commit {result.commit} (same run, rounds interleaved: {PIPELINE_ROUNDS} "
+        f"in process of {PIPELINE_REQUESTS} requests, {ROUNDS} of wrk, per side and scene)",
         "",
-        "Ours / theirs: above 100 % means this commit does better (less CPU, more requests).",
+        "Ours / theirs: above 100 % means this commit does better (less CPU, more requests). "
+        "Each ratio is the median of the ratios of rounds run next to each other; beside it, "
+        "the middle half of those ratios.",
         "",
-        "| measure | ours (rounds) | theirs (rounds) | ours / theirs |",
-        "| --- | --- | --- | --- |",
+        "| measure | ours (median of rounds) | theirs (median of rounds) | ours / theirs "
+        "| middle half |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for name, mine, other, unit, ratio in rows:
-        shown_mine = ", ".join(f"{value:,.0f}" for value in mine)
-        shown_other = ", ".join(f"{value:,.0f}" for value in other)
-        lines.append(f"| {name} | {shown_mine} {unit} | {shown_other} {unit} | **{ratio:.0%}** |")
+    for name, mine, other, unit, lower_is_better in rows:
+        ratio = PairedRatio.of(mine, other, lower_is_better=lower_is_better)
+        lines.append(
+            f"| {name} | {statistics.median(mine):,.0f} {unit} "
+            f"| {statistics.median(other):,.0f} {unit} | **{ratio.median:.0%}** "
+            f"| {ratio.low:.0%} to {ratio.high:.0%} |"
+        )
     return lines

@@ -13,20 +13,24 @@ wall time; uvicorn's own cost is not in it. Each figure is the best of `ROUNDS` 
 It imports only what every version of the service since issue 9 has, so it runs on an older
 commit checked out elsewhere (`load.run_benchmarks --against`: this file run by its path,
 with that checkout as working directory and `PYTHONPATH`): the figures of two commits come
-from the same script. It prints one JSON line.
+from the same script. It prints one JSON line; with PIPELINE_SERVE=1 it runs rounds on
+request instead (`serve_rounds`), which `load.against` interleaves with the other tree's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import os
 import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,8 @@ IN_FLIGHT = 8
 SINGLE_ONLY = os.environ.get("PIPELINE_SINGLE_ONLY", "") == "1"
 """Only `POST /v1/verify` (what `--against` compares), not the batch route."""
 ROUNDS = 3
+SERVE = os.environ.get("PIPELINE_SERVE", "") == "1"
+"""Rounds on request (`serve_rounds`) instead of the figures of `measure`."""
 BATCH = 100
 
 
@@ -137,8 +143,9 @@ async def _drive(calls: list[Callable[[], Awaitable[int]]]) -> tuple[float, floa
     return cpu, wall
 
 
-async def measure(redis_url: str, requests: int) -> dict[str, float]:
-    """CPU microseconds per request (and per scan for the batch), best of ROUNDS."""
+@asynccontextmanager
+async def _pipeline(redis_url: str) -> AsyncIterator[_Pipeline]:
+    """The app, started and seeded, with what a round of requests needs."""
     with tempfile.TemporaryDirectory(prefix="ssc-pipeline-") as directory:
         var = Path(directory)
         env = _settings_env(var, redis_url)
@@ -152,37 +159,79 @@ async def measure(redis_url: str, requests: int) -> dict[str, float]:
             async with runtime.database.session() as session:
                 wanted = select(Card.handle).where(Card.card_number == seed.card_number)
                 handle = (await session.exec(wanted)).one()
-            card = bytes.fromhex(handle)
-            issuer = runtime.token_issuer
             headers = [
                 (b"authorization", f"Bearer {seed.scanner_access_token}".encode()),
                 (b"content-type", b"application/json"),
             ]
-            results: dict[str, list[float]] = {}
-            for _ in range(ROUNDS):
-                for name, scene in (("verify", None), ("verify_scene", "hospital")):
-                    bodies = [
-                        json.dumps({"token": issuer.issue(card).token, "scene": scene}).encode()
-                        for _ in range(requests)
-                    ]
-                    calls = [_request(app, "/v1/verify", headers, body) for body in bodies]
-                    cpu, _ = await _drive(calls)
-                    results.setdefault(name, []).append(cpu / requests * 1e6)
-                if SINGLE_ONLY:
-                    continue
-                batches = max(4, requests // BATCH)
-                calls = []
-                for _ in range(batches):
-                    scans = []
-                    for _ in range(BATCH):
-                        cose = b45decode(issuer.issue(card).token.removeprefix("SSC1:"))
-                        scans.append({"cose": base64.urlsafe_b64encode(cose).rstrip(b"=").decode()})
-                    body = json.dumps({"scans": scans}).encode()
-                    calls.append(_request(app, "/v1/verify/batch", headers, body))
-                cpu, _ = await _drive(calls)
-                results.setdefault("batch_per_scan", []).append(cpu / (batches * BATCH) * 1e6)
-                results.setdefault("raw_es256", []).append(_raw_es256_us())
+            # As a serving worker does after its start (`ssc serve`): what lives as long as the
+            # process is kept out of the collector's walks, whose pauses would otherwise land
+            # in some rounds and not others.
+            gc.collect()
+            gc.freeze()
+            yield _Pipeline(app, runtime.token_issuer, bytes.fromhex(handle), headers)
+
+
+@dataclass(frozen=True)
+class _Pipeline:
+    app: Any
+    issuer: Any
+    card: bytes
+    headers: list[tuple[bytes, bytes]]
+
+    async def verify_round(self, scene: str | None, requests: int) -> float:
+        """CPU microseconds per `POST /v1/verify` over `requests` fresh tokens."""
+        bodies = [
+            json.dumps({"token": self.issuer.issue(self.card).token, "scene": scene}).encode()
+            for _ in range(requests)
+        ]
+        calls = [_request(self.app, "/v1/verify", self.headers, body) for body in bodies]
+        cpu, _ = await _drive(calls)
+        return cpu / requests * 1e6
+
+    async def batch_round(self, batches: int) -> float:
+        """CPU microseconds per scan of `POST /v1/verify/batch` (BATCH binary scans each)."""
+        calls = []
+        for _ in range(batches):
+            scans = []
+            for _ in range(BATCH):
+                cose = b45decode(self.issuer.issue(self.card).token.removeprefix("SSC1:"))
+                scans.append({"cose": base64.urlsafe_b64encode(cose).rstrip(b"=").decode()})
+            body = json.dumps({"scans": scans}).encode()
+            calls.append(_request(self.app, "/v1/verify/batch", self.headers, body))
+        cpu, _ = await _drive(calls)
+        return cpu / (batches * BATCH) * 1e6
+
+
+SCENES: dict[str, str | None] = {"verify": None, "verify_scene": "hospital"}
+"""The figures of `POST /v1/verify`: no scene, and a scene that discloses the sealed view."""
+
+
+async def measure(redis_url: str, requests: int) -> dict[str, float]:
+    """CPU microseconds per request (and per scan for the batch), best of ROUNDS."""
+    results: dict[str, list[float]] = {}
+    async with _pipeline(redis_url) as pipeline:
+        for _ in range(ROUNDS):
+            for name, scene in SCENES.items():
+                results.setdefault(name, []).append(await pipeline.verify_round(scene, requests))
+            if SINGLE_ONLY:
+                continue
+            batches = max(4, requests // BATCH)
+            results.setdefault("batch_per_scan", []).append(await pipeline.batch_round(batches))
+            results.setdefault("raw_es256", []).append(_raw_es256_us())
     return {name: min(values) for name, values in results.items()}
+
+
+async def serve_rounds(redis_url: str) -> None:
+    """Rounds on request, for a caller that interleaves two trees' rounds finely
+    (`load.against`): prints `{"ready": true}`, then reads lines `<figure> <requests>`
+    (a name of `SCENES`) from stdin and answers each with one JSON line of the CPU
+    microseconds per request, until stdin closes."""
+    async with _pipeline(redis_url) as pipeline:
+        print(json.dumps({"ready": True}), flush=True)
+        while line := sys.stdin.readline():
+            name, requests = line.split()
+            cpu_us = await pipeline.verify_round(SCENES[name], int(requests))
+            print(json.dumps({"figure": name, "cpu_us": round(cpu_us, 2)}), flush=True)
 
 
 def _raw_es256_us(count: int = 3000) -> float:
@@ -199,15 +248,22 @@ def _raw_es256_us(count: int = 3000) -> float:
 
 
 def main() -> None:
-    tree = Path.cwd()
     redis_url = os.environ.get("PIPELINE_REDIS_URL", "")
     if redis_url:
-        figures = uvloop.run(measure(redis_url, REQUESTS))
-    else:
-        with Stack() as stack:
-            stack.start_redis()
-            figures = uvloop.run(measure(stack.redis_url, REQUESTS))
-    print(json.dumps({"tree": str(tree), **{k: round(v, 1) for k, v in figures.items()}}))
+        _run(redis_url)
+        return
+    with Stack() as stack:
+        stack.start_redis()
+        _run(stack.redis_url)
+
+
+def _run(redis_url: str) -> None:
+    if SERVE:
+        uvloop.run(serve_rounds(redis_url))
+        return
+    figures = uvloop.run(measure(redis_url, REQUESTS))
+    tree = str(Path.cwd())
+    print(json.dumps({"tree": tree, **{k: round(v, 1) for k, v in figures.items()}}))
 
 
 if __name__ == "__main__":
