@@ -62,6 +62,7 @@ from app.audit.chain import (
     any_of_parameter,
     any_of_value,
     bulk_insert,
+    stored_time,
 )
 from app.cards.models import Card, CardStatus
 from app.cards.snapshot import snapshot_card
@@ -145,6 +146,12 @@ def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]
     listed = data.get("attributes")
     if isinstance(listed, list) and all(isinstance(item, str) for item in listed):
         return tuple(listed)
+    return _catalogued_attributes(scene)
+
+
+@lru_cache(maxsize=256)
+def _catalogued_attributes(scene: str | None) -> tuple[str, ...]:
+    """Once per scene, not once per scan."""
     catalogued = None if scene is None else SCENES.get(scene)
     allowed = BASE_ATTRIBUTES if catalogued is None else catalogued.attributes
     return tuple(sorted(allowed))
@@ -492,7 +499,7 @@ def _entry_insert(dialect: Dialect) -> _EntryInsert:
         compiled.string,
         _unchanged if takes_hex else lambda card_id: to_uuid(uuid.UUID(hex=card_id)),
         processors["organisation_id"] or _unchanged,
-        processors["occurred_at"] or _unchanged,
+        stored_time(_ENTRY_TABLE.c.occurred_at, dialect),
         processors["attributes"] or _unchanged,
     )
 

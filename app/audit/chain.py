@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -239,8 +239,36 @@ def _row_insert(dialect: Dialect) -> _RowInsert:
     }
     if converting - {"occurred_at"}:
         raise RuntimeError(f"{dialect.name}: audit columns {converting} convert their values")
-    time_type = AUDIT_TABLE.c.occurred_at.type.dialect_impl(dialect)
-    return _RowInsert(compiled.string, time_type.bind_processor(dialect) or _unchanged)
+    return _RowInsert(compiled.string, stored_time(AUDIT_TABLE.c.occurred_at, dialect))
+
+
+def stored_time(column: ColumnElement[datetime], dialect: Dialect) -> Callable[[datetime], object]:
+    """What the driver gets for a time of `column`: its type's bind processor's value.
+
+    On SQLite that processor formats seven fields through a dict, about 4 us per call, twice
+    per scan in the audit consumer (the audit row, the access-log entry); `_sqlite_time`
+    writes the same text with one `isoformat`. It is used only where it gives what the
+    processor gives on every probe time (`_TIME_PROBES`); otherwise the processor is."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return _unchanged
+    if all(process(moment) == _sqlite_time(moment) for moment in _TIME_PROBES):
+        return _sqlite_time
+    return process
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """`YYYY-MM-DD HH:MM:SS.ffffff` of the time's own fields, any offset left out (as
+    SQLAlchemy's SQLite `DATETIME` stores it)."""
+    return moment.isoformat(" ", "microseconds")[:26]
+
+
+_TIME_PROBES = (
+    datetime(2026, 12, 3, 8, 30, 1, 4000, tzinfo=UTC),
+    datetime(2026, 12, 3, 8, 30, 1),
+    datetime(999, 1, 2, 3, 4, 5, 999999),
+    datetime(2026, 12, 3, 23, 59, 59, 0, tzinfo=timezone(timedelta(hours=8))),
+)
 
 
 def _unchanged(moment: datetime) -> datetime:

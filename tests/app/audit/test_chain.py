@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.audit.chain import (
     AUDIT_TABLE,
@@ -16,6 +17,7 @@ from app.audit.chain import (
     any_of,
     append_records,
     chain_hash,
+    stored_time,
     verify_chain,
 )
 from app.audit.models import AuditEvent
@@ -159,6 +161,39 @@ class TestAnyOf:
             )
         assert set(matched.scalars()) == set(actors[:5])
         assert none.all() == []
+
+
+class TestStoredTime:
+    """The consumer's own formatting of stored times must give the driver exactly what the
+    column type's bind processor gives: SQLite compares the stored text."""
+
+    def test_on_sqlite_equals_the_bind_processor_for_any_time(self) -> None:
+        dialect = sqlite.dialect()
+        column = AUDIT_TABLE.c.occurred_at
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        assert process is not None
+        convert = stored_time(column, dialect)
+        assert convert is not process  # the cheaper one is in use
+        moments = [START + timedelta(seconds=n * 9973.123457) for n in range(-2000, 2000)]
+        moments += [
+            datetime(1, 1, 1),
+            datetime(999, 12, 31, 23, 59, 59, 999999),
+            datetime(2026, 12, 3, tzinfo=timezone(timedelta(hours=-5))),
+            datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        ]
+        for moment in moments:
+            assert convert(moment) == process(moment), moment
+
+    def test_a_column_stored_in_another_format_keeps_its_own_processor(self) -> None:
+        dialect = sqlite.dialect()
+        column = sa.Column("at", sqlite.DATETIME(storage_format="%(year)04d%(month)02d%(day)02d"))
+        moment = datetime(2026, 12, 3, 8, 30, tzinfo=UTC)
+        assert stored_time(column, dialect)(moment) == "20261203"
+
+    def test_on_postgresql_the_driver_gets_the_time_itself(self) -> None:
+        dialect = postgresql.asyncpg.dialect()
+        moment = datetime(2026, 12, 3, 8, 30, tzinfo=UTC)
+        assert stored_time(AUDIT_TABLE.c.occurred_at, dialect)(moment) is moment
 
 
 class TestVerifyChain:
