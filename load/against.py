@@ -38,11 +38,11 @@ from pathlib import Path
 from load.bench_verify import run_wrk, verify_bodies
 from load.servers import BIN, ROOT, Stack, cpu_meter, settle, write_lines
 
-ROUNDS = 2
+ROUNDS = 3
 """wrk rounds per side and scene."""
-PIPELINE_ROUNDS = 30
+PIPELINE_ROUNDS = 20
 """In-process rounds per side and scene, of `PIPELINE_REQUESTS` requests each."""
-PIPELINE_REQUESTS = 600
+PIPELINE_REQUESTS = 1500
 WARM_UP_ROUNDS = 2
 """In-process rounds run first and not counted: the first requests fill the caches."""
 SCENE = "hospital"
