@@ -97,11 +97,6 @@ class AttributeView:
             entitlements,
         )
 
-    @property
-    def birth_date(self) -> date | None:
-        born = self.born
-        return None if born is None else date(born // 10000, born // 100 % 100, born % 100)
-
     def seal(self, pii: PiiCipher, card_id: uuid.UUID) -> str:
         """base64url of the sealed view (text: snapshots travel in audit events too)."""
         plain = orjson.dumps(
@@ -143,7 +138,7 @@ class AttributeView:
                 _granted(granted),
             )
         name, doc_type, number, masked, born, granted = fields
-        return cls(name, doc_type, number, masked, born, _granted(granted) if granted else ())
+        return cls(name, doc_type, number, masked, born, _granted(granted))
 
 
 _FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")

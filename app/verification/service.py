@@ -433,7 +433,7 @@ def _verdict(
             runtime.pseudonym_key, item.constants.org_bytes, snapshot.card_id.bytes
         )
     if view is not None:
-        _disclose(holder, view, allowed, readable, runtime.verify_memo.today)
+        _disclose(holder, view, allowed, readable, now=time.time(), today=runtime.verify_memo.today)
     return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene, holder)
 
 
@@ -473,6 +473,8 @@ def _disclose(
     view: AttributeView,
     allowed: frozenset[Attribute],
     readable: frozenset[Entitlement],
+    *,
+    now: float,
     today: ChinaDay,
 ) -> None:
     """Adds to `holder` exactly the view's attributes the scene lists, and nothing else."""
@@ -486,9 +488,8 @@ def _disclose(
         holder["masked_document_number"] = view.masked_document_number
     if _AGE_BAND in allowed:
         born = view.born
-        holder["age_band"] = None if born is None else age_band(born, today(time.time()))
+        holder["age_band"] = None if born is None else age_band(born, today(now))
     if readable and view.entitlements:
-        now = time.time()
         granted = [
             {"kind": entitlement.kind, "expires_at": _iso_seconds(entitlement.expires_at)}
             for entitlement in view.entitlements
