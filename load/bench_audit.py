@@ -99,7 +99,7 @@ def verify_entries(count: int) -> tuple[list[dict[str, str]], list[uuid.UUID]]:
                 "org": str(organisation),
             },
         )
-        snapshot = CardSnapshot(CardStatus.active, card, "张*").encode().decode()
+        snapshot = CardSnapshot.of(CardStatus.active, card, "张*").encode().decode()
         entries.append({**fields, "outcome": AUDIT_OUTCOME_FIRST, "status": snapshot})
     return entries, organisations
 

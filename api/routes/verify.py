@@ -164,14 +164,14 @@ def _scanner(runtime: Runtime, authorization: str | None) -> ScannerPrincipal:
 async def verify(request: Request) -> bytes:
     """Any presentation of a token after its first is `replayed`, except a retry of that first
     scan by the same scanner with the same `Idempotency-Key`, which gets the first verdict."""
-    runtime: Runtime = request.app.state.runtime
+    state = request.app.state
+    runtime: Runtime = state.runtime
     authorization, idempotency_key = _scan_headers(request)
     scanner = _scanner(runtime, authorization)
     scan_id = parse_idempotency_key(idempotency_key)
-    body = parse_verify(await request_body(request))
-    scans = (Scan(body.token, body.scene, scan_id),)
-    (result,) = await verify_scans(runtime, scanner, scans)
-    request.app.state.metrics.count_verdict(result.verdict.value)
+    token, scene = parse_verify(await request_body(request))
+    (result,) = await verify_scans(runtime, scanner, (Scan(token, scene, scan_id),))
+    state.metrics.count_verdict(result.verdict.value)
     return orjson.dumps(result.as_dict())
 
 
@@ -180,12 +180,13 @@ async def verify_batch(request: Request) -> bytes:
     (`scan_id` plays the `Idempotency-Key`); the whole batch costs one store round trip.
     A scan may carry the scanned string (`token`) or its binary COSE_Sign1 (`cose`,
     base64url): both give the same verdicts."""
-    runtime: Runtime = request.app.state.runtime
+    state = request.app.state
+    runtime: Runtime = state.runtime
     authorization, _ = _scan_headers(request)
     scanner = _scanner(runtime, authorization)
     parsed = parse_batch(await request_body(request))
     results = await verify_scans(runtime, scanner, parsed)
-    metrics = request.app.state.metrics
+    metrics = state.metrics
     answers = []
     for scan, result in zip(parsed, results, strict=True):
         metrics.count_verdict(result.verdict.value)

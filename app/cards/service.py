@@ -400,7 +400,9 @@ def card_snapshot(
             for granted in sorted(entitlements, key=lambda granted: granted.kind)
         ),
     )
-    return CardSnapshot(CardStatus(card.status), card.id, mask_name(name), view.seal(pii, card.id))
+    return CardSnapshot.of(
+        CardStatus(card.status), card.id, mask_name(name), view.seal(pii, card.id)
+    )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -168,15 +168,33 @@ _AGE_BAND_NAMES = ("under_14", "14_17", "18_59", "60_64", "65_69", "70_plus")
 
 @dataclass(slots=True)  # not frozen: a record of the hot path (docs/architecture.md)
 class CardSnapshot:
+    """Build one with `of`. The card id is kept as its 16 bytes, the form the verify path
+    uses (the pseudonym's HMAC, the view's binding): every scan decodes a snapshot, and a
+    `uuid.UUID` built from its hex and turned back into bytes twice cost more than the rest
+    of the decoding."""
+
     status: CardStatus
-    card_id: uuid.UUID
+    card_bytes: bytes
+    """The card id's 16 bytes (`UUID.bytes`)."""
     masked_name: str
     view: str = field(default="", compare=False)
     """The sealed `AttributeView`; empty in a snapshot written before views existed (the
     verify path then rebuilds the snapshot from SQL when a scene needs more)."""
 
+    @classmethod
+    def of(
+        cls, status: CardStatus, card_id: uuid.UUID, masked_name: str, view: str = ""
+    ) -> CardSnapshot:
+        return cls(status, card_id.bytes, masked_name, view)
+
+    @property
+    def card_id(self) -> uuid.UUID:
+        return uuid.UUID(bytes=self.card_bytes)
+
     def encode(self) -> bytes:
-        return f"{self.status.value}|{self.card_id.hex}|{self.view}|{self.masked_name}".encode()
+        return (
+            f"{self.status.value}|{self.card_bytes.hex()}|{self.view}|{self.masked_name}".encode()
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> CardSnapshot:
@@ -184,9 +202,26 @@ class CardSnapshot:
         parts = raw.decode().split("|", 3)
         if len(parts) == 3:  # written before attribute views
             status, card_id, masked_name = parts
-            return cls(_card_status(status), uuid.UUID(hex=card_id), masked_name)
+            return cls(_card_status(status), _card_bytes(card_id), masked_name)
         status, card_id, view, masked_name = parts
-        return cls(_card_status(status), uuid.UUID(hex=card_id), masked_name, view)
+        return cls(_card_status(status), _card_bytes(card_id), masked_name, view)
+
+
+def _card_bytes(card_id: str) -> bytes:
+    """The 16 bytes of a card id written as 32 hex digits (`UUID.hex`), or in any other
+    spelling `uuid.UUID` reads.
+
+    :raises ValueError: when `card_id` is no card id.
+    """
+    if len(card_id) == _CARD_HEX_DIGITS:
+        card_bytes = bytes.fromhex(card_id)  # which skips spaces: hence the length check
+        if len(card_bytes) == _CARD_BYTES:
+            return card_bytes
+    return uuid.UUID(hex=card_id).bytes
+
+
+_CARD_BYTES = 16
+_CARD_HEX_DIGITS = 2 * _CARD_BYTES
 
 
 _CARD_STATUSES: Mapping[str, CardStatus] = MappingProxyType({s.value: s for s in CardStatus})
@@ -235,8 +270,9 @@ async def publish_card_snapshot(store: Store, handle: str, snapshot: CardSnapsho
     """Every card state change goes through here, so here the status list learns of it too,
     and the QR path (`app.holders.qr_state`): the card's state by id, its pool dropped."""
     await store.set(card_key(handle), snapshot.encode())
-    await store.set(card_state_key(snapshot.card_id), f"{snapshot.status.value}|{handle}".encode())
-    await store.delete(card_pool_key(snapshot.card_id))
+    card_id = snapshot.card_id
+    await store.set(card_state_key(card_id), f"{snapshot.status.value}|{handle}".encode())
+    await store.delete(card_pool_key(card_id))
     await store.incr(CARDS_VERSION)
     await store.publish(CARD_CHANGES, handle.encode())
 

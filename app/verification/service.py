@@ -422,7 +422,7 @@ def _verdict(
     if snapshot is None or verdict is not Verdict.VALID:
         return ScanResult(verdict, checked_at, item.kid, item.check.issuer, scene)
     if catalogued is None:
-        allowed, readable = BASE_ATTRIBUTES, frozenset[Entitlement]()
+        allowed, readable = BASE_ATTRIBUTES, _NO_ENTITLEMENTS
     else:
         allowed, readable = catalogued.attributes, catalogued.entitlements
     holder: dict[str, object] = {}
@@ -430,7 +430,7 @@ def _verdict(
         holder["masked_name"] = snapshot.masked_name
     if _PSEUDONYM in allowed:
         holder["pseudonym"] = runtime.verify_memo.pseudonym(
-            runtime.pseudonym_key, item.constants.org_bytes, snapshot.card_id.bytes
+            runtime.pseudonym_key, item.constants.org_bytes, snapshot.card_bytes
         )
     if view is not None:
         _disclose(holder, view, allowed, readable, now=time.time(), today=runtime.verify_memo.today)
@@ -452,7 +452,7 @@ def _open_view(runtime: Runtime, snapshot: CardSnapshot) -> AttributeView | None
     if not snapshot.view:
         return None
     try:
-        return AttributeView.open(runtime.pii, snapshot.card_id.bytes, snapshot.view)
+        return AttributeView.open(runtime.pii, snapshot.card_bytes, snapshot.view)
     except (PiiError, ValueError, TypeError):
         return None
 
@@ -466,6 +466,7 @@ _MASKED_NAME, _PSEUDONYM, _FULL_NAME, _DOCUMENT_TYPE, _DOCUMENT_NUMBER = (
 )
 _MASKED_DOCUMENT_NUMBER, _AGE_BAND = Attribute.masked_document_number, Attribute.age_band
 """The attributes as module constants: an enum member is looked up through its class."""
+_NO_ENTITLEMENTS = frozenset[Entitlement]()
 
 
 def _disclose(

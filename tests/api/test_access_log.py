@@ -450,7 +450,7 @@ def scan_events(
 ) -> list[dict[str, str]]:
     """Stream entries as the verify claim writes them: `valid` first sightings of an active
     card, `replayed` second sightings (nothing disclosed), interleaved."""
-    snapshot = CardSnapshot(CardStatus.active, card.id, "张*丰").encode().decode()
+    snapshot = CardSnapshot.of(CardStatus.active, card.id, "张*丰").encode().decode()
     entries = []
     for n in range(valid + replayed):
         data = {"kid": "k", "cti": f"{n:032x}", "scene": "museum", "org": scanner.organisation_id}

@@ -281,7 +281,7 @@ class TestAuditLogKeepsNoView:
     ) -> None:
         card_id = uuid.uuid4()
         view = AttributeView.of(NAME, "resident_id", DOCUMENT_NUMBER, None)
-        snapshot = CardSnapshot(
+        snapshot = CardSnapshot.of(
             CardStatus.active, card_id, "张*丰", view.seal(runtime.pii, card_id)
         )
         fields = {
@@ -293,6 +293,6 @@ class TestAuditLogKeepsNoView:
         assert snapshot.view not in kept
         status = orjson.loads(kept)["status"]
         assert status == f"active|{card_id.hex}|张*丰"
-        assert CardSnapshot.decode(status.encode()) == CardSnapshot(
+        assert CardSnapshot.decode(status.encode()) == CardSnapshot.of(
             CardStatus.active, card_id, "张*丰"
         )

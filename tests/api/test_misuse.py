@@ -76,7 +76,7 @@ async def wait_for_alerts(client: httpx.AsyncClient, runtime: Runtime) -> list[A
 
 
 def verify_event(card: Card, organisation: uuid.UUID, at: float) -> AuditRecord:
-    snapshot = CardSnapshot(CardStatus.active, card.id, "张*")
+    snapshot = CardSnapshot.of(CardStatus.active, card.id, "张*")
     data = {"org": str(organisation), "outcome": "first", "status": snapshot.encode().decode()}
     return AuditRecord(
         uuid.uuid4().hex,

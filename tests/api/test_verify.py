@@ -159,7 +159,7 @@ class TestRefusedScans:
     ) -> None:
         card = await create_scannable_card(runtime)
         await publish_card_snapshot(
-            runtime.store, card.handle, CardSnapshot(status, card.id, "张*丰")
+            runtime.store, card.handle, CardSnapshot.of(status, card.id, "张*丰")
         )
         response = await verify(client, scanner, qr_token(runtime, card))
         assert response.json()["verdict"] == verdict
@@ -217,7 +217,7 @@ class TestIdempotentRetry:
         first = await verify(client, scanner, token, idempotency_key="scan-1")
         assert first.json()["verdict"] == "valid"
         await publish_card_snapshot(
-            runtime.store, card.handle, CardSnapshot(CardStatus.lost, card.id, "张*丰")
+            runtime.store, card.handle, CardSnapshot.of(CardStatus.lost, card.id, "张*丰")
         )
         retry = await verify(client, scanner, token, idempotency_key="scan-1")
         assert retry.json()["verdict"] == "valid"

@@ -27,7 +27,7 @@ VENUE = uuid.uuid4()
 def scan(
     event_id: str, org: str, *, card: uuid.UUID = CARD, status: CardStatus = CardStatus.active
 ) -> AuditRecord:
-    snapshot = CardSnapshot(status, card, "张*", view="sealed-view").encode().decode()
+    snapshot = CardSnapshot.of(status, card, "张*", view="sealed-view").encode().decode()
     data = {
         "cti": f"cti-{event_id}",
         "kid": "k1",

@@ -26,7 +26,7 @@ def verify_event(action: str = "verify", **data: Any) -> AuditRecord:
         "scene": None,
         "org": str(VENUE),
         "outcome": "first",
-        "status": CardSnapshot(CardStatus.active, CARD, "张*").encode().decode(),
+        "status": CardSnapshot.of(CardStatus.active, CARD, "张*").encode().decode(),
         **data,
     }
     return AuditRecord("e1", AT, action, "scn_1", "", canonical_data(fields))
@@ -44,7 +44,7 @@ def test_a_first_claim_of_an_active_card_is_a_sighting() -> None:
         verify_event(outcome="FIRST"),
         verify_event(outcome=None, verdict="token_expired"),
         verify_event(outcome="again", scene={"outcome": "first"}),
-        verify_event(status=CardSnapshot(CardStatus.lost, CARD, "张*").encode().decode()),
+        verify_event(status=CardSnapshot.of(CardStatus.lost, CARD, "张*").encode().decode()),
         verify_event(status=""),
         verify_event(status="garbage"),
         verify_event(org="not-a-uuid"),
@@ -78,7 +78,7 @@ def test_another_spelling_of_the_card_id_is_the_same_card() -> None:
 
 
 def test_a_snapshot_names_its_status_and_card_as_hex() -> None:
-    encoded = CardSnapshot(CardStatus.lost, CARD, "张*", view="sealed").encode().decode()
+    encoded = CardSnapshot.of(CardStatus.lost, CARD, "张*", view="sealed").encode().decode()
     assert snapshot_card(encoded) == ("lost", CARD.hex)
     assert snapshot_card(snapshot_without_view(encoded)) == ("lost", CARD.hex)
     with pytest.raises(ValueError):

@@ -38,7 +38,7 @@ async def set_card_status(runtime: Runtime, card: Card, status: CardStatus) -> N
         session.add(stored)
         name = runtime.pii.open("name", person.name_sealed)
     await publish_card_snapshot(
-        runtime.store, card.handle, CardSnapshot(status, card.id, mask_name(name))
+        runtime.store, card.handle, CardSnapshot.of(status, card.id, mask_name(name))
     )
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -14,7 +15,14 @@ import orjson
 import pytest
 
 from app.audit.log import audit_fields
-from app.cards.snapshot import AttributeView, GrantedEntitlement, age_band, day_number
+from app.cards.models import CardStatus
+from app.cards.snapshot import (
+    AttributeView,
+    CardSnapshot,
+    GrantedEntitlement,
+    age_band,
+    day_number,
+)
 from app.security.errors import PiiError
 from app.security.pii import PiiCipher
 from app.verification.memo import ChinaDay
@@ -199,3 +207,46 @@ class TestSealedAttributeViews:
             AttributeView.open(PII, card.bytes, "视图")
         with pytest.raises(PiiError):
             AttributeView.open(PII, card.bytes, sealed[:-3] + "A")
+
+
+class TestCardSnapshotEncoding:
+    """Snapshots written by any version stay readable: the verify path decodes one per scan,
+    and the card id it gives is the one encoded, whatever spelling the writer used."""
+
+    @pytest.mark.parametrize("status", list(CardStatus))
+    def test_decodes_to_what_was_encoded(self, status: CardStatus) -> None:
+        card = uuid.uuid4()
+        snapshot = CardSnapshot.of(status, card, "张*丰", view="c2VhbGVk")
+        decoded = CardSnapshot.decode(snapshot.encode())
+        assert decoded == snapshot
+        assert decoded.card_id == card and decoded.card_bytes == card.bytes
+        assert decoded.view == "c2VhbGVk"
+
+    def test_a_snapshot_written_before_views_decodes_without_one(self) -> None:
+        card = uuid.uuid4()
+        decoded = CardSnapshot.decode(f"lost|{card.hex}|张*丰".encode())
+        assert decoded == CardSnapshot.of(CardStatus.lost, card, "张*丰")
+        assert decoded.view == ""
+
+    @pytest.mark.parametrize("spelling", [str, lambda card: card.hex.upper(), lambda c: f"{{{c}}}"])
+    def test_reads_the_card_id_in_any_spelling_uuid_reads(
+        self, spelling: Callable[[uuid.UUID], str]
+    ) -> None:
+        card = uuid.uuid4()
+        decoded = CardSnapshot.decode(f"active|{spelling(card)}|view|张*".encode())
+        assert decoded.card_id == card
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"active|" + b"ab " * 10 + b"ab|view|x",  # 32 characters, spaces among hex digits
+            b"active|" + b"0" * 31 + b"|view|x",
+            b"active|" + b"g" * 32 + b"|view|x",
+            b"gone|" + b"0" * 32 + b"|view|x",
+            b"active|" + b"0" * 32,
+            b"\xff|" + b"0" * 32 + b"|view|x",
+        ],
+    )
+    def test_anything_else_is_refused(self, raw: bytes) -> None:
+        with pytest.raises(ValueError):
+            CardSnapshot.decode(raw)
