@@ -146,6 +146,8 @@ _FIELDS_BEFORE_DAY_NUMBERS = 5
 
 
 def _granted(granted: list[tuple[str, float]]) -> tuple[GrantedEntitlement, ...]:
+    if not granted:  # most holders: no generator to build and run
+        return ()
     return tuple(GrantedEntitlement(kind, float(expires)) for kind, expires in granted)
 
 
