@@ -44,10 +44,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from token_service import _cbor
@@ -173,8 +170,27 @@ def is_low_s(raw: bytes) -> bool:
 
 
 def der_signature(raw: bytes) -> bytes:
-    """Converts a COSE r || s signature (64 bytes) to a DER ECDSA-Sig-Value."""
-    return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    """Converts a COSE r || s signature (64 bytes) to a DER ECDSA-Sig-Value, byte for byte
+    what `encode_dss_signature` writes (tests/token_service/test_der_signature.py), without
+    making two Python integers of the halves and back: a SEQUENCE of two INTEGERs, each its
+    bytes without leading zeros, with one zero byte before a first byte of 0x80 or more
+    (DER's positive integers; zero is one zero byte). At most 33 bytes each, so every
+    length fits DER's one-byte form."""
+    r, s = raw[:32].lstrip(b"\x00"), raw[32:].lstrip(b"\x00")
+    if not r or r[0] > _DER_TOP_BIT_CLEAR:
+        r = b"\x00" + r
+    if not s or s[0] > _DER_TOP_BIT_CLEAR:
+        s = b"\x00" + s
+    r_length, s_length = len(r), len(s)
+    return (
+        bytes((_DER_SEQUENCE, r_length + s_length + 4, _DER_INTEGER, r_length))
+        + r
+        + bytes((_DER_INTEGER, s_length))
+        + s
+    )
+
+
+_DER_SEQUENCE, _DER_INTEGER, _DER_TOP_BIT_CLEAR = 0x30, 0x02, 0x7F
 
 
 class HandleCipher:
