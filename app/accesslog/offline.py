@@ -90,7 +90,7 @@ async def upload_scans(
             ignored[scan.scan_id] = check
             continue
         assert check.card_handle is not None and check.cti is not None
-        data = {
+        data: dict[str, object] = {
             "scan_id": scan.scan_id,
             "scanned_at": scan.scanned_at.astimezone(UTC).isoformat(),
             "scene": scan.scene,
@@ -98,6 +98,7 @@ async def upload_scans(
             "org": org,
             "handle": check.card_handle.hex(),
             "cti": check.cti.hex(),
+            "attributes": [],  # an offline answer is the verdict and the scene, no attribute
         }
         fields = {
             "eid": offline_event_id(scanner.client_id, scan.scan_id),

@@ -141,8 +141,11 @@ class Disclosure:
 
 
 def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]:
-    """The attributes the answer carried: the event's list when it has one, otherwise what
-    the scene's catalog entry discloses (the base attributes for no or an unknown scene)."""
+    """The attributes the answer carried: the event's list when it has one (a scan for a
+    scene names the list of the catalog in effect at the scan; an uploaded offline scan
+    names none, its answer having carried none), otherwise the base attributes for a scan
+    without a scene, and for events written before scans named their list, what the default
+    catalog's entry for the scene discloses."""
     listed = data.get("attributes")
     if isinstance(listed, list) and all(isinstance(item, str) for item in listed):
         return tuple(listed)

@@ -44,6 +44,8 @@ class Entitlement(StrEnum):
 
 BASE_ATTRIBUTES = frozenset({Attribute.masked_name, Attribute.pseudonym})
 """What a scan without a scene receives."""
+BASE_ATTRIBUTE_NAMES = tuple(sorted(attribute.value for attribute in BASE_ATTRIBUTES))
+"""The same as a scan's audit event names them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,17 @@ class Scene:
     attributes: frozenset[Attribute]
     entitlements: frozenset[Entitlement] = frozenset()
     region: str = ""
+    """The province's code, or the city's for a scene of a city supplement."""
     licences: frozenset[str] = frozenset()
     """The e-licence types (`app.departments.types`) a scanner of this scene may read from a
     holder's licence presentation QR; none for most scenes."""
-    """The province's code, or the city's for a scene of a city supplement."""
+    attribute_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """`attributes` sorted, as a scan's audit event names them for the holder's access log
+    (computed once per catalog, not once per scan)."""
+
+    def __post_init__(self) -> None:
+        names = tuple(sorted(attribute.value for attribute in self.attributes))
+        object.__setattr__(self, "attribute_names", names)
 
     @property
     def title(self) -> str:

@@ -36,7 +36,13 @@ from app.cards.snapshot import (
     card_key,
     publish_card_snapshot,
 )
-from app.catalog.scenes import BASE_ATTRIBUTES, Attribute, Entitlement, Scene
+from app.catalog.scenes import (
+    BASE_ATTRIBUTE_NAMES,
+    BASE_ATTRIBUTES,
+    Attribute,
+    Entitlement,
+    Scene,
+)
 from app.clients.service import PRINCIPAL_ACTIVE, refill_scanner_principal
 from app.licences.presentations import verify_presentation
 from app.runtime import Runtime
@@ -109,6 +115,9 @@ class _Pending:
     kid: str
     claim: ScanClaim
     constants: ScannerConstants
+    catalogued: Scene | None
+    """The scene scanned for, from the catalog (None: no scene, or one no longer catalogued),
+    looked up once: its attributes are named in the audit event and disclosed in the answer."""
 
 
 def pairwise_pseudonym(key: bytes, organisation_id: uuid.UUID, card_id: uuid.UUID) -> str:
@@ -229,6 +238,22 @@ def _pending(
     else:
         handle = check.card_handle.hex()
         replay_key = f"cti:{cti}"
+    scene = scan.scene
+    catalogued = None if scene is None else runtime.catalog.scene(scene)
+    # `handle`: the access log's card when the store had no snapshot of it.
+    data: dict[str, object] = {
+        "kid": kid,
+        "cti": cti,
+        "scene": scene,
+        "org": constants.org,
+        "handle": handle,
+    }
+    if scene is not None:
+        # What the answer discloses under the catalog in effect now, for the holder's access
+        # log (the consumer cannot tell: the catalog may have changed by the time it reads).
+        data["attributes"] = (
+            BASE_ATTRIBUTE_NAMES if catalogued is None else catalogued.attribute_names
+        )
     scan_id = scan.idempotency_key or "~" + unique_ids.next()
     # The replay key must outlive every moment at which the token could still verify.
     ttl = max(1, math.ceil(check.expires_at + runtime.settings.clock_skew - now) + 1)
@@ -239,15 +264,9 @@ def _pending(
         status_key=card_key(handle),
         principal_key=constants.principal_key,
         audit_stream=AUDIT_STREAM,
-        audit_fields=audit_fields(
-            "verify",
-            scanner.client_id,
-            "",
-            # `handle`: the access log's card when the store had no snapshot of it.
-            {"kid": kid, "cti": cti, "scene": scan.scene, "org": constants.org, "handle": handle},
-        ),
+        audit_fields=audit_fields("verify", scanner.client_id, "", data),
     )
-    return _Pending(index, scan, check, handle, kid, claim, constants)
+    return _Pending(index, scan, check, handle, kid, claim, constants, catalogued)
 
 
 def _valid_from(check: TokenCheck) -> float:
@@ -359,8 +378,7 @@ async def _decide(
         snapshot = _snapshot((result.existing or b"")[len(retry_of) :]) or _snapshot(result.status)
         if snapshot is None:
             snapshot = await _load_snapshot(runtime, item.handle)
-    scene = item.scan.scene
-    catalogued = None if scene is None else runtime.catalog.scene(scene)
+    catalogued = item.catalogued
     view = None
     if snapshot is not None and snapshot.status is CardStatus.active and _needs_view(catalogued):
         view = _open_view(runtime, snapshot)

@@ -25,6 +25,7 @@ from app.audit.log import audit_fields
 from app.audit.models import AuditEvent
 from app.cards.models import Card, CardStatus
 from app.cards.snapshot import CardSnapshot
+from app.catalog.defaults import DEFAULT_SCENES
 from app.db import Database
 from app.runtime import Runtime
 from app.store import Store
@@ -72,12 +73,32 @@ async def wait_for_entries(
 async def scan(
     client: httpx.AsyncClient, holder: ActiveHolder, scanner: ScannerCredentials, scene: str
 ) -> str:
+    token, _ = await scan_answer(client, holder, scanner, scene)
+    return token
+
+
+async def scan_answer(
+    client: httpx.AsyncClient, holder: ActiveHolder, scanner: ScannerCredentials, scene: str
+) -> tuple[str, dict[str, Any]]:
+    """The token scanned and the verify answer (valid)."""
     token: str = (await client.get("/v1/me/qr", headers=holder.headers)).json()["token"]
     answer = await client.post(
         "/v1/verify", json={"token": token, "scene": scene}, headers=scanner.headers
     )
     assert answer.json()["verdict"] == "valid", answer.text
-    return token
+    body: dict[str, Any] = answer.json()
+    return token, body
+
+
+async def catalog_in_effect(runtime: Runtime, scene: str, attributes: list[str]) -> None:
+    """Waits until this worker's catalog gives `scene` these attributes."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        catalogued = runtime.catalog.scene(scene)
+        if catalogued is not None and list(catalogued.attribute_names) == attributes:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{scene} never had {attributes}")
 
 
 class TestOnlineScans:
@@ -155,6 +176,68 @@ class TestOnlineScans:
 
         assert answer.json()["verdict"] == "valid"
         assert len(await wait_for_entries(client, holder, 1)) == 1
+
+
+class TestDisclosedAttributes:
+    """An entry names the attributes the answer carried, under the catalog in effect when the
+    card was scanned: not the default catalog's list, and not one of a later version."""
+
+    async def test_a_scene_the_province_changed_is_logged_with_its_new_attributes(
+        self, client: httpx.AsyncClient, app: FastAPI, runtime: Runtime
+    ) -> None:
+        holder = await create_active_holder(client, app)
+        scanner = await create_scanner(client, runtime, scenes=["museum"])
+        museum = ["age_band", "masked_name", "pseudonym"]
+        scenes = [
+            {**row, "attributes": museum} if row["code"] == "museum" else row
+            for row in DEFAULT_SCENES
+        ]
+        published = await client.post(
+            "/v1/admin/catalog/versions",
+            json={"scenes": scenes, "note": "museums see the age band"},
+            headers=admin_headers(runtime, "adm_province"),
+        )
+        assert published.status_code == 201, published.text
+        await catalog_in_effect(runtime, "museum", museum)
+
+        _, answer = await scan_answer(client, holder, scanner, "museum")
+        entries = await wait_for_entries(client, holder, 1)
+
+        assert sorted(answer["holder"]) == museum
+        assert [entry["attributes"] for entry in entries] == [museum]
+
+    async def test_a_city_scene_is_logged_with_its_own_attributes(
+        self, client: httpx.AsyncClient, app: FastAPI, runtime: Runtime
+    ) -> None:
+        city_pass = {
+            "code": "city_pass",
+            "title_zh": "市民卡通行",
+            "title_en": "City pass",
+            "domain": "transport",
+            "attributes": ["full_name", "pseudonym"],
+        }
+        proposed = await client.post(
+            "/v1/admin/catalog/supplements",
+            json={"region": "360100", "scenes": [city_pass], "note": "city pass"},
+            headers=admin_headers(runtime, "adm_city"),
+        )
+        assert proposed.status_code == 201, proposed.text
+        approved = await client.post(
+            f"/v1/admin/catalog/supplements/{proposed.json()['number']}/decision",
+            json={"decision": "approve", "reason": "checked"},
+            headers=admin_headers(runtime, "adm_province"),
+        )
+        assert approved.status_code == 200, approved.text
+        await catalog_in_effect(runtime, "city_pass", ["full_name", "pseudonym"])
+        holder = await create_active_holder(client, app)
+        organisation = await create_organisation(client, runtime, ["city_pass"], name="市民卡")
+        scanner = await create_scanner(client, runtime, organisation, ["city_pass"])
+
+        _, answer = await scan_answer(client, holder, scanner, "city_pass")
+        entries = await wait_for_entries(client, holder, 1)
+
+        assert sorted(answer["holder"]) == ["full_name", "pseudonym"]
+        assert [entry["attributes"] for entry in entries] == [["full_name", "pseudonym"]]
 
 
 async def persisted_verify_events(runtime: Runtime, count: int) -> None:
@@ -330,6 +413,7 @@ class TestOfflineScans:
         assert len(entries) == 1
         assert entries[0]["source"] == "offline_scan"
         assert entries[0]["scene"] == "museum"
+        assert entries[0]["attributes"] == []  # an offline answer discloses no attribute
         assert datetime.fromisoformat(entries[0]["occurred_at"]) == scanned_at
 
     async def test_a_scan_time_outside_the_tokens_validity_is_ignored(
