@@ -66,7 +66,7 @@ from app.audit.chain import (
 )
 from app.cards.models import Card, CardStatus
 from app.cards.snapshot import snapshot_card
-from app.catalog.scenes import BASE_ATTRIBUTES, SCENES
+from app.catalog.scenes import default_attribute_names
 from app.clients.models import ApiClient, Organisation
 from app.family.models import FamilyPresentation
 from app.store.base import AUDIT_OUTCOME_FIRST
@@ -141,23 +141,16 @@ class Disclosure:
 
 
 def scene_attributes(scene: str | None, data: dict[str, Any]) -> tuple[str, ...]:
-    """The attributes the answer carried: the event's list when it has one (a scan for a
-    scene names the list of the catalog in effect at the scan; an uploaded offline scan
-    names none, its answer having carried none), otherwise the base attributes for a scan
-    without a scene, and for events written before scans named their list, what the default
-    catalog's entry for the scene discloses."""
+    """The attributes the answer carried: the event's list when it names one, otherwise what
+    the default catalog discloses for the scene. A scan names the list of the catalog in
+    effect at the scan when it differs from the default catalog's (so the usual event stays
+    as short as before); an uploaded offline scan names an empty list, its answer having
+    carried no attribute.
+    """
     listed = data.get("attributes")
-    if isinstance(listed, list) and all(isinstance(item, str) for item in listed):
+    if type(listed) is list and all(type(item) is str for item in listed):
         return tuple(listed)
-    return _catalogued_attributes(scene)
-
-
-@lru_cache(maxsize=256)
-def _catalogued_attributes(scene: str | None) -> tuple[str, ...]:
-    """Once per scene, not once per scan."""
-    catalogued = None if scene is None else SCENES.get(scene)
-    allowed = BASE_ATTRIBUTES if catalogued is None else catalogued.attributes
-    return tuple(sorted(allowed))
+    return default_attribute_names(scene)
 
 
 def disclosures(event: AuditRecord) -> list[Disclosure]:

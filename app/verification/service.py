@@ -42,6 +42,7 @@ from app.catalog.scenes import (
     Attribute,
     Entitlement,
     Scene,
+    default_attribute_names,
 )
 from app.clients.service import PRINCIPAL_ACTIVE, refill_scanner_principal
 from app.licences.presentations import verify_presentation
@@ -250,10 +251,11 @@ def _pending(
     }
     if scene is not None:
         # What the answer discloses under the catalog in effect now, for the holder's access
-        # log (the consumer cannot tell: the catalog may have changed by the time it reads).
-        data["attributes"] = (
-            BASE_ATTRIBUTE_NAMES if catalogued is None else catalogued.attribute_names
-        )
+        # log (the consumer cannot tell: the catalog may have changed by the time it reads),
+        # when it is not what the consumer takes for a scan that names nothing.
+        names = BASE_ATTRIBUTE_NAMES if catalogued is None else catalogued.attribute_names
+        if names != default_attribute_names(scene):
+            data["attributes"] = names
     scan_id = scan.idempotency_key or "~" + unique_ids.next()
     # The replay key must outlive every moment at which the token could still verify.
     ttl = max(1, math.ceil(check.expires_at + runtime.settings.clock_skew - now) + 1)

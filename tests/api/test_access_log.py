@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from sqlmodel import func, select
@@ -205,6 +206,27 @@ class TestDisclosedAttributes:
 
         assert sorted(answer["holder"]) == museum
         assert [entry["attributes"] for entry in entries] == [museum]
+
+    async def test_a_scene_as_the_default_catalog_has_it_names_no_list_in_its_event(
+        self, client: httpx.AsyncClient, app: FastAPI, runtime: Runtime
+    ) -> None:
+        """The consumer reads the default catalog's list for an event naming none: the usual
+        scan's event stays as short as it was."""
+        holder = await create_active_holder(client, app)
+        scanner = await create_scanner(client, runtime, scenes=["hotel"])
+
+        _, answer = await scan_answer(client, holder, scanner, "hotel")
+        entries = await wait_for_entries(client, holder, 1)
+        await persisted_verify_events(runtime, 1)
+
+        hotel = ["document_number", "document_type", "full_name", "pseudonym"]
+        assert sorted(answer["holder"]) == hotel
+        assert [entry["attributes"] for entry in entries] == [hotel]
+        async with runtime.database.session() as session:
+            events = (
+                await session.exec(select(AuditEvent.data).where(AuditEvent.action == "verify"))
+            ).all()
+        assert events and all("attributes" not in orjson.loads(data) for data in events)
 
     async def test_a_city_scene_is_logged_with_its_own_attributes(
         self, client: httpx.AsyncClient, app: FastAPI, runtime: Runtime
