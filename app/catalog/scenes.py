@@ -64,10 +64,15 @@ class Scene:
     attribute_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """`attributes` sorted, as a scan's audit event names them for the holder's access log
     (computed once per catalog, not once per scan)."""
+    opens_view: bool = field(init=False, repr=False, compare=False)
+    """Whether a scan for this scene receives anything beyond the masked name and the
+    pseudonym: the verify path then opens the card's sealed attribute view."""
 
     def __post_init__(self) -> None:
         names = tuple(sorted(attribute.value for attribute in self.attributes))
         object.__setattr__(self, "attribute_names", names)
+        opens_view = bool(self.entitlements) or not self.attributes <= BASE_ATTRIBUTES
+        object.__setattr__(self, "opens_view", opens_view)
 
     @property
     def title(self) -> str:

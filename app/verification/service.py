@@ -382,7 +382,12 @@ async def _decide(
             snapshot = await _load_snapshot(runtime, item.handle)
     catalogued = item.catalogued
     view = None
-    if snapshot is not None and snapshot.status is CardStatus.active and _needs_view(catalogued):
+    if (
+        catalogued is not None
+        and catalogued.opens_view
+        and snapshot is not None
+        and snapshot.status is CardStatus.active
+    ):
         view = _open_view(runtime, snapshot)
         if view is None:
             # A snapshot written before attribute views (or under another data key): the
@@ -460,13 +465,6 @@ def _verdict(
 
 def _iso_seconds(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _needs_view(catalogued: Scene | None) -> bool:
-    """Whether the scene receives anything beyond the masked name and the pseudonym."""
-    if catalogued is None:
-        return False
-    return bool(catalogued.entitlements) or not catalogued.attributes <= BASE_ATTRIBUTES
 
 
 def _open_view(runtime: Runtime, snapshot: CardSnapshot) -> AttributeView | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from app.cards.models import Card, HolderEntitlement
 from app.licences.models import Licence
-from app.licences.service import SIGNED_FIELD
+from app.licences.service import SIGNED_FIELD, today_in_china
 from app.runtime import Runtime
 from tests.departments import Department, create_department, new_key, register_key
 from tests.factories import (
@@ -28,7 +28,9 @@ from tests.factories import (
     issue_card,
 )
 
-TODAY = date.today()
+TODAY = today_in_china()
+"""Licence dates are days in China, as the service counts them: from 16:00 UTC on, the
+machine's own date is a day behind."""
 
 
 def licence(
