@@ -214,10 +214,7 @@ def parse_verify(raw: bytes) -> tuple[str, str | None]:
 
     :raises RequestValidationError: on anything `VerifyRequest` refuses.
     """
-    try:
-        value = json_bodies.loads(raw)
-    except json_bodies.InvalidJson as error:
-        raise invalid(("body",), f"the body is not valid JSON: {error.msg}") from None
+    value = _json(raw)
     if type(value) is dict and value.keys() <= _VERIFY_FIELDS:
         token, scene = value.get("token"), value.get("scene")
         if type(token) is str and (
@@ -255,11 +252,16 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _validated(model: type[M], raw: bytes) -> M:
+    return _model(model, _json(raw))
+
+
+def _json(raw: bytes) -> object:
+    """:raises RequestValidationError: when `raw` is not one JSON value without repeated
+    member names (`api.json_bodies.loads`)."""
     try:
-        value = json_bodies.loads(raw)
+        return json_bodies.loads(raw)
     except json_bodies.InvalidJson as error:
         raise invalid(("body",), f"the body is not valid JSON: {error.msg}") from None
-    return _model(model, value)
 
 
 def _model(model: type[M], value: object) -> M:

@@ -215,15 +215,9 @@ def _card_bytes(card_id: str) -> bytes:
 
     :raises ValueError: when `card_id` is no card id.
     """
-    if len(card_id) == _CARD_HEX_DIGITS:
-        card_bytes = bytes.fromhex(card_id)  # which skips spaces: hence the length check
-        if len(card_bytes) == _CARD_BYTES:
-            return card_bytes
+    if _CARD_HEX.fullmatch(card_id) is not None:
+        return bytes.fromhex(card_id)
     return uuid.UUID(hex=card_id).bytes
-
-
-_CARD_BYTES = 16
-_CARD_HEX_DIGITS = 2 * _CARD_BYTES
 
 
 _CARD_STATUSES: Mapping[str, CardStatus] = MappingProxyType({s.value: s for s in CardStatus})

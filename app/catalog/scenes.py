@@ -198,23 +198,17 @@ def default_snapshot(province: str) -> CatalogSnapshot:
     return CatalogSnapshot.build(province, 1, [Scene.of(row, province) for row in DEFAULT_SCENES])
 
 
-_DEFAULT_ATTRIBUTE_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {str(row["code"]): tuple(sorted(row["attributes"])) for row in DEFAULT_SCENES}
-)
+DEFAULT_CATALOG = default_snapshot("360000")
+"""The default catalog of the default province (`SSC_ISSUER`), for callers without a runtime."""
+SCENES: Mapping[str, Scene] = DEFAULT_CATALOG.scenes
+"""The default catalog's scenes by code (the documented scene codes of the API schema)."""
 
 
 def default_attribute_names(code: str | None) -> tuple[str, ...]:
     """What a scan for `code` discloses under the default catalog (the base attributes for no
     scene or one it lacks): the access log's reading of a scan event that names no list."""
-    if code is None:
-        return BASE_ATTRIBUTE_NAMES
-    return _DEFAULT_ATTRIBUTE_NAMES.get(code, BASE_ATTRIBUTE_NAMES)
-
-
-DEFAULT_CATALOG = default_snapshot("360000")
-"""The default catalog of the default province (`SSC_ISSUER`), for callers without a runtime."""
-SCENES: Mapping[str, Scene] = DEFAULT_CATALOG.scenes
-"""The default catalog's scenes by code (the documented scene codes of the API schema)."""
+    scene = None if code is None else SCENES.get(code)
+    return BASE_ATTRIBUTE_NAMES if scene is None else scene.attribute_names
 
 
 def require_scenes(codes: Iterable[str]) -> list[str]:
