@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import importlib
 import json
 import os
 import secrets
@@ -166,9 +167,21 @@ async def _pipeline(redis_url: str) -> AsyncIterator[_Pipeline]:
             # As a serving worker does after its start (`ssc serve`): what lives as long as the
             # process is kept out of the collector's walks, whose pauses would otherwise land
             # in some rounds and not others.
-            gc.collect()
-            gc.freeze()
+            _as_serving_worker()
             yield _Pipeline(app, runtime.token_issuer, bytes.fromhex(handle), headers)
+
+
+def _as_serving_worker() -> None:
+    """The collector set as this tree's `ssc serve` sets it after the start: its
+    `app.long_lived.freeze_long_lived` where it has one (which also sets the thresholds),
+    otherwise a collection and a freeze, as older trees did."""
+    try:
+        long_lived = importlib.import_module("app.long_lived")
+    except ImportError:
+        gc.collect()
+        gc.freeze()
+    else:
+        long_lived.freeze_long_lived()
 
 
 @dataclass(frozen=True)
