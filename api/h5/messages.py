@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from api.h5.pages import PageContext
 from app.cards.errors import TransitionNotAllowed
+from app.china_time import CHINA_STANDARD_TIME
 from app.errors import DomainError
-from app.h5.sessions import CHINA_TIME
 from app.holders.errors import (
     CardNotActive,
     DeviceNotActivated,
@@ -23,7 +23,7 @@ from app.security.errors import WeakPinError
 def refusal(context: PageContext, error: DomainError) -> str:
     """What the holder is told when a rule refuses (never which credential was wrong)."""
     if isinstance(error, PinLocked):
-        until = error.unlocks_at.astimezone(CHINA_TIME).strftime("%H:%M")
+        until = error.unlocks_at.astimezone(CHINA_STANDARD_TIME).strftime("%H:%M")
         return context.t("error_locked", until=until)
     if isinstance(error, DeviceNotActivated):
         return context.t("error_not_activated")
@@ -44,4 +44,4 @@ def refusal(context: PageContext, error: DomainError) -> str:
 
 def local_time(moment: datetime) -> str:
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M")
+    return aware.astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")

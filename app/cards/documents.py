@@ -29,9 +29,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 
+from app.china_time import today_in_china
 from app.errors import InvalidRequest
 
 
@@ -89,7 +90,6 @@ _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARACTERS = "10X98765432"
 _EIGHTEEN = re.compile(r"[0-9]{17}[0-9X]")
 _OLD_FOREIGNER = re.compile(r"[A-Z]{3}[0-9]{12}")
-_CHINA_STANDARD_TIME = timedelta(hours=8)
 
 
 def mod11_2_check_character(body: str) -> str:
@@ -122,7 +122,7 @@ def validate_document(
         )
     normal = "".join(unicodedata.normalize("NFKC", number).split()).upper()
     if today is None:
-        today = (datetime.now(UTC) + _CHINA_STANDARD_TIME).date()
+        today = today_in_china()
     elif isinstance(today, datetime):
         today = today.date()
     if kind is DocumentType.resident_id:

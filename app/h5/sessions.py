@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import datetime
 
 from app.channels.errors import ChannelSessionRevoked, ChannelSuspended
 from app.channels.service import ChannelHolderPrincipal, ensure_channel_session_live
+from app.china_time import today_in_china
 from app.holders.errors import SessionRevoked
 from app.holders.sessions import (
     HolderSession,
@@ -41,8 +42,6 @@ from app.security.tokens import PrincipalKind
 
 SESSION_PREFIX = "hs_"
 DEVICE_PREFIX = "hd_"
-CHINA_TIME = timezone(timedelta(hours=8), "CST")
-"""The PIN of the day is counted in China Standard Time (no daylight saving), as holders live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +66,7 @@ class PageSession:
         )
 
     def pin_entered_today(self, now: datetime | None = None) -> bool:
-        return self.pin_day == china_today(now).isoformat()
-
-
-def china_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(CHINA_TIME).date()
+        return self.pin_day == today_in_china(now).isoformat()
 
 
 def new_device_secret() -> str:
@@ -152,7 +147,7 @@ async def open_bound_session(
         card_id=card_id,
         device_pk=device_pk,
         family=family,
-        pin_day=china_today().isoformat() if pin_entered else None,
+        pin_day=today_in_china().isoformat() if pin_entered else None,
         channel=channel,
         link=link,
     )
@@ -209,7 +204,7 @@ async def load_page_session(
 
 
 async def note_pin_entered(runtime: Runtime, page: PageSession, *, care: bool) -> PageSession:
-    entered = replace(page, pin_day=china_today().isoformat())
+    entered = replace(page, pin_day=today_in_china().isoformat())
     await _save(runtime, entered, care=care)
     return entered
 

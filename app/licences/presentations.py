@@ -29,9 +29,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit.log import record
 from app.cards.models import Card, CardStatus
 from app.cards.snapshot import CardSnapshot, card_key
+from app.china_time import today_in_china
 from app.holders.errors import card_not_active
 from app.holders.service import holder_card_and_device
-from app.licences.service import holder_licence, today_in_china
+from app.licences.service import holder_licence
 from app.runtime import Runtime
 from app.security.principals import HolderPrincipal, ScannerPrincipal
 from token_service import TokenCheck, Verdict

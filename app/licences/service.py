@@ -29,7 +29,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +44,7 @@ from app.cards.documents import validate_document
 from app.cards.entitlements import mirror_entitlement, republish_holder
 from app.cards.models import Card, Person
 from app.cards.service import NAME_FIELD, document_index
+from app.china_time import CHINA_STANDARD_TIME, today_in_china
 from app.departments.errors import TypeNotIssued
 from app.departments.models import Issuer, IssuerKey
 from app.departments.service import issuer_keys, require_issuable, signature_state, verify_with
@@ -65,7 +66,6 @@ from app.security.principals import DepartmentPrincipal
 SIGNED_FIELD = "licence"
 """The PII field (AES-GCM associated data) the signed originals are sealed under."""
 PUSH_ACTION = "licence.push"
-CHINA = timezone(timedelta(hours=8))
 _NO_EXPIRY = datetime(2099, 12, 31, tzinfo=UTC)
 
 
@@ -111,10 +111,6 @@ async def _after_commit(runtime: Runtime, principal: DepartmentPrincipal, batch:
         await republish_holder(runtime, person_id)
 
 
-def today_in_china() -> date:
-    return datetime.now(CHINA).date()
-
-
 def _signed_payload(keys: Sequence[IssuerKey], compact: str) -> tuple[LicencePayload, str]:
     """The verified content and the kid of the key that signed it."""
     verified = verify_with(keys, compact, ingest=True)
@@ -146,7 +142,7 @@ def entitlement_until(payload: LicencePayload, today: date) -> datetime | None:
         return _NO_EXPIRY
     if payload.valid_until < today:
         return None
-    return datetime.combine(payload.valid_until + timedelta(days=1), time(), CHINA)
+    return datetime.combine(payload.valid_until + timedelta(days=1), time(), CHINA_STANDARD_TIME)
 
 
 async def _ingest(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from app.cards.snapshot import day_number
+from app.china_time import CHINA_STANDARD_TIME
 from app.clients.service import principal_key
 from app.security.principals import ScannerPrincipal
 from token_service.keys import b64url
@@ -56,10 +57,6 @@ class IsoClock:
         return f"{self._prefix}.{micros // 1000:03d}Z"
 
 
-CHINA = timezone(timedelta(hours=8))
-"""Ages are counted by the calendar day in China (which keeps no daylight saving time)."""
-
-
 class ChinaDay:
     """Today in China as a `day_number`, computed once per day, not once per request."""
 
@@ -70,7 +67,7 @@ class ChinaDay:
 
     def __call__(self, now: float) -> int:
         if not self._since <= now < self._until:  # a new day, or a clock set back
-            moment = datetime.fromtimestamp(now, CHINA)
+            moment = datetime.fromtimestamp(now, CHINA_STANDARD_TIME)
             midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
             self._day, self._since, self._until = day_number(moment), midnight, midnight + 86400
         return self._day

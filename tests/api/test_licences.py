@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from sqlmodel import select
 
 from app.cards.models import Card, HolderEntitlement
+from app.china_time import today_in_china
 from app.licences.models import Licence
-from app.licences.service import SIGNED_FIELD, today_in_china
+from app.licences.service import SIGNED_FIELD
 from app.runtime import Runtime
 from tests.departments import Department, create_department, new_key, register_key
 from tests.factories import (
