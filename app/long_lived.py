@@ -14,11 +14,10 @@ outlives one (pooled connections' buffers, queued audit entries, caches filling)
 default threshold crossed. Measured with `gc.callbacks` in a worker after its start
 (load/PROFILE.md, session 10): under wrk with the `hospital` scene, 2,499 young, 227 middle
 and 20 full collections in 20 s (0.46 s of pauses; 2.5-2.8 % of the worker's CPU in other
-rounds),
-none with 20,000; at 1,300 req/s open loop, 110 young and 10 middle collections of at most
-1.3 ms in 25 s, against one young collection of 5-13 ms with 20,000 (a young collection walks
-the objects allocated since the last one, so it is longer when rarer). p99 at that rate did
-not differ beyond the machine's noise.
+rounds), none with 20,000; at 1,300 req/s open loop, 110 young and 10 middle collections of
+at most 1.3 ms in 25 s, against one young collection of 5-13 ms with 20,000 (a young
+collection walks the objects allocated since the last one, so it is longer when rarer). p99
+at that rate did not differ beyond the machine's noise.
 """
 
 from __future__ import annotations
