@@ -305,7 +305,9 @@ class TestFetchFailures:
         started = time.monotonic()
         assert await fetch_status_lists(runtime, http, force=True) == {OTHER: FetchOutcome.failed}
         waited = time.monotonic() - started
-        assert self.TIMEOUT <= waited < self.TIMEOUT + 2  # given up at the timeout
+        # Given up at the timeout (the event loop may run a timer up to its clock's resolution
+        # early, hence the small margin below it).
+        assert self.TIMEOUT - 0.05 <= waited < self.TIMEOUT + 2
         assert held_issued_at(runtime) == held
 
 
